@@ -1,0 +1,130 @@
+"""What every batch builder promises, so the probes can verify any of them the same way.
+
+A builder is a picklable top-level object (DataLoader workers under spawn pickle it) that
+turns a list of examples into the dict of tensors the model's ``forward`` takes:
+
+    builder = SomeCollator(tokenizer, ...)
+    batch = builder([{"image": "page.png", "text": "target text"}, ...])
+    Trainer(..., data_collator=builder)
+
+Examples are mappings with ``image`` (a path or a PIL image; ``image_path`` is accepted as
+the seed datasets name it), ``text`` (the target) and an optional ``prompt``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+IGNORE_INDEX = -100
+
+
+class BadExample(ValueError):
+    """One example a builder cannot turn into tensors; names it so it can be fixed, never dropped."""
+
+    def __init__(self, index: int, reason: str, path: str | None = None):
+        where = f"example {index}" + (f" ({path})" if path else "")
+        super().__init__(f"{where}: {reason}")
+        self.index = index
+        self.path = path
+        self.reason = reason
+
+
+class BatchBuilder:
+    """Base class of the builders: the protocol plus the checks every family shares."""
+
+    #: short family name shown in the report ("deepseek-ocr-v1", ...)
+    family: str = "generic"
+
+    def __call__(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for the report: family, mode, ids, dtype, padding side."""
+        return {"family": self.family, "class": f"{type(self).__module__}.{type(self).__qualname__}"}
+
+    def validate(self, batch: Mapping[str, Any]) -> list[str]:
+        """Problems with a batch this builder made (empty when it is sound)."""
+        return check_labels(batch)
+
+
+def example_image(example: Mapping[str, Any], index: int) -> Any:
+    """The example's image (path or PIL image), or a BadExample naming what is wrong."""
+    if not isinstance(example, Mapping):
+        raise BadExample(index, f"expected a mapping with 'image' and 'text', got {type(example).__name__}")
+    image = example.get("image", example.get("image_path"))
+    if image is None:
+        raise BadExample(index, "no 'image' (or 'image_path') key")
+    return image
+
+
+def example_text(example: Mapping[str, Any], index: int, path: str | None = None) -> str:
+    text = example.get("text")
+    if not isinstance(text, str):
+        raise BadExample(index, f"'text' must be a string, got {type(text).__name__}", path)
+    if not text.strip():
+        raise BadExample(index, "'text' is empty: nothing to learn from this example", path)
+    return text
+
+
+def open_rgb(image: Any, index: int):
+    """Decode an image to RGB, or raise BadExample with the path and the decoder's reason."""
+    from PIL import Image, ImageOps
+
+    path = str(image) if isinstance(image, (str, Path)) else None
+    try:
+        if path is not None:
+            with Image.open(path) as im:
+                im = ImageOps.exif_transpose(im)
+                return _to_rgb(im)
+        if isinstance(image, Image.Image):
+            return _to_rgb(image)
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
+        raise BadExample(index, f"cannot decode image: {type(exc).__name__}: {exc}", path) from exc
+    raise BadExample(index, f"'image' must be a path or a PIL image, got {type(image).__name__}")
+
+
+def _to_rgb(im):
+    if im.mode == "RGB":
+        im.load()
+        return im.copy()
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        # Flatten transparency onto white paper, the way a scan looks.
+        from PIL import Image
+
+        rgba = im.convert("RGBA")
+        paper = Image.new("RGB", rgba.size, (255, 255, 255))
+        paper.paste(rgba, mask=rgba.getchannel("A"))
+        return paper
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # High bit-depth scans: scale to 8 bits instead of clipping to white.
+        import numpy as np
+        from PIL import Image
+
+        arr = np.asarray(im, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        return Image.fromarray(arr.astype("uint8"), "L").convert("RGB")
+    return im.convert("RGB")
+
+
+def check_labels(batch: Mapping[str, Any]) -> list[str]:
+    """Shared label checks: at least one supervised token per sample, none on padding."""
+    import torch
+
+    problems = []
+    labels = batch.get("labels")
+    if labels is None:
+        return ["no 'labels': the model computes no loss"]
+    if not isinstance(labels, torch.Tensor):
+        return [f"'labels' must be a tensor, got {type(labels).__name__}"]
+    supervised = (labels != IGNORE_INDEX).sum(dim=-1)
+    for i, n in enumerate(supervised.tolist()):
+        if n == 0:
+            problems.append(f"sample {i} has no supervised token (all labels are {IGNORE_INDEX})")
+    mask = batch.get("attention_mask")
+    if isinstance(mask, torch.Tensor) and mask.shape == labels.shape:
+        on_padding = ((mask == 0) & (labels != IGNORE_INDEX)).sum().item()
+        if on_padding:
+            problems.append(f"{on_padding} label(s) on padding positions")
+    return problems

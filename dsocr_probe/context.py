@@ -1,0 +1,152 @@
+"""What the probes share in one run: the options, the machine's facts and the lazily loaded inputs.
+
+Each input (target, training config, dataset, tokenizer) is loaded at most once, by the
+first probe that needs it. A failure to load is kept and re-raised as the same finding for
+every probe that asks, so one cause is reported once with its fix and the rest say SKIP.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from . import facts as facts_mod
+from .findings import Finding, ProbeStop, Status, skip
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Options:
+    model: str | None = None
+    revision: str | None = None
+    trust_remote_code: bool = False
+    allow_unpinned: bool = False
+    data: Path | None = None
+    train_config: Path | None = None
+    report_dir: Path = Path("reports")
+    lang: str = "en"
+    device: str | None = None
+    timeout_s: float = 0.0
+
+
+def _loaded_once(fn: Callable[[Any], T]) -> Callable[[Any], T]:
+    """Cache a loader's value *or* its ProbeStop, so a broken input is diagnosed once."""
+    attr = "_cache_" + fn.__name__
+
+    @functools.wraps(fn)
+    def wrapper(self: Any) -> T:
+        if attr not in self.__dict__:
+            try:
+                self.__dict__[attr] = (fn(self), None)
+            except ProbeStop as stop:
+                self.__dict__[attr] = (None, stop)
+        value, stop = self.__dict__[attr]
+        if stop is not None:
+            raise stop
+        return value
+
+    return wrapper
+
+
+class ProbeContext:
+    def __init__(
+        self,
+        options: Options,
+        facts: facts_mod.EnvFacts | None = None,
+        replace_facts: Callable[[facts_mod.EnvFacts], facts_mod.EnvFacts | None] | None = None,
+    ):
+        self.options = options
+        self._facts = facts
+        self._replace_facts = replace_facts
+
+    @property
+    def facts(self) -> facts_mod.EnvFacts:
+        if self._facts is None:
+            gathered = facts_mod.gather()
+            replaced = self._replace_facts(gathered) if self._replace_facts else None
+            if replaced is not None:
+                replaced.injected = True
+            self._facts = replaced or gathered
+        return self._facts
+
+    @_loaded_once
+    def target(self):
+        """The model under test (see :mod:`dsocr_probe.target`); the demo when none was given."""
+        from . import target
+
+        # Probes work from the local cache only; this also covers transformers' own lookups.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        if self.options.model is None:
+            from . import demo
+
+            return demo.demo_target()
+        return target.resolve(self.options.model, self.options.revision)
+
+    @_loaded_once
+    def train_config(self):
+        """The team's training config, or None when no --dsocr-train-config was given."""
+        from . import trainconfig
+
+        if self.options.train_config is None:
+            return None
+        return trainconfig.load(self.options.train_config)
+
+    @_loaded_once
+    def dataset(self):
+        """The dataset splits (--dsocr-data, the config's data section, or the demo's data)."""
+        from . import dataset
+
+        folder = self.options.data
+        cfg = self.train_config()
+        if folder is None and cfg is not None:
+            if cfg.data_dir is None and cfg.splits():
+                return dataset.load_splits(cfg.splits(), root=cfg.path.parent)
+            folder = cfg.data_dir
+        if folder is None:
+            folder = self.target().dataset
+        if folder is None:
+            return None
+        return dataset.load(Path(folder))
+
+    @_loaded_once
+    def skeleton(self):
+        """The model class and a weightless (meta-device) instance; see :mod:`dsocr_probe.skeleton`."""
+        from . import skeleton
+
+        return skeleton.build(self.target(), self.options.trust_remote_code)
+
+    @_loaded_once
+    def tokenizer(self):
+        from . import loading
+
+        return loading.load_tokenizer(self)
+
+    def require(self, loader: Callable[[], T | None], what: str, how: str) -> T:
+        """The loader's value, or stop the probe with SKIP naming what was missing."""
+        value = loader()
+        if value is None:
+            raise ProbeStop(skip(f"input.no-{what}", f"No {what} to check", fix=how))
+        return value
+
+    def needs(self, loader: Callable[[], T], probe: str) -> T:
+        """Like calling the loader, but a failure already reported elsewhere becomes a SKIP here."""
+        try:
+            return loader()
+        except ProbeStop as stop:
+            f = stop.finding
+            if f.status is Status.SKIP:
+                raise
+            raise ProbeStop(
+                Finding(
+                    Status.SKIP,
+                    f"{probe}.prerequisite",
+                    f"Not checked: {f.title}",
+                    detail=f.detail,
+                    fix=f.fix,
+                )
+            ) from None

@@ -1,0 +1,229 @@
+"""The pytest face of the probes: options, one test item per probe, the report at the end.
+
+With ``--dsocr-probe`` the session collects the probes instead of test files, so
+``-k``, ``-x``, ``-v``, ``--junitxml`` and markers work on them as on any test.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import probes as probes_mod
+from .context import Options, ProbeContext
+from .findings import Finding, ProbeResult, ProbeStop, RunRecord, Status, probe_error
+
+RECORD = pytest.StashKey[RunRecord]()
+CONTEXT = pytest.StashKey[ProbeContext]()
+REPORT_PATHS = pytest.StashKey[tuple[Path, Path]]()
+
+# (option, ini type, default, help): each option is also an ini setting named dsocr_<name>.
+_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
+    ("model", "string", None, "model folder or hub id (local cache only); default: the built-in demo target"),
+    ("revision", "string", None, "hub revision; a 40-hex commit counts as pinned"),
+    ("trust-remote-code", "bool", False, "allow importing the checkpoint's own Python code"),
+    ("allow-unpinned", "bool", False, "accept trusted remote code without a pinned commit (not recommended)"),
+    ("data", "string", None, "dataset folder: train/ and val/ with metadata.json of {image_path, text} rows"),
+    ("train-config", "string", None, "training config YAML (model, lora, training, data) or TrainingArguments kwargs"),
+    ("report-dir", "string", "reports", "where REPORT_<topic>_<time>.md and .json are written"),
+    ("lang", "string", "en", "report language: en or ru"),
+    ("device", "string", None, "device for the step probe (default: cuda when available, else cpu)"),
+    ("timeout", "string", "0", "seconds a probe that loads weights may take (0: no limit)"),
+)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dsocr-probe", "DeepSeek-OCR fine-tuning gate")
+    group.addoption("--dsocr-probe", action="store_true", default=False, help="run the fine-tuning probes instead of tests")
+    for name, kind, default, help_ in _OPTIONS:
+        dest = "dsocr_" + name.replace("-", "_")
+        if kind == "bool":
+            group.addoption(f"--dsocr-{name}", action="store_true", default=None, dest=dest, help=help_)
+        else:
+            group.addoption(f"--dsocr-{name}", action="store", default=None, dest=dest, help=help_)
+        parser.addini(dest, help_, type=kind, default=default)
+
+
+def _value(config: pytest.Config, name: str) -> Any:
+    dest = "dsocr_" + name.replace("-", "_")
+    cli = config.getoption(dest)
+    return cli if cli is not None else config.getini(dest)
+
+
+def options_from(config: pytest.Config) -> Options:
+    def path(name: str) -> Path | None:
+        v = _value(config, name)
+        return Path(v) if v else None
+
+    lang = _value(config, "lang")
+    if lang not in ("en", "ru"):
+        raise pytest.UsageError(f"--dsocr-lang must be en or ru, not {lang!r}")
+    try:
+        timeout = float(_value(config, "timeout") or 0)
+    except ValueError:
+        raise pytest.UsageError(f"--dsocr-timeout must be a number of seconds, not {_value(config, 'timeout')!r}") from None
+    report_dir = Path(_value(config, "report-dir"))
+    if not report_dir.is_absolute():
+        report_dir = config.rootpath / report_dir if config.getoption("dsocr_report_dir") is None else Path.cwd() / report_dir
+    return Options(
+        model=_value(config, "model") or None,
+        revision=_value(config, "revision") or None,
+        trust_remote_code=bool(_value(config, "trust-remote-code")),
+        allow_unpinned=bool(_value(config, "allow-unpinned")),
+        data=path("data"),
+        train_config=path("train-config"),
+        report_dir=report_dir,
+        lang=lang,
+        device=_value(config, "device") or None,
+        timeout_s=timeout,
+    )
+
+
+def _enabled(config: pytest.Config) -> bool:
+    return bool(config.getoption("dsocr_probe"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "dsocr_probe: a fine-tuning probe collected by dsocr-probe")
+    if not _enabled(config):
+        return
+    ctx = ProbeContext(
+        options_from(config),
+        replace_facts=lambda gathered: config.hook.pytest_dsocr_facts(config=config, facts=gathered),
+    )
+    config.stash[CONTEXT] = ctx
+    config.stash[RECORD] = RunRecord()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> list[pytest.Item] | None:
+    """With --dsocr-probe the session collects the probes, not test files (the probe run is its own job)."""
+    config = session.config
+    if not _enabled(config):
+        return None
+    hook = config.hook
+    suite = ProbeSuite.from_parent(session, name="dsocr-probe", nodeid="dsocr-probe")
+    hook.pytest_collectstart(collector=suite)
+    items = suite.collect()
+    hook.pytest_collectreport(report=pytest.CollectReport(suite.nodeid, "passed", None, items))
+    session.items = items
+    hook.pytest_collection_modifyitems(session=session, config=config, items=session.items)  # -k, -m, deselect
+    hook.pytest_collection_finish(session=session)
+    session.testscollected = len(session.items)
+    return session.items
+
+
+class ProbeSuite(pytest.Collector):
+    def collect(self) -> list[pytest.Item]:
+        return [ProbeItem.from_parent(self, name=spec.name, spec=spec) for spec in probes_mod.PROBES]
+
+
+class ProbeFailed(Exception):
+    """The probe found something that blocks training; the findings say what."""
+
+
+class ProbeItem(pytest.Item):
+    def __init__(self, *, spec: probes_mod.ProbeSpec, **kw: Any):
+        super().__init__(**kw)
+        self.spec = spec
+        self.add_marker("dsocr_probe")
+        self.result: ProbeResult | None = None
+
+    def runtest(self) -> None:
+        ctx = self.config.stash[CONTEXT]
+        self.result = result = run_probe(self.spec, ctx)
+        self.config.stash[RECORD].results.append(result)
+        self.user_properties.append(("dsocr_status", result.status.value))
+        for f in result.findings:
+            self.user_properties.append((f.code, f.status.value))
+        status = result.status
+        if status is Status.SKIP:
+            pytest.skip("; ".join(f.title for f in result.findings) or "nothing to check")
+        if status.blocks:
+            raise ProbeFailed(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:
+        if isinstance(excinfo.value, ProbeFailed) and self.result is not None:
+            return _describe(self.result)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[str, int | None, str]:
+        return f"dsocr-probe/{self.spec.module}", None, f"probe {self.spec.name}: {self.spec.title}"
+
+
+def run_probe(spec: probes_mod.ProbeSpec, ctx: ProbeContext) -> ProbeResult:
+    """Run one probe; whatever happens, return a result (never raise)."""
+    start = time.perf_counter()
+    findings: list[Finding] = []
+    try:
+        for finding in spec.run(ctx):
+            findings.append(finding)
+    except ProbeStop as stop:
+        findings.append(stop.finding)
+    except Exception as exc:  # a probe bug must not hide the other probes' findings
+        findings.append(probe_error(spec.name, exc))
+    return ProbeResult(spec.name, spec.title, findings, time.perf_counter() - start)
+
+
+def _describe(result: ProbeResult) -> str:
+    lines = [f"{result.title}: {result.status.icon} {result.status.value.upper()}"]
+    for f in result.findings:
+        if f.status in (Status.PASS, Status.SKIP):
+            continue
+        lines.append(f"  {f.status.icon} {f.title}")
+        if f.detail:
+            lines.extend("      " + line for line in f.detail.splitlines())
+        if f.fix:
+            lines.append(f"      fix: {f.fix}")
+    return "\n".join(lines)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if not _enabled(config) or RECORD not in config.stash:
+        return
+    record = config.stash[RECORD]
+    if not record.results:
+        return
+    from . import report
+
+    ctx = config.stash[CONTEXT]
+    record.environment = ctx.facts.to_json()
+    try:
+        record.target = ctx.target().describe()
+    except ProbeStop:
+        record.target = {"name": ctx.options.model or "demo"}
+    config.stash[REPORT_PATHS] = report.write(record, ctx.options)
+    if record.verdict.value == "NO-GO" and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    if not _enabled(config):
+        return None
+    opts = config.stash[CONTEXT].options
+    return [f"dsocr-probe: model={opts.model or 'built-in demo'} report-dir={opts.report_dir}"]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if REPORT_PATHS not in config.stash:
+        return
+    record = config.stash[RECORD]
+    md, js = config.stash[REPORT_PATHS]
+    verdict = record.verdict.value
+    markup = {"GO": {"green": True}, "NO-GO": {"red": True}}.get(verdict, {"yellow": True})
+    terminalreporter.section("dsocr-probe", sep="=", bold=True, **markup)
+    terminalreporter.write_line(f"verdict: {verdict}", bold=True, **markup)
+    for result, f in record.findings(Status.FAIL, Status.ERROR, Status.WARN):
+        terminalreporter.write_line(f"  {f.status.icon} [{result.name}] {f.title}")
+    terminalreporter.write_line(f"report: {md}")
+    terminalreporter.write_line(f"json:   {js}")

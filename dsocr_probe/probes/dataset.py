@@ -1,0 +1,173 @@
+"""Probe 9: the dataset rows — files exist and decode, targets are usable, splits don't leak."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections import Counter, defaultdict
+from typing import Iterable
+
+from ..findings import Finding, ProbeStop, fail, passed, skip, warn
+
+# Pages outside these bounds still train, but badly: text too small to read, or memory blown.
+MIN_SIDE = 32
+MAX_ASPECT = 20.0
+MAX_ROWS_LISTED = 50
+
+
+def run(ctx) -> Iterable[Finding]:
+    data = ctx.require(
+        ctx.dataset,
+        "dataset",
+        "Pass --dsocr-data DIR (train/ and val/ with metadata.json), or set data.train_dir in the training config.",
+    )
+    bad: list[dict] = []  # rows that will crash the batch builder
+    odd: list[dict] = []  # rows that train, but deserve a look
+    modes: Counter[str] = Counter()
+    sizes: list[tuple[int, int]] = []
+    by_hash: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    by_text: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    counts = []
+    for split in data.splits.values():
+        for p in split.problems:
+            bad.append(_row(split.name, p.file, p.index, p.reason))
+        counts.append({"split": split.name, "metadata": str(split.metadata), "rows": len(split.rows) + sum(p.index is not None for p in split.problems)})
+        for row in split.rows:
+            if not row.text.strip():
+                bad.append(_row(split.name, row.image, row.index, "empty target text: nothing to learn"))
+            by_text[row.text.strip()].append((split.name, row.index))
+            info = inspect_image(row.image)
+            if isinstance(info, str):
+                bad.append(_row(split.name, row.image, row.index, info))
+                continue
+            mode, size, digest = info
+            modes[mode] += 1
+            sizes.append(size)
+            by_hash[digest].append((split.name, row.index))
+            w, h = size
+            if min(w, h) < MIN_SIDE:
+                odd.append(_row(split.name, row.image, row.index, f"tiny image {w}x{h}: text will be unreadable after resizing"))
+            elif max(w, h) / min(w, h) > MAX_ASPECT:
+                odd.append(_row(split.name, row.image, row.index, f"extreme aspect ratio {w}x{h}: padded to a square, the text shrinks to a sliver"))
+    yield passed("dataset.splits", "Dataset splits read", table=counts, evidence=_size_evidence(modes, sizes))
+    if bad:
+        yield fail(
+            "dataset.bad-rows",
+            f"{len(bad)} row(s) cannot be used: training would stop at the first one",
+            table=bad[:MAX_ROWS_LISTED],
+            detail="" if len(bad) <= MAX_ROWS_LISTED else f"... and {len(bad) - MAX_ROWS_LISTED} more (all are in the JSON report).",
+            fix="Fix or remove each listed row in its metadata file; the batch builder refuses them rather than skip them.",
+            params={"n": len(bad)},
+        )
+    if odd:
+        yield warn("dataset.odd-images", f"{len(odd)} image(s) will train poorly", table=odd[:MAX_ROWS_LISTED],
+                   fix="Re-scan or crop these pages, or drop them from the metadata file.", params={"n": len(odd)})
+    yield from _duplicates(by_hash, by_text)
+    yield from _lengths(ctx, data)
+
+
+def _row(split: str, file, index: int | None, reason: str) -> dict:
+    return {"split": split, "file": str(file), "row": "-" if index is None else index, "reason": reason}
+
+
+def inspect_image(path) -> tuple[str, tuple[int, int], str] | str:
+    """(mode, size, content hash) of a decodable image, or the reason it cannot be used."""
+    from PIL import Image
+
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return "image file does not exist"
+    except OSError as exc:
+        return f"cannot read the file: {exc.strerror or exc}"
+    if not raw:
+        return "image file is empty (0 bytes)"
+    import io
+
+    try:
+        with warnings.catch_warnings():
+            # Between PIL's pixel limit and twice that, PIL only warns: a bomb is still a bomb.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw)) as im:
+                mode, size = im.mode, im.size
+                im.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return f"refused as a decompression bomb: {exc}"
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        return f"not a decodable image ({type(exc).__name__}: {exc})"
+    return mode, size, hashlib.sha256(raw).hexdigest()
+
+
+def _size_evidence(modes: Counter, sizes: list[tuple[int, int]]) -> dict:
+    if not sizes:
+        return {}
+    widths, heights = [s[0] for s in sizes], [s[1] for s in sizes]
+    return {
+        "decoded images": len(sizes),
+        "modes": ", ".join(f"{m} x{n}" for m, n in modes.most_common()),
+        "width min/max": f"{min(widths)} / {max(widths)}",
+        "height min/max": f"{min(heights)} / {max(heights)}",
+    }
+
+
+def _duplicates(by_hash, by_text) -> Iterable[Finding]:
+    leaks, dups = [], []
+    for kind, groups in (("image", by_hash), ("text", by_text)):
+        for rows in groups.values():
+            if len(rows) < 2:
+                continue
+            where = ", ".join(f"{s}[{i}]" for s, i in rows)
+            (leaks if len({s for s, _ in rows}) > 1 else dups).append({"same": kind, "rows": where})
+    if leaks:
+        yield warn(
+            "dataset.split-overlap",
+            f"{len(leaks)} item(s) appear in more than one split",
+            detail="Validation loss on samples the model trains on measures memory, not reading.",
+            table=leaks[:MAX_ROWS_LISTED],
+            fix="Keep each page (and each target text) in one split only.",
+            params={"n": len(leaks)},
+        )
+    if dups:
+        yield warn("dataset.duplicates", f"{len(dups)} duplicated item(s) within a split", table=dups[:MAX_ROWS_LISTED],
+                   fix="Remove the repeated rows, or keep them on purpose as oversampling.", params={"n": len(dups)})
+
+
+def _lengths(ctx, data) -> Iterable[Finding]:
+    cfg = _config_or_none(ctx)
+    max_length = (cfg.data.get("max_length") if cfg else None) or (cfg.training.get("max_length") if cfg else None)
+    try:
+        tokenizer = ctx.tokenizer()
+    except ProbeStop as stop:
+        yield skip("dataset.lengths", f"Target lengths not measured: {stop.finding.title}", fix=stop.finding.fix)
+        return
+    lengths = []
+    too_long = []
+    for split in data.splits.values():
+        for row in split.rows:
+            n = len(tokenizer(row.text, add_special_tokens=False)["input_ids"]) + 1  # + eos
+            lengths.append(n)
+            if max_length and n > int(max_length):
+                too_long.append(_row(split.name, row.image, row.index, f"target is {n} tokens > max_length {max_length}"))
+    if not lengths:
+        return
+    evidence = {"target tokens min/median/max": f"{min(lengths)} / {sorted(lengths)[len(lengths) // 2]} / {max(lengths)}",
+                "max_length": max_length or "not set"}
+    if too_long:
+        yield fail(
+            "dataset.too-long",
+            f"{len(too_long)} target(s) exceed max_length {max_length}",
+            detail="Truncating a target teaches the model to stop mid-page; the batch builder refuses such rows.",
+            table=too_long[:MAX_ROWS_LISTED],
+            evidence=evidence,
+            fix=f"Raise data.max_length to at least {max(lengths)} plus the prompt and image tokens, or split these pages.",
+            params={"n": len(too_long), "max_length": max_length},
+        )
+    else:
+        yield passed("dataset.lengths", "Target lengths fit", evidence=evidence)
+
+
+def _config_or_none(ctx):
+    try:
+        return ctx.train_config()
+    except ProbeStop:
+        return None

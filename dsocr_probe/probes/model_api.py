@@ -1,0 +1,185 @@
+"""Probe 4: how the model must be loaded and called — Auto classes, forward signature, loss, image inputs.
+
+Reads the config as data and the class without weights; remote code is imported only when
+trusted, and otherwise its forward signature is read from the source with ``ast``.
+"""
+
+from __future__ import annotations
+
+import ast
+import time
+from dataclasses import dataclass
+from typing import Iterable
+
+from ..findings import Finding, ProbeStop, fail, passed, skip, warn
+
+# The Auto classes a fine-tuning script for an OCR model is likely to reach for.
+AUTO_CLASSES = (
+    "AutoModel",
+    "AutoModelForCausalLM",
+    "AutoModelForImageTextToText",
+    "AutoModelForVision2Seq",
+    "AutoModelForSeq2SeqLM",
+)
+# forward() arguments that carry pixels or describe them, across the supported families.
+IMAGE_ARGS = (
+    "pixel_values", "pixel_values_local", "num_local_patches", "images", "images_seq_mask",
+    "images_spatial_crop", "image_sizes", "image_grid_thw", "pixel_attention_mask", "image_flags",
+)
+
+
+@dataclass
+class AutoVerdict:
+    auto_class: str
+    accepts: bool
+    detail: str  # the class it builds, or why it refuses
+
+    def row(self) -> dict:
+        return {"Auto class": self.auto_class, "loads this checkpoint": "yes" if self.accepts else "no", "builds / refusal": self.detail}
+
+
+def auto_class_verdicts(target, config=None) -> list[AutoVerdict]:
+    """Which Auto classes accept the checkpoint. Remote code: only those in auto_map. Native: the
+    installed mapping, with the refusal message transformers itself gives."""
+    import transformers
+
+    out = []
+    for name in AUTO_CLASSES:
+        auto = getattr(transformers, name, None)
+        if auto is None:
+            out.append(AutoVerdict(name, False, f"not in transformers {transformers.__version__}"))
+            continue
+        if target.needs_remote_code:
+            ref = target.auto_map.get(name)
+            if ref:
+                out.append(AutoVerdict(name, True, f"remote code {ref}"))
+            else:
+                mapped = ", ".join(sorted(target.auto_map))
+                out.append(AutoVerdict(name, False, f"Unrecognized configuration class: auto_map maps only {mapped}"))
+            continue
+        if config is None:
+            continue
+        if type(config) in auto._model_mapping:
+            out.append(AutoVerdict(name, True, auto._model_mapping[type(config)].__name__))
+            continue
+        try:
+            auto.from_config(config)
+            out.append(AutoVerdict(name, True, "builds"))  # not reached for unmapped configs
+        except Exception as exc:
+            out.append(AutoVerdict(name, False, str(exc).split(". ")[0].split("\n")[0]))
+    return out
+
+
+def run(ctx) -> Iterable[Finding]:
+    target = ctx.target()
+    yield passed("model_api.target", f"Model `{target.name}` found", evidence=target.describe())
+    config, sk = None, None
+    try:
+        sk = ctx.skeleton()
+        config = sk.config
+    except ProbeStop as stop:
+        if stop.finding.status.blocks:
+            yield stop.finding
+        elif not target.needs_remote_code:
+            raise
+    yield auto_class_finding(auto_class_verdicts(target, config))
+
+    params, how = _forward_params(target, sk)
+    if params is None:
+        yield skip("model_api.signature", f"forward() signature not read: {how}", fix="Re-run with --dsocr-trust-remote-code.")
+        return
+    decoder_only = not (target.config.get("is_encoder_decoder") or "decoder_input_ids" in params)
+    images = [p for p in params if p in IMAGE_ARGS]
+    yield passed(
+        "model_api.signature",
+        f"forward({', '.join(params)})",
+        evidence={
+            "read from": how,
+            "architecture": "decoder-only (causal LM)" if decoder_only else "encoder-decoder",
+            "image inputs": ", ".join(images) or "none",
+            "loss inside forward": "yes (pass labels)" if "labels" in params else "no",
+            "accepts **kwargs": "yes" if "**kwargs" in params else "no",
+        },
+        params={"decoder_only": decoder_only, "image_args": images},
+    )
+    if not images:
+        yield warn("model_api.no-image-input", "forward() takes no image argument", fix="Check that this is the vision-language checkpoint, not its text-only language model.")
+    if "labels" not in params:
+        yield warn("model_api.no-labels", "forward() takes no labels: the loss must be computed outside", fix="Subclass Trainer.compute_loss, or use the checkpoint's causal-LM class.")
+    if sk is not None:
+        yield _meta_finding(sk)
+
+
+def auto_class_finding(verdicts: list[AutoVerdict]) -> Finding:
+    accepted = [v.auto_class for v in verdicts if v.accepts]
+    refused = [v.auto_class for v in verdicts if not v.accepts]
+    table = [v.row() for v in verdicts]
+    if not accepted:
+        return fail(
+            "model_api.no-auto-class",
+            "No Auto class accepts this checkpoint",
+            table=table,
+            fix="Load the class named in config.json `architectures` directly, or fix the checkpoint's auto_map.",
+        )
+    title = f"Load with {', '.join(accepted)}"
+    fix = ""
+    if refused:
+        title += f"; {', '.join(refused)} refuse this checkpoint"
+        fix = f"Use `{accepted[0]}.from_pretrained(...)`: a script that calls {refused[0]} stops with 'Unrecognized configuration class'."
+    return passed("model_api.auto-classes", title, table=table, fix=fix, params={"accepted": accepted, "refused": refused})
+
+
+def _forward_params(target, sk) -> tuple[list[str] | None, str]:
+    if sk is not None:
+        sig = sk.forward_signature
+        names = []
+        for p in sig.parameters.values():
+            if p.name == "self":
+                continue
+            names.append(("**" if p.kind is p.VAR_KEYWORD else "*" if p.kind is p.VAR_POSITIONAL else "") + p.name)
+        return names, f"{sk.cls.__module__}.{sk.cls.__qualname__} ({sk.how})"
+    ref = target.auto_map.get("AutoModel")
+    if not ref:
+        return None, "no AutoModel entry in auto_map"
+    module, _, cls_name = ref.rpartition(".")
+    module = module.split("--")[-1]
+    path = target.path / (module.replace(".", "/") + ".py")
+    if not path.is_file():
+        return None, f"{path.name} is not in the checkpoint"
+    params = forward_params_from_source(path.read_text(encoding="utf-8"), cls_name)
+    if params is None:
+        return None, f"no {cls_name}.forward in {path.name}"
+    return params, f"{path.name}: {cls_name}.forward (source, not imported)"
+
+
+def forward_params_from_source(source: str, cls_name: str) -> list[str] | None:
+    """The parameter names of ``cls_name.forward`` in a module's source, without importing it."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == cls_name:
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name == "forward":
+                    a = item.args
+                    names = [x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs) if x.arg != "self"]
+                    if a.vararg:
+                        names.append("*" + a.vararg.arg)
+                    if a.kwarg:
+                        names.append("**" + a.kwarg.arg)
+                    return names
+    return None
+
+
+def _meta_finding(sk) -> Finding:
+    if sk.model is None:
+        return warn(
+            "model_api.meta-build",
+            f"A weightless instance could not be built: {sk.build_error}",
+            fix="The step probe loads the real weights and will show whether from_pretrained hits the same error.",
+        )
+    n = sum(p.numel() for p in sk.model.parameters())
+    return passed(
+        "model_api.meta-build",
+        f"{sk.cls.__name__} builds without weights: {n / 1e6:,.1f} M parameters, {len(sk.linear_names)} Linear modules",
+        evidence={"parameters": f"{n:,}", "bf16 weights": f"{n * 2 / 2**30:.2f} GiB"},
+        params={"n_params": n},
+    )

@@ -1,0 +1,131 @@
+"""Probe 5: what AutoProcessor really returns, whether it takes images, and the image token."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Iterable
+
+from ..findings import Finding, ProbeStop, fail, passed, skip, warn
+
+DEFAULT_IMAGE_TOKEN = "<image>"
+
+
+def run(ctx) -> Iterable[Finding]:
+    target = ctx.needs(ctx.target, "processor")
+    yield from _declared_processor_class(target)
+    processor = _auto_processor(ctx, target)
+    tokenizer = getattr(processor, "tokenizer", processor)
+    takes_images = "images" in inspect.signature(processor.__call__).parameters
+    kind = type(processor).__name__
+    if takes_images:
+        yield passed(
+            "processor.takes-images",
+            f"AutoProcessor returns {kind}, which takes images and text",
+            evidence={"image processor": type(getattr(processor, "image_processor", None)).__name__, "tokenizer": type(tokenizer).__name__},
+        )
+    else:
+        error = _call_with_images(processor)
+        yield warn(
+            "processor.tokenizer-only",
+            f"AutoProcessor returns only the tokenizer ({kind}): it takes no images",
+            detail=f"processor(images=..., text=...) → {error}" if error else "",
+            fix="Do not pass images to the processor. Use the batch builder this probe verifies: "
+            "`from dsocr_probe import DeepseekOCRCollator; collator = DeepseekOCRCollator(tokenizer, mode='gundam')` "
+            "and `Trainer(..., data_collator=collator)`; it does the image preprocessing and the image-token layout.",
+            params={"kind": kind},
+        )
+    yield _image_token(target, tokenizer)
+
+
+def _auto_processor(ctx, target):
+    from transformers import AutoProcessor
+
+    remote = any("Processor" in k or "Tokenizer" in k for k in _all_auto_maps(target))
+    if remote and not ctx.options.trust_remote_code:
+        raise ProbeStop(skip("processor.untrusted", "The processor is remote code: not imported without --dsocr-trust-remote-code",
+                             fix="Re-run with --dsocr-trust-remote-code --dsocr-revision <commit>."))
+    try:
+        return AutoProcessor.from_pretrained(str(target.path), trust_remote_code=ctx.options.trust_remote_code)
+    except Exception as exc:
+        raise ProbeStop(
+            fail(
+                "processor.load",
+                f"AutoProcessor.from_pretrained fails: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                fix="Check the tokenizer files (tokenizer.json, tokenizer_config.json) are in the checkpoint folder.",
+            )
+        ) from exc
+
+
+def _all_auto_maps(target) -> dict:
+    out = dict(target.auto_map)
+    for name in ("tokenizer_config.json", "processor_config.json", "preprocessor_config.json"):
+        data = _json(target, name)
+        out.update(data.get("auto_map") or {})
+    return out
+
+
+def _json(target, name: str) -> dict:
+    try:
+        return target.read_json(name) or {}
+    except ValueError:
+        return {}
+
+
+def _declared_processor_class(target) -> Iterable[Finding]:
+    """A processor_class named by the checkpoint but shipped nowhere makes AutoProcessor fall back."""
+    import transformers
+
+    for name in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
+        declared = _json(target, name).get("processor_class")
+        if not declared:
+            continue
+        remote = _all_auto_maps(target).get("AutoProcessor", "")
+        if hasattr(transformers, declared) or remote.endswith("." + declared):
+            continue
+        yield warn(
+            "processor.class-not-shipped",
+            f"{name} names processor_class {declared}, which neither transformers nor the checkpoint ships",
+            detail="AutoProcessor falls back to the tokenizer alone; loading may also warn about a different model type.",
+            fix="Build image inputs with the batch builder for this model family instead of the processor.",
+            params={"file": name, "declared": declared},
+        )
+
+
+def _call_with_images(processor) -> str | None:
+    from PIL import Image
+
+    try:
+        processor(images=[Image.new("RGB", (8, 8))], text=["x"], return_tensors="pt")
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _image_token(target, tokenizer) -> Finding:
+    proc_cfg = _json(target, "processor_config.json") or _json(target, "preprocessor_config.json")
+    token = proc_cfg.get("image_token") or getattr(tokenizer, "image_token", None) or DEFAULT_IMAGE_TOKEN
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    unk = getattr(tokenizer, "unk_token_id", None)
+    evidence = {
+        "image token": token,
+        "image token id": token_id,
+        "bos": f"{tokenizer.bos_token!r} = {tokenizer.bos_token_id}",
+        "eos": f"{tokenizer.eos_token!r} = {tokenizer.eos_token_id}",
+        "pad": f"{tokenizer.pad_token!r} = {tokenizer.pad_token_id}",
+        "vocabulary": len(tokenizer),
+    }
+    if token_id is None or (unk is not None and token_id == unk):
+        return fail("processor.no-image-token", f"The tokenizer has no {token!r} token", evidence=evidence,
+                    fix=f"Use the checkpoint's own tokenizer files; {token!r} must be a single added special token.")
+    config_id = target.config.get("image_token_id", target.config.get("image_token_index"))
+    if config_id is not None and config_id != token_id:
+        return fail(
+            "processor.image-token-mismatch",
+            f"config.json image_token_id {config_id} but the tokenizer maps {token!r} to {token_id}",
+            evidence=evidence,
+            fix="The tokenizer and the weights come from different checkpoints: load both from the same folder.",
+        )
+    if tokenizer.pad_token_id is None:
+        return warn("processor.no-pad", "The tokenizer has no pad token", evidence=evidence,
+                    fix="Set `tokenizer.pad_token = tokenizer.eos_token` before building batches of more than one sample.")
+    return passed("processor.image-token", f"Image token {token!r} = id {token_id}", evidence=evidence)

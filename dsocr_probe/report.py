@@ -1,0 +1,180 @@
+"""The one renderer: a RunRecord becomes a Markdown report and its JSON twin.
+
+Both files are written atomically under a fresh name, so an earlier report is never
+overwritten and a killed run leaves no half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import importlib.resources
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import jinja2
+from tabulate import tabulate
+
+from . import i18n
+from .context import Options
+from .findings import Finding, RunRecord, Status, Verdict
+from .target import topic_of
+
+SCHEMA_VERSION = 1
+VERDICT_ICON = {Verdict.GO: "✅", Verdict.GO_WITH_WARNINGS: "⚠️", Verdict.NO_GO: "❌"}
+
+
+def environment_rows(env: dict[str, Any]) -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = [("python", env.get("python")), ("os", env.get("os"))]
+    rows += [(dist, v or "—") for dist, v in (env.get("versions") or {}).items()]
+    rows.append(("torch CUDA build", env.get("torch_cuda") or "cpu"))
+    rows.append(("CUDA available", env.get("cuda_available")))
+    for d in env.get("devices") or []:
+        gib = d["total_memory_bytes"] / 2**30
+        rows.append((f"cuda:{d['index']}", f"{d['name']} ({d['sm']}, {gib:.1f} GiB, bf16={d['bf16']})"))
+    if env.get("arch_list"):
+        rows.append(("torch arch list", " ".join(env["arch_list"])))
+    return rows
+
+
+def _md_table(rows: list[dict[str, Any]] | list[tuple], headers: Any = "keys") -> str:
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _localized(f: Finding, lang: str) -> dict[str, Any]:
+    text = i18n.translate(f, lang)
+    return {
+        "icon": f.status.icon,
+        "status": f.status.value,
+        "code": f.code,
+        "title": text["title"],
+        "detail": text["detail"],
+        "fix": text["fix"],
+        "source": f.source,
+        "evidence": _md_table(list(f.evidence.items()), headers=("", "")) if f.evidence else "",
+        "table": _md_table(f.table) if f.table else "",
+    }
+
+
+def render_markdown(record: RunRecord, options: Options, when: dt.datetime) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(importlib.resources.files("dsocr_probe.templates"))),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    labels = env.get_template(f"labels_{options.lang}.j2").module
+    verdict = record.verdict
+    summary = [
+        {
+            labels.col_probe: r.title,
+            labels.col_status: f"{r.status.icon} {getattr(labels, 'status_' + r.status.value)}",
+            labels.col_findings: _counts(r.findings, labels),
+            labels.col_time: f"{r.duration_s:.2f} s",
+        }
+        for r in record.results
+    ]
+    blockers = [
+        (r.title, _localized(f, options.lang)) for r, f in record.findings(Status.FAIL, Status.ERROR)
+    ]
+    warnings = [(r.title, _localized(f, options.lang)) for r, f in record.findings(Status.WARN)]
+    return env.get_template("report.md.j2").render(
+        L=labels,
+        verdict=verdict.value,
+        verdict_label=getattr(labels, "verdict_" + verdict.name.lower()),
+        verdict_icon=VERDICT_ICON[verdict],
+        when=when.strftime("%Y-%m-%d %H:%M:%S"),
+        target=record.target,
+        replay=bool(record.environment.get("injected")),
+        summary=_md_table(summary),
+        blockers=blockers,
+        warnings=warnings,
+        results=[
+            {"title": r.title, "name": r.name, "icon": r.status.icon, "duration": f"{r.duration_s:.2f}",
+             "findings": [_localized(f, options.lang) for f in r.findings]}
+            for r in record.results
+        ],
+        environment=_md_table(environment_rows(record.environment), headers=(labels.col_what, labels.col_value)),
+    )
+
+
+def _counts(findings: list[Finding], labels: Any) -> str:
+    parts = []
+    for status in (Status.ERROR, Status.FAIL, Status.WARN, Status.PASS, Status.SKIP):
+        n = sum(f.status is status for f in findings)
+        if n:
+            parts.append(f"{n} {status.icon}")
+    return " ".join(parts) or "—"
+
+
+def render_json(record: RunRecord, options: Options, when: dt.datetime) -> str:
+    data = {
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": when.isoformat(timespec="seconds"),
+        "verdict": record.verdict.value,
+        "target": record.target,
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(options).items()},
+        "environment": record.environment,
+        "probes": [r.to_json() for r in record.results],
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def write(record: RunRecord, options: Options, now: dt.datetime | None = None) -> tuple[Path, Path]:
+    """Write REPORT_<topic>_<YYYYMMDD-HHMMSS>.md and .json; never replaces an existing report."""
+    when = now or dt.datetime.now()
+    folder = options.report_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    topic = _topic(record)
+    md = render_markdown(record, options, when)
+    js = render_json(record, options, when)
+    stem = f"REPORT_{topic}_{when:%Y%m%d-%H%M%S}"
+    for n in range(1000):
+        candidate = stem if n == 0 else f"{stem}-{n}"
+        md_path, js_path = folder / f"{candidate}.md", folder / f"{candidate}.json"
+        if md_path.exists() or js_path.exists():
+            continue
+        # The twin goes first: a reader that sees the .md can rely on the .json being there.
+        if _publish(js_path, js) and _publish(md_path, md):
+            return md_path, js_path
+        with contextlib.suppress(FileNotFoundError):
+            js_path.unlink()
+    raise FileExistsError(f"no free report name for {stem} in {folder}")
+
+
+def _topic(record: RunRecord) -> str:
+    return topic_of(str(record.target.get("name") or "model"))
+
+
+def _publish(path: Path, text: str) -> bool:
+    """Atomically create ``path`` with ``text``; False if it already exists (someone was faster)."""
+    with _temporary(path, text) as tmp:
+        try:
+            os.link(tmp, path)  # fails instead of replacing an existing report
+        except FileExistsError:
+            return False
+        except OSError:  # filesystems without hard links
+            if path.exists():
+                return False
+            os.replace(tmp, path)
+    return True
+
+
+@contextlib.contextmanager
+def _temporary(path: Path, text: str) -> Iterator[Path]:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        yield tmp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+

@@ -1,0 +1,112 @@
+"""The team's training config: a YAML with model / lora / training / data sections,
+or a plain mapping of TrainingArguments keyword arguments.
+
+    model:    {name: deepseek-ai/DeepSeek-OCR, revision: <sha>, trust_remote_code: true, auto_class: AutoModel}
+    lora:     {r: 8, lora_alpha: 16, target_modules: [q_proj, v_proj], task_type: CAUSAL_LM}
+    training: {per_device_train_batch_size: 1, num_train_epochs: 3, optim: adamw_torch, ...}
+    data:     {train_dir: data/processed/train, val_dir: data/processed/val, max_length: 1024,
+               mode: gundam, collator: "mypkg.collate:collator"}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .findings import ProbeStop, fail
+
+SECTIONS = ("model", "lora", "training", "data")
+
+
+@dataclass
+class TrainConfig:
+    path: Path
+    model: dict[str, Any] = field(default_factory=dict)
+    lora: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    sectioned: bool = True  # False: the file was a bare TrainingArguments mapping
+
+    def resolve_path(self, value: str | Path) -> Path:
+        """A path from the config: absolute, or relative to the working directory (where training
+        is launched) or, failing that, to the config's folder or the folder above it."""
+        p = Path(value).expanduser()
+        if p.is_absolute():
+            return p
+        for base in (Path.cwd(), self.path.parent, self.path.parent.parent):
+            if (base / p).exists():
+                return (base / p).resolve()
+        return (Path.cwd() / p).resolve()
+
+    def splits(self) -> dict[str, Path]:
+        """Dataset split folders named by the data section (train_dir, val_dir, test_dir)."""
+        out = {}
+        for key in ("train_dir", "val_dir", "test_dir"):
+            if self.data.get(key):
+                out[key.removesuffix("_dir")] = self.resolve_path(self.data[key])
+        return out
+
+    @property
+    def data_dir(self) -> Path | None:
+        if self.data.get("data_dir"):
+            return self.resolve_path(self.data["data_dir"])
+        return None
+
+
+def load(path: Path) -> TrainConfig:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ProbeStop(
+            fail(
+                "train_config.missing",
+                f"Training config {path} does not exist",
+                fix="Pass the YAML your training script reads, e.g. --dsocr-train-config configs/training_config.yaml.",
+                params={"path": str(path)},
+            )
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ProbeStop(
+            fail("train_config.encoding", f"{path} is not UTF-8 text (byte {exc.start})", fix="Save the file as UTF-8.")
+        ) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ProbeStop(
+            fail(
+                "train_config.yaml",
+                f"{where}: not valid YAML",
+                detail=str(exc),
+                fix="Fix the YAML syntax at that line (indentation, a missing colon, tabs).",
+                params={"where": where},
+            )
+        ) from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ProbeStop(
+            fail(
+                "train_config.not-mapping",
+                f"{path} holds a {type(raw).__name__}, not a mapping",
+                fix="The config is a mapping: sections model/lora/training/data, or TrainingArguments keyword arguments.",
+            )
+        )
+    if not any(s in raw for s in SECTIONS):
+        return TrainConfig(path, training=dict(raw), sectioned=False)
+    sections = {}
+    for name in SECTIONS:
+        value = raw.get(name) or {}
+        if not isinstance(value, dict):
+            raise ProbeStop(
+                fail(
+                    "train_config.section",
+                    f"{path}: section `{name}` must be a mapping, got {type(value).__name__}",
+                    fix=f"Write `{name}:` followed by indented `key: value` lines.",
+                )
+            )
+        sections[name] = dict(value)
+    return TrainConfig(path, **sections)
