@@ -126,6 +126,11 @@ class ProbeContext:
 
         return loading.load_tokenizer(self)
 
+    def loaded_target(self):
+        """The target if a probe already resolved it, else None (never builds or resolves one)."""
+        value, _ = self.__dict__.get("_cache_target", (None, None))
+        return value
+
     def require(self, loader: Callable[[], T | None], what: str, how: str) -> T:
         """The loader's value, or stop the probe with SKIP naming what was missing."""
         value = loader()

@@ -198,10 +198,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     ctx = config.stash[CONTEXT]
     record.environment = ctx.facts.to_json()
-    try:
-        record.target = ctx.target().describe()
-    except ProbeStop:
-        record.target = {"name": ctx.options.model or "demo"}
+    target = ctx.loaded_target()
+    record.target = target.describe() if target else {"name": ctx.options.model or "dsocr-demo"}
     config.stash[REPORT_PATHS] = report.write(record, ctx.options)
     if record.verdict.value == "NO-GO" and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

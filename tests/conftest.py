@@ -1,0 +1,32 @@
+"""Fixtures shared by the tests: tiny offline models and datasets, built once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# pytester's in-process runs drop modules first imported inside them; extension modules such as
+# torch cannot be imported twice in one process, so they are loaded here, before any run.
+import PIL.Image  # noqa: F401
+import tokenizers  # noqa: F401
+import torch  # noqa: F401
+import transformers  # noqa: F401
+from pages import write_pages
+
+
+@pytest.fixture(scope="session")
+def v1_model(tmp_path_factory) -> Path:
+    """Our remote-code stand-in of DeepSeek-OCR v1 (config, tokenizer, modeling code; no weights)."""
+    from dsocr_probe.standin import write_v1_standin
+
+    return write_v1_standin(tmp_path_factory.mktemp("v1") / "DeepSeek-OCR")
+
+
+@pytest.fixture()
+def seed_data(tmp_path) -> Path:
+    """The seed team's data: 3 training pages and 1 validation page."""
+    root = tmp_path / "data" / "processed"
+    write_pages(root / "train", ["Привет мир", "рукописный текст", "третья строка"])
+    write_pages(root / "val", ["проверка"])
+    return root
