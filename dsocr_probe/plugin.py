@@ -6,6 +6,7 @@ With ``--dsocr-probe`` the session collects the probes instead of test files, so
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -164,14 +165,40 @@ def run_probe(spec: probes_mod.ProbeSpec, ctx: ProbeContext) -> ProbeResult:
     """Run one probe; whatever happens, return a result (never raise)."""
     start = time.perf_counter()
     findings: list[Finding] = []
-    try:
-        for finding in spec.run(ctx):
-            findings.append(finding)
-    except ProbeStop as stop:
-        findings.append(stop.finding)
-    except Exception as exc:  # a probe bug must not hide the other probes' findings
-        findings.append(probe_error(spec.name, exc))
+
+    def collect() -> None:
+        try:
+            for finding in spec.run(ctx):
+                findings.append(finding)
+        except ProbeStop as stop:
+            findings.append(stop.finding)
+        except Exception as exc:  # a probe bug (MemoryError too) must not hide the other probes' findings
+            findings.append(probe_error(spec.name, exc))
+
+    limit = ctx.options.timeout_s
+    if spec.loads_weights and limit > 0:
+        # A hung load or step becomes a finding; the thread is left behind as a daemon.
+        worker = threading.Thread(target=collect, name=f"dsocr-probe-{spec.name}", daemon=True)
+        worker.start()
+        worker.join(limit)
+        if worker.is_alive():
+            findings = list(findings) + [_timed_out(spec, limit)]
+    else:
+        collect()
     return ProbeResult(spec.name, spec.title, findings, time.perf_counter() - start)
+
+
+def _timed_out(spec: probes_mod.ProbeSpec, limit: float) -> Finding:
+    return Finding(
+        Status.FAIL,
+        f"{spec.name}.timeout",
+        f"The {spec.title.lower()} probe did not finish within {limit:g} s",
+        detail="Loading the weights or the training step hangs or is far slower than expected "
+        "(a network mount, swapping, a dead GPU, a lock held by another process).",
+        fix=f"Raise --dsocr-timeout above {limit:g} if the machine is just slow; otherwise run with "
+        "`-k " + spec.name + " -s` and watch where it stops.",
+        params={"limit": limit},
+    )
 
 
 def _describe(result: ProbeResult) -> str:

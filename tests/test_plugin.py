@@ -62,18 +62,14 @@ def test_no_go_finding_fails_the_item_and_the_run(pytester):
     assert "Replay" in text and "peft==0.17.1" in text
 
 
-def test_a_crashing_probe_is_reported_and_the_others_still_run(pytester):
-    pytester.makeconftest(
-        """
-        import dsocr_probe.probes.environment as env
+def test_a_crashing_probe_is_reported_and_the_others_still_run(pytester, monkeypatch):
+    import dsocr_probe.probes.environment as env
 
-        def boom(ctx):
-            raise ZeroDivisionError("injected fault")
-            yield
+    def boom(ctx):
+        raise ZeroDivisionError("injected fault")
+        yield
 
-        env.run = boom
-        """
-    )
+    monkeypatch.setattr(env, "run", boom)
     result = pytester.runpytest("--dsocr-probe", "-k", FAST, "-p", "no:randomly")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(failed=1, skipped=1)
@@ -104,3 +100,30 @@ def test_missing_model_is_a_finding_not_a_traceback(pytester):
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*is not in the local Hugging Face cache*", "*huggingface-cli download nobody/NoSuchModel*"])
     result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_a_hanging_weight_loading_probe_times_out(pytester, monkeypatch):
+    import threading
+
+    import dsocr_probe.probes as probes
+
+    release = threading.Event()
+
+    class Hang(probes.ProbeSpec):
+        @property
+        def run(self):
+            def hang(ctx):
+                release.wait(30)
+                yield from ()
+
+            return hang
+
+    monkeypatch.setattr(probes, "PROBES", probes.PROBES + (Hang("hang", "Hang", "step", loads_weights=True),))
+    try:
+        result = pytester.runpytest("--dsocr-probe", "-k", "environment or hang", "--dsocr-timeout", "0.5")
+    finally:
+        release.set()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*did not finish within 0.5 s*"])
+    data = json.loads(_reports(pytester, ".json")[0].read_text(encoding="utf-8"))
+    assert data["probes"][-1]["findings"][0]["code"] == "hang.timeout"

@@ -48,3 +48,42 @@ def test_russian_report(tmp_path):
     md, _ = report.write(_record(warn("b", "hm", fix="do")), Options(report_dir=tmp_path, lang="ru"))
     text = md.read_text(encoding="utf-8")
     assert "Вердикт" in text and "Предупреждения" in text and "Отпечаток окружения" in text
+
+
+KILLED_WRITER = """
+import os, sys, time
+from pathlib import Path
+from dsocr_probe import report
+from dsocr_probe.context import Options
+from dsocr_probe.findings import ProbeResult, RunRecord, passed
+
+real_link = os.link
+
+def slow_link(src, dst):
+    # The temporary file is complete here; the kill lands before it is published.
+    print("publishing", flush=True)
+    time.sleep(60)
+    real_link(src, dst)
+
+os.link = slow_link
+record = RunRecord(target={"name": "m"}, environment={}, results=[ProbeResult("environment", "Environment", [passed("a", "ok")], 0.1)])
+report.write(record, Options(report_dir=Path(sys.argv[1])))
+"""
+
+
+def test_a_run_killed_mid_report_leaves_no_partial_report(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "publishing"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert list(tmp_path.glob("REPORT_*")) == []  # only a hidden temporary may remain, never a half report
+    # The next run is not disturbed by the leftover and still writes a whole report.
+    md, js = report.write(_record(passed("a", "ok")), Options(report_dir=tmp_path))
+    assert md.read_text(encoding="utf-8").startswith("# ") and json.loads(js.read_text(encoding="utf-8"))
