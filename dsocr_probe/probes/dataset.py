@@ -135,6 +135,8 @@ def _duplicates(by_hash, by_text) -> Iterable[Finding]:
 def _lengths(ctx, data) -> Iterable[Finding]:
     cfg = _config_or_none(ctx)
     max_length = (cfg.data.get("max_length") if cfg else None) or (cfg.training.get("max_length") if cfg else None)
+    if not max_length:
+        return  # lengths only matter against a configured limit; no need to load a tokenizer
     try:
         tokenizer = ctx.tokenizer()
     except ProbeStop as stop:
@@ -146,12 +148,12 @@ def _lengths(ctx, data) -> Iterable[Finding]:
         for row in split.rows:
             n = len(tokenizer(row.text, add_special_tokens=False)["input_ids"]) + 1  # + eos
             lengths.append(n)
-            if max_length and n > int(max_length):
+            if n > int(max_length):
                 too_long.append(_row(split.name, row.image, row.index, f"target is {n} tokens > max_length {max_length}"))
     if not lengths:
         return
     evidence = {"target tokens min/median/max": f"{min(lengths)} / {sorted(lengths)[len(lengths) // 2]} / {max(lengths)}",
-                "max_length": max_length or "not set"}
+                "max_length": max_length}
     if too_long:
         yield fail(
             "dataset.too-long",
