@@ -87,3 +87,26 @@ def test_a_run_killed_mid_report_leaves_no_partial_report(tmp_path):
     # The next run is not disturbed by the leftover and still writes a whole report.
     md, js = report.write(_record(passed("a", "ok")), Options(report_dir=tmp_path))
     assert md.read_text(encoding="utf-8").startswith("# ") and json.loads(js.read_text(encoding="utf-8"))
+
+
+def test_russian_report_translates_finding_texts(tmp_path):
+    f = fail("train_config.renamed-argument", "TrainingArguments got an unexpected keyword argument `optimizer`",
+             fix="Use `optim` instead of `optimizer`.", params={"key": "optimizer", "use": "optim"})
+    md, js = report.write(_record(f), Options(report_dir=tmp_path, lang="ru"))
+    text = md.read_text(encoding="utf-8")
+    assert "TrainingArguments не принимает аргумент `optimizer`" in text
+    assert "Используйте `optim` вместо `optimizer`." in text
+    assert json.loads(js.read_text(encoding="utf-8"))["probes"][0]["findings"][0]["title"].startswith("TrainingArguments got")
+
+
+def test_every_translation_formats_with_the_params_its_probe_gives():
+    import string
+
+    from dsocr_probe.i18n import RU
+
+    for code, texts in RU.items():
+        for text in texts.values():
+            fields = {name for _, name, _, _ in string.Formatter().parse(text) if name}
+            assert fields <= {"peft", "transformers", "torch", "dist", "requirement", "have", "torch_cuda", "device", "sm",
+                              "build", "model", "key", "use", "suggestion", "auto_class", "bs", "n", "effective",
+                              "total", "epochs", "workers", "problem", "task", "want", "near", "kind", "max_length"}, code
