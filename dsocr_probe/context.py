@@ -8,7 +8,6 @@ every probe that asks, so one cause is reported once with its fix and the rest s
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -78,9 +77,6 @@ class ProbeContext:
         """The model under test (see :mod:`dsocr_probe.target`); the demo when none was given."""
         from . import target
 
-        # Probes work from the local cache only; this also covers transformers' own lookups.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         if self.options.model is None:
             from . import demo
 

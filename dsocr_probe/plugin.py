@@ -6,6 +6,7 @@ With ``--dsocr-probe`` the session collects the probes instead of test files, so
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from .findings import Finding, ProbeResult, ProbeStop, RunRecord, Status, probe_
 RECORD = pytest.StashKey[RunRecord]()
 CONTEXT = pytest.StashKey[ProbeContext]()
 REPORT_PATHS = pytest.StashKey[tuple[Path, Path]]()
+OFFLINE = pytest.StashKey[pytest.MonkeyPatch]()
 
 # (option, ini type, default, help): each option is also an ini setting named dsocr_<name>.
 _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
@@ -97,12 +99,30 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "dsocr_probe: a fine-tuning probe collected by dsocr-probe")
     if not _enabled(config):
         return
+    config.stash[OFFLINE] = _offline()
     ctx = ProbeContext(
         options_from(config),
         replace_facts=lambda gathered: config.hook.pytest_dsocr_facts(config=config, facts=gathered),
     )
     config.stash[CONTEXT] = ctx
     config.stash[RECORD] = RunRecord()
+
+
+def _offline() -> pytest.MonkeyPatch:
+    """Hugging Face libraries never reach the network while the probes run; undone at exit."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("HF_HUB_OFFLINE", "1")
+    patch.setenv("TRANSFORMERS_OFFLINE", "1")
+    patch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:  # already imported: it read the environment at import time
+        patch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return patch
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if OFFLINE in config.stash:
+        config.stash[OFFLINE].undo()
 
 
 @pytest.hookimpl(tryfirst=True)
