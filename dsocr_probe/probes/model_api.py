@@ -46,16 +46,21 @@ def auto_class_verdicts(target, config=None) -> list[AutoVerdict]:
     out = []
     for name in AUTO_CLASSES:
         auto = getattr(transformers, name, None)
-        if auto is None:
-            out.append(AutoVerdict(name, False, f"not in transformers {transformers.__version__}"))
-            continue
+        gone = f"not in transformers {transformers.__version__}"
         if target.needs_remote_code:
+            # The checkpoint's auto_map decides, on any transformers release.
             ref = target.auto_map.get(name)
-            if ref:
+            if ref and auto is not None:
                 out.append(AutoVerdict(name, True, f"remote code {ref}"))
+            elif ref:
+                out.append(AutoVerdict(name, False, gone))
             else:
                 mapped = ", ".join(sorted(target.auto_map))
-                out.append(AutoVerdict(name, False, f"Unrecognized configuration class: auto_map maps only {mapped}"))
+                why = f"Unrecognized configuration class: auto_map maps only {mapped}"
+                out.append(AutoVerdict(name, False, why + ("" if auto is not None else f" (and {gone})")))
+            continue
+        if auto is None:
+            out.append(AutoVerdict(name, False, gone))
             continue
         if config is None:
             continue
