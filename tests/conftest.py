@@ -12,6 +12,7 @@ import PIL.Image  # noqa: F401
 import tokenizers  # noqa: F401
 import torch  # noqa: F401
 import transformers  # noqa: F401
+import transformers.modeling_utils  # noqa: F401  (registers torch ops once)
 from pages import write_pages
 
 
