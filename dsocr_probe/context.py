@@ -7,6 +7,7 @@ every probe that asks, so one cause is reported once with its fix and the rest s
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,10 @@ class ProbeContext:
         if self.options.model is None:
             from . import demo
 
-            return demo.demo_target()
+            built = demo.demo_target()
+            # The demo's remote code (the v1 stand-in on old stacks) ships inside this package.
+            self.options = dataclasses.replace(self.options, trust_remote_code=True)
+            return built
         return target.resolve(self.options.model, self.options.revision)
 
     @_loaded_once
@@ -88,9 +92,14 @@ class ProbeContext:
         """The team's training config, or None when no --dsocr-train-config was given."""
         from . import trainconfig
 
-        if self.options.train_config is None:
+        path = self.options.train_config
+        if path is None and self.options.model is None:
+            from . import demo
+
+            path = self.target().path / demo.TRAIN_CONFIG  # the demo brings a config that fits its data
+        if path is None:
             return None
-        return trainconfig.load(self.options.train_config)
+        return trainconfig.load(path)
 
     @_loaded_once
     def dataset(self):
@@ -114,7 +123,7 @@ class ProbeContext:
         """The model class and a weightless (meta-device) instance; see :mod:`dsocr_probe.skeleton`."""
         from . import skeleton
 
-        return skeleton.build(self.target(), self.options.trust_remote_code)
+        return skeleton.build(self.target(), self.options)
 
     @_loaded_once
     def tokenizer(self):

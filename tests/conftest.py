@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# The demo target is built into a per-run cache, never the user's ~/.cache (CI sets its own).
+os.environ.setdefault("DSOCR_PROBE_CACHE", tempfile.mkdtemp(prefix="dsocr-probe-cache-"))
 
 # pytester's in-process runs drop modules first imported inside them; extension modules such as
 # torch cannot be imported twice in one process, so they are loaded here, before any run.
