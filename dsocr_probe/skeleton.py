@@ -11,7 +11,8 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
-from .findings import ProbeStop, fail, skip
+from .findings import ProbeStop, fail
+from .probes.remote_code import import_refusal
 
 # Native model types and the transformers release that introduced them (reference version table).
 NATIVE_SINCE = {"deepseek_ocr2": "5.10.1"}
@@ -42,7 +43,7 @@ class Skeleton:
         return inspect.signature(self.cls.forward)
 
 
-def load_config(target, trust_remote_code: bool):
+def load_config(target, options):
     """The PretrainedConfig; remote-code configs only when trusted (loading one imports that code)."""
     import transformers
     from transformers import AutoConfig
@@ -60,14 +61,9 @@ def load_config(target, trust_remote_code: bool):
                 params={"model_type": target.model_type, "since": since},
             )
         )
-    if not trust_remote_code:
-        raise ProbeStop(
-            skip(
-                "model_api.untrusted",
-                "The config class is remote code: not imported without --dsocr-trust-remote-code",
-                fix="Read the remote-code findings, then re-run with --dsocr-trust-remote-code --dsocr-revision <commit>.",
-            )
-        )
+    refusal = import_refusal(options, target)
+    if refusal is not None:
+        raise ProbeStop(refusal)
     try:
         return AutoConfig.from_pretrained(str(target.path), trust_remote_code=True)
     except Exception as exc:
@@ -101,10 +97,10 @@ def model_class(target, config) -> tuple[type, str]:
     return AutoModel._model_mapping[type(config)], "AutoModel mapping"
 
 
-def build(target, trust_remote_code: bool) -> Skeleton:
+def build(target, options) -> Skeleton:
     import torch
 
-    config = load_config(target, trust_remote_code)
+    config = load_config(target, options)
     cls, how = model_class(target, config)
     sk = Skeleton(config, cls, how)
     try:

@@ -115,8 +115,14 @@ def run(ctx) -> Iterable[Finding]:
         yield _meta_finding(sk)
 
 
+# Which accepted class to recommend: one with a language-model head before the bare AutoModel
+# (for native models AutoModel builds the backbone without lm_head; for remote code it is the
+# only entry and maps to the causal-LM class).
+PREFERENCE = ("AutoModelForImageTextToText", "AutoModelForVision2Seq", "AutoModelForCausalLM", "AutoModelForSeq2SeqLM", "AutoModel")
+
+
 def auto_class_finding(verdicts: list[AutoVerdict]) -> Finding:
-    accepted = [v.auto_class for v in verdicts if v.accepts]
+    accepted = sorted((v.auto_class for v in verdicts if v.accepts), key=PREFERENCE.index)
     refused = [v.auto_class for v in verdicts if not v.accepts]
     table = [v.row() for v in verdicts]
     if not accepted:

@@ -40,12 +40,14 @@ def run(ctx) -> Iterable[Finding]:
 def _auto_processor(ctx, target):
     from transformers import AutoProcessor
 
+    # Only a processor or tokenizer of the checkpoint's own is remote code worth trusting here;
+    # otherwise the model's remote config is never imported just to find the tokenizer.
     remote = any("Processor" in k or "Tokenizer" in k for k in _all_auto_maps(target))
     if remote and not ctx.options.trust_remote_code:
         raise ProbeStop(skip("processor.untrusted", "The processor is remote code: not imported without --dsocr-trust-remote-code",
                              fix="Re-run with --dsocr-trust-remote-code --dsocr-revision <commit>."))
     try:
-        return AutoProcessor.from_pretrained(str(target.path), trust_remote_code=ctx.options.trust_remote_code)
+        return AutoProcessor.from_pretrained(str(target.path), trust_remote_code=remote)
     except Exception as exc:
         raise ProbeStop(
             fail(

@@ -117,7 +117,7 @@ def _auto_class(ctx, cfg) -> Iterable[Finding]:
     name = cfg.model.get("auto_class")
     if not name:
         return
-    from .model_api import auto_class_verdicts
+    from .model_api import PREFERENCE, auto_class_verdicts
 
     try:
         target = ctx.target()
@@ -129,7 +129,7 @@ def _auto_class(ctx, cfg) -> Iterable[Finding]:
         config = None
     verdicts = {v.auto_class: v for v in auto_class_verdicts(target, config)}
     verdict = verdicts.get(name)
-    accepted = [v.auto_class for v in verdicts.values() if v.accepts]
+    accepted = sorted((v.auto_class for v in verdicts.values() if v.accepts), key=PREFERENCE.index)
     if verdict is not None and not verdict.accepts:
         yield fail(
             "train_config.auto-class",
