@@ -1,0 +1,342 @@
+"""Load what a training run loads — tokenizer, processor, model, batch builder — the way it must be loaded.
+
+Shared by the probes and ``scripts/train_lora.py``, so the script trains with exactly the
+objects the probes verified. Everything is read from local files (never the network), and
+remote code is imported only when the user trusted it; otherwise a :class:`ProbeStop` says so
+with the fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .findings import ProbeStop, fail, skip
+
+TRUST_FIX = "Read the remote-code findings, then re-run with --dsocr-trust-remote-code --dsocr-revision <commit>."
+# Model types whose batches dsocr_probe builds itself; anything else goes through its processor.
+V1_MODEL_TYPES = ("DeepseekOCR",)
+OCR2_MODEL_TYPES = ("deepseek_ocr2",)
+# Task heads a training run wants, most specific first, for native models without `architectures`.
+NATIVE_AUTO_CLASSES = ("AutoModelForImageTextToText", "AutoModelForVision2Seq", "AutoModelForCausalLM", "AutoModelForSeq2SeqLM")
+DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "float": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+               "float16": "float16", "fp16": "float16", "half": "float16"}
+
+
+# ---------------------------------------------------------------- tokenizer and processor
+
+
+def load_tokenizer(ctx):
+    """``AutoTokenizer`` from the target's folder (offline); remote tokenizer code only when trusted."""
+    from transformers import AutoTokenizer
+
+    target = ctx.target()
+    _refuse_untrusted(ctx, _remote_parts(target, ("AutoTokenizer",)), "tokenizer")
+    try:
+        return AutoTokenizer.from_pretrained(str(target.path), trust_remote_code=ctx.options.trust_remote_code, local_files_only=True)
+    except Exception as exc:
+        raise ProbeStop(
+            fail(
+                "loading.tokenizer",
+                f"AutoTokenizer cannot load {target.path}: {type(exc).__name__}: {first_line(exc)}",
+                fix="Copy the checkpoint's tokenizer files (tokenizer.json, tokenizer_config.json, special_tokens_map.json) "
+                "into the model folder.",
+                params={"path": str(target.path)},
+            )
+        ) from exc
+
+
+def load_processor(ctx):
+    """``AutoProcessor`` from the target's folder (offline). For DeepSeek-OCR v1 this is the bare tokenizer."""
+    from transformers import AutoProcessor
+
+    target = ctx.target()
+    _refuse_untrusted(ctx, _remote_parts(target, ("AutoProcessor", "AutoImageProcessor", "AutoTokenizer")), "processor")
+    try:
+        return AutoProcessor.from_pretrained(str(target.path), trust_remote_code=ctx.options.trust_remote_code, local_files_only=True)
+    except Exception as exc:
+        raise ProbeStop(
+            fail(
+                "loading.processor",
+                f"AutoProcessor cannot load {target.path}: {type(exc).__name__}: {first_line(exc)}",
+                fix="Copy the checkpoint's processor and tokenizer files into the model folder.",
+                params={"path": str(target.path)},
+            )
+        ) from exc
+
+
+# ---------------------------------------------------------------- model
+
+
+def default_device(ctx) -> str:
+    """--dsocr-device, else ``cuda`` when torch sees a GPU, else ``cpu``."""
+    import torch
+
+    if ctx.options.device:
+        return ctx.options.device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def model_dtype(ctx, device: str | None = None):
+    """The dtype the training run holds the weights in, which the pixels must match.
+
+    ``model.torch_dtype`` (or ``model.dtype``) from the training config when given ("auto" means
+    the checkpoint's own); else bfloat16 on a GPU that supports it, as the official code runs,
+    and float32 elsewhere.
+    """
+    import torch
+
+    named = None
+    cfg = _train_config(ctx)
+    if cfg is not None:
+        named = cfg.model.get("torch_dtype", cfg.model.get("dtype"))
+    if named == "auto":
+        named = ctx.target().config.get("torch_dtype", ctx.target().config.get("dtype")) or "float32"
+    if named:
+        return parse_dtype(named, "model.torch_dtype")
+    device = device or default_device(ctx)
+    if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def parse_dtype(name: Any, where: str = "dtype"):
+    """``"bf16"``, ``"bfloat16"``, ``"torch.bfloat16"`` or a torch.dtype -> torch.dtype."""
+    import torch
+
+    if isinstance(name, torch.dtype):
+        return name
+    key = str(name).replace("torch.", "").strip().lower()
+    if key not in DTYPE_NAMES:
+        raise ProbeStop(
+            fail(
+                "loading.dtype",
+                f"{where}: {name!r} is not a dtype",
+                fix=f"Use one of bfloat16, float16, float32 (or auto) for {where}.",
+                params={"where": where, "value": str(name)},
+            )
+        )
+    return getattr(torch, DTYPE_NAMES[key])
+
+
+def model_class(ctx) -> tuple[Any, str]:
+    """The class ``from_pretrained`` is called on, and how it was chosen (for the report).
+
+    Remote code: the Auto class the checkpoint's auto_map names (v1 maps only AutoModel).
+    Native: the class in ``config.architectures``, else the first task-head Auto class that maps
+    the config (AutoModelForImageTextToText for DeepSeek-OCR-2 and other VLMs).
+    """
+    import transformers
+
+    target = ctx.target()
+    if target.needs_remote_code:
+        _refuse_untrusted(ctx, ["config.json auto_map: " + ", ".join(sorted(target.auto_map))], "model")
+        for name in ("AutoModelForCausalLM", "AutoModelForImageTextToText", "AutoModelForVision2Seq", "AutoModel"):
+            if name in target.auto_map and hasattr(transformers, name):
+                return getattr(transformers, name), f"{name} (auto_map → {target.auto_map[name]})"
+        raise ProbeStop(
+            fail(
+                "loading.no-auto-class",
+                f"config.json auto_map names no model class ({', '.join(sorted(target.auto_map))})",
+                fix="Restore config.json from the checkpoint: auto_map must name AutoModel (or a task-head Auto class).",
+            )
+        )
+    for arch in target.config.get("architectures") or []:
+        cls = getattr(transformers, arch, None)
+        if cls is not None:
+            return cls, f"{arch} (config.architectures)"
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(target.path), local_files_only=True)
+    for name in NATIVE_AUTO_CLASSES:
+        auto = getattr(transformers, name, None)
+        if auto is not None and type(config) in auto._model_mapping:
+            return auto, f"{name} ({auto._model_mapping[type(config)].__name__})"
+    return transformers.AutoModel, "AutoModel (no task head maps this config)"
+
+
+def load_model(ctx, device: str, dtype: Any):
+    """The model's weights in ``dtype`` on ``device``, loaded with the class :func:`model_class` picks.
+
+    Failures become findings: untrusted remote code (SKIP), no weight files, an import error in
+    remote code, any other loading error (FAIL). Out-of-memory errors are left to the caller,
+    which knows what it was trying to fit.
+    """
+    import transformers
+    from packaging.version import Version
+
+    target = ctx.target()
+    cls, how = model_class(ctx)
+    dtype_kw = "dtype" if Version(transformers.__version__) >= Version("4.56.0") else "torch_dtype"
+    kwargs: dict[str, Any] = {dtype_kw: parse_dtype(dtype), "local_files_only": True}
+    if target.needs_remote_code:
+        kwargs["trust_remote_code"] = True
+    if not _has_weights(target.path):
+        raise ProbeStop(
+            fail(
+                "loading.no-weights",
+                f"{target.path} has no weight files (*.safetensors or *.bin)",
+                fix="Download the full checkpoint (`huggingface-cli download <id> --revision <commit>`) and pass its folder.",
+                params={"path": str(target.path)},
+            )
+        )
+    try:
+        model = cls.from_pretrained(str(target.path), **kwargs)
+    except ImportError as exc:
+        raise ProbeStop(
+            fail(
+                "loading.remote-import",
+                f"Loading the model imports code that fails: {first_line(exc)}",
+                fix="Install the transformers release the remote code was written for (see the remote-code probe).",
+            )
+        ) from exc
+    except (MemoryError, RuntimeError) as exc:
+        if is_oom(exc):
+            raise
+        raise _load_failed(target, how, exc) from exc
+    except Exception as exc:
+        raise _load_failed(target, how, exc) from exc
+    try:
+        return model.to(device)
+    except (RuntimeError, AssertionError) as exc:
+        if is_oom(exc):
+            raise
+        raise ProbeStop(
+            fail(
+                "loading.device",
+                f"Moving the model to {device} fails: {type(exc).__name__}: {first_line(exc)}",
+                detail="`no kernel image is available` means this torch build has no kernels for the GPU "
+                "(see the CUDA probe); `Torch not compiled with CUDA enabled` means a CPU-only torch.",
+                fix="Install the torch build the CUDA probe names, or run the step on the CPU with --dsocr-device cpu.",
+                params={"device": device},
+            )
+        ) from exc
+
+
+def _load_failed(target, how: str, exc: BaseException) -> ProbeStop:
+    return ProbeStop(
+        fail(
+            "loading.model",
+            f"{how.split(' ')[0]}.from_pretrained fails: {type(exc).__name__}: {first_line(exc)}",
+            detail=str(exc)[:2000],
+            fix="See the model API probe for the class that loads this checkpoint; check the weight files are complete.",
+            params={"path": str(target.path)},
+        )
+    )
+
+
+def is_oom(exc: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, Python's MemoryError, or the CPU allocator giving up."""
+    import torch
+
+    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
+    if isinstance(exc, (MemoryError, oom_type)):
+        return True
+    text = str(exc).lower()
+    return "out of memory" in text or "can't allocate memory" in text
+
+
+def _has_weights(folder) -> bool:
+    return any(folder.glob("*.safetensors")) or any(folder.glob("*.bin")) or any(folder.glob("*.safetensors.index.json"))
+
+
+# ---------------------------------------------------------------- batch builder
+
+
+def family(target) -> str:
+    """``deepseek-ocr-v1``, ``deepseek-ocr-2`` or ``processor`` (any model whose processor takes images)."""
+    if target.model_type in V1_MODEL_TYPES:
+        return "deepseek-ocr-v1"
+    if target.model_type in OCR2_MODEL_TYPES:
+        return "deepseek-ocr-2"
+    return "processor"
+
+
+def builder_for(ctx, tokenizer_or_processor: Any = None, model_dtype_: Any = None):
+    """The batch builder for the target's family, set up from the training config's data section.
+
+    v1 gets :class:`DeepseekOCRCollator` on the tokenizer (its processor is only the tokenizer);
+    DeepSeek-OCR-2 gets :class:`DeepseekOCR2Collator` and other models :class:`ProcessorCollator`,
+    both on the processor. Pixels come in ``model_dtype_`` (default :func:`model_dtype`).
+    The same call in the training script gives the object the probes verified.
+    """
+    target = ctx.target()
+    dtype = parse_dtype(model_dtype_) if model_dtype_ is not None else model_dtype(ctx)
+    data = {}
+    cfg = _train_config(ctx)
+    if cfg is not None:
+        data = cfg.data
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if data.get("max_length"):
+        kwargs["max_length"] = int(data["max_length"])
+    if data.get("prompt"):
+        kwargs["prompt"] = data["prompt"]
+    kind = family(target)
+    try:
+        if kind == "deepseek-ocr-v1":
+            from .collators import DeepseekOCRCollator
+
+            if data.get("mode"):
+                kwargs["mode"] = str(data["mode"]).lower()
+            tokenizer = tokenizer_or_processor if tokenizer_or_processor is not None else ctx.tokenizer()
+            tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a processor wrapping it is fine too
+            return DeepseekOCRCollator(tokenizer, **kwargs)
+        processor = tokenizer_or_processor if tokenizer_or_processor is not None else load_processor(ctx)
+        if kind == "deepseek-ocr-2":
+            from .collators.deepseek_ocr2 import DeepseekOCR2Collator
+
+            return DeepseekOCR2Collator(processor, **kwargs)
+        from .collators.processor import ProcessorCollator
+
+        return ProcessorCollator(processor, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ProbeStop(
+            fail(
+                "loading.builder",
+                f"The batch builder for {kind} refuses these settings: {exc}",
+                fix="Correct the data section of the training config (mode, max_length, prompt) as the message says.",
+                params={"family": kind},
+            )
+        ) from exc
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _train_config(ctx):
+    """The training config, or None when there is none or it is broken (its own probe reports that)."""
+    try:
+        return ctx.train_config()
+    except ProbeStop:
+        return None
+
+
+def _remote_parts(target, auto_names: tuple[str, ...]) -> list[str]:
+    """Which files name remote code for these Auto classes (config.json, tokenizer/processor configs)."""
+    found = []
+    for file in ("config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json"):
+        try:
+            data = target.read_json(file) or {}
+        except ValueError:
+            continue
+        auto_map = data.get("auto_map") or {}
+        if isinstance(auto_map, dict) and any(name in auto_map for name in auto_names):
+            found.append(f"{file} auto_map")
+    return found
+
+
+def _refuse_untrusted(ctx, parts: list[str], what: str) -> None:
+    if parts and not ctx.options.trust_remote_code:
+        raise ProbeStop(
+            skip(
+                "loading.untrusted",
+                f"The {what} is remote code ({', '.join(parts)}): not imported without --dsocr-trust-remote-code",
+                fix=TRUST_FIX,
+                params={"what": what},
+            )
+        )
+
+
+def first_line(exc: BaseException) -> str:
+    """The exception's message up to its first line break (tracebacks stay in the detail)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
