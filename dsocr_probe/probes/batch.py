@@ -47,19 +47,43 @@ def run(ctx) -> Iterable[Finding]:
         ) from exc
     shapes = {k: _describe(v) for k, v in batch.items()}
     yield passed("batch.built", f"{origin} built a batch of {len(examples)}", evidence=shapes)
-    yield from check_keys(batch, params)
+    own = [*check_keys(batch, params), *_dtype_findings(ctx, batch)]
+    yield from own
+    reported = {f.code for f in own}
     problems = list(_validate(ctx, builder, batch, params))
-    yield from _dtype_findings(ctx, batch)
-    if problems:
-        yield fail(
-            "batch.layout",
-            f"The batch is malformed in {len(problems)} way(s) the model would not report",
-            detail="\n".join(problems),
-            fix="Build batches with the dsocr_probe builder for this model family, which follows the official layout.",
-            params={"problems": problems},
-        )
-    else:
+    for problem in problems:
+        code, fix = layout_fix(problem)
+        if code in reported:
+            continue  # already a finding of its own, with the exact fix
+        yield fail(code, problem, fix=fix, params={"problem": problem})
+    if not problems:
         yield passed("batch.layout", "Image slots, labels and masks follow the model's layout")
+
+
+# A layout problem (as the builders' validators word it) -> finding code and the exact fix.
+LAYOUT_FIXES: tuple[tuple[str, str, str], ...] = (
+    ("do not start with bos", "batch.no-bos",
+     "Start every sample with the tokenizer's bos token; the dsocr_probe builders prepend it."),
+    ("image slots but the model writes", "batch.image-slots",
+     "Emit one image slot per visual feature: the global view's nb*(nb+1)+1 and the crops' nq*h*(nq*w+1) "
+     "(`dsocr_probe.collators.deepseek_ocr_v1.image_token_count(width, height, mode)` gives the count)."),
+    ("label(s) on image slots", "batch.labels-on-images", "Set labels to -100 wherever images_seq_mask is True."),
+    ("on image", "batch.labels-on-images", "Set labels to -100 on every image placeholder token."),
+    ("only supports boolean masks", "batch.mask-dtype", "Build images_seq_mask with dtype=torch.bool."),
+    ("pixels are", "batch.pixel-dtype", "Build pixels in the model's dtype, or train with autocast (bf16: true)."),
+    ("first sample has no image", "batch.first-sample-text-only",
+     "Put a sample with an image first in every batch, or give text-only samples batches of their own."),
+    ("no supervised token", "batch.no-target", "Every sample needs its target text and eos in labels (not -100)."),
+    ("on padding", "batch.padding", "Set labels to -100 and keep image slots off padding positions (attention_mask 0)."),
+    ("missing ", "batch.missing-key", "Use the dsocr_probe builder for this family, or add the missing keys."),
+)
+
+
+def layout_fix(problem: str) -> tuple[str, str]:
+    for needle, code, fix in LAYOUT_FIXES:
+        if needle in problem:
+            return code, fix
+    return "batch.layout", "Build batches with the dsocr_probe builder for this model family, which follows the official layout."
 
 
 def _forward_params(ctx, target) -> list[str]:
