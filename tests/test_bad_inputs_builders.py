@@ -93,7 +93,7 @@ def _check(builder, specs, refusable=lambda spec: False):
         shutil.rmtree(folder)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(specs=st.lists(examples(), min_size=1, max_size=3))
 def test_v1_builder_on_any_examples(v1_builder, specs):
     _check(v1_builder, specs)
