@@ -17,7 +17,9 @@ TRUST_FIX = "Read the remote-code findings, then re-run with --dsocr-trust-remot
 V1_MODEL_TYPES = ("DeepseekOCR",)
 OCR2_MODEL_TYPES = ("deepseek_ocr2",)
 # Task heads a training run wants, most specific first, for native models without `architectures`.
-NATIVE_AUTO_CLASSES = ("AutoModelForImageTextToText", "AutoModelForVision2Seq", "AutoModelForCausalLM", "AutoModelForSeq2SeqLM")
+NATIVE_AUTO_CLASSES = (
+    "AutoModelForImageTextToText", "AutoModelForVision2Seq", "AutoModelForCausalLM", "AutoModelForSeq2SeqLM",
+)
 DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "float": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
                "float16": "float16", "fp16": "float16", "half": "float16"}
 
@@ -32,7 +34,7 @@ def load_tokenizer(ctx):
     target = ctx.target()
     _refuse_untrusted(ctx, _remote_parts(target, ("AutoTokenizer",)), "tokenizer")
     try:
-        return AutoTokenizer.from_pretrained(str(target.path), trust_remote_code=ctx.options.trust_remote_code, local_files_only=True)
+        return AutoTokenizer.from_pretrained(str(target.path), **_offline(ctx))
     except Exception as exc:
         raise ProbeStop(
             fail(
@@ -52,7 +54,7 @@ def load_processor(ctx):
     target = ctx.target()
     _refuse_untrusted(ctx, _remote_parts(target, ("AutoProcessor", "AutoImageProcessor", "AutoTokenizer")), "processor")
     try:
-        return AutoProcessor.from_pretrained(str(target.path), trust_remote_code=ctx.options.trust_remote_code, local_files_only=True)
+        return AutoProcessor.from_pretrained(str(target.path), **_offline(ctx))
     except Exception as exc:
         raise ProbeStop(
             fail(
@@ -175,7 +177,8 @@ def load_model(ctx, device: str, dtype: Any):
             fail(
                 "loading.no-weights",
                 f"{target.path} has no weight files (*.safetensors or *.bin)",
-                fix="Download the full checkpoint (`huggingface-cli download <id> --revision <commit>`) and pass its folder.",
+                fix="Download the full checkpoint (`huggingface-cli download <id> --revision <commit>`) "
+                "and pass its folder.",
                 params={"path": str(target.path)},
             )
         )
@@ -243,28 +246,26 @@ def _has_weights(folder) -> bool:
 
 
 def family(target) -> str:
-    """``deepseek-ocr-v1``, ``deepseek-ocr-2`` or ``processor`` (any model whose processor takes images)."""
+    """``deepseek-ocr-v1``, ``deepseek-ocr2`` or ``processor`` (any model whose processor takes images)."""
     if target.model_type in V1_MODEL_TYPES:
         return "deepseek-ocr-v1"
     if target.model_type in OCR2_MODEL_TYPES:
-        return "deepseek-ocr-2"
+        return "deepseek-ocr2"
     return "processor"
 
 
-def builder_for(ctx, tokenizer_or_processor: Any = None, model_dtype_: Any = None):
+def builder_for(ctx, tokenizer_or_processor: Any = None, dtype: Any = None):
     """The batch builder for the target's family, set up from the training config's data section.
 
     v1 gets :class:`DeepseekOCRCollator` on the tokenizer (its processor is only the tokenizer);
     DeepSeek-OCR-2 gets :class:`DeepseekOCR2Collator` and other models :class:`ProcessorCollator`,
-    both on the processor. Pixels come in ``model_dtype_`` (default :func:`model_dtype`).
+    both on the processor. Pixels come in ``dtype`` (default :func:`model_dtype`).
     The same call in the training script gives the object the probes verified.
     """
     target = ctx.target()
-    dtype = parse_dtype(model_dtype_) if model_dtype_ is not None else model_dtype(ctx)
-    data = {}
+    dtype = parse_dtype(dtype) if dtype is not None else model_dtype(ctx)
     cfg = _train_config(ctx)
-    if cfg is not None:
-        data = cfg.data
+    data = cfg.data if cfg is not None else {}
     kwargs: dict[str, Any] = {"dtype": dtype}
     if data.get("max_length"):
         kwargs["max_length"] = int(data["max_length"])
@@ -281,7 +282,7 @@ def builder_for(ctx, tokenizer_or_processor: Any = None, model_dtype_: Any = Non
             tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a processor wrapping it is fine too
             return DeepseekOCRCollator(tokenizer, **kwargs)
         processor = tokenizer_or_processor if tokenizer_or_processor is not None else load_processor(ctx)
-        if kind == "deepseek-ocr-2":
+        if kind == "deepseek-ocr2":
             from .collators.deepseek_ocr2 import DeepseekOCR2Collator
 
             return DeepseekOCR2Collator(processor, **kwargs)
@@ -322,6 +323,10 @@ def _remote_parts(target, auto_names: tuple[str, ...]) -> list[str]:
         if isinstance(auto_map, dict) and any(name in auto_map for name in auto_names):
             found.append(f"{file} auto_map")
     return found
+
+
+def _offline(ctx) -> dict[str, Any]:
+    return {"trust_remote_code": ctx.options.trust_remote_code, "local_files_only": True}
 
 
 def _refuse_untrusted(ctx, parts: list[str], what: str) -> None:

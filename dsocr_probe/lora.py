@@ -172,7 +172,9 @@ def lora_config(lora_kwargs: Mapping[str, Any] | None, module_names: Iterable[st
         task = task_type_for(model_config)
     if task is not None:
         if task not in TASK_TYPES:
-            raise ValueError(f"lora.task_type {kwargs.get('task_type')!r} is not a peft TaskType; use one of {', '.join(TASK_TYPES)}")
+            raise ValueError(
+                f"lora.task_type {kwargs.get('task_type')!r} is not a peft TaskType; use one of {', '.join(TASK_TYPES)}"
+            )
         kwargs["task_type"] = task
     return LoraConfig(**kwargs)
 

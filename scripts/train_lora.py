@@ -56,7 +56,8 @@ def train(args: argparse.Namespace) -> Path:
     cfg = trainconfig.load(args.config)
     name = args.model or cfg.model.get("name")
     if not name:
-        raise ProbeStop(fail("train.no-model", f"{args.config}: no `model.name`", fix="Add `model: {name: <folder or hub id>}` or pass --model."))
+        raise ProbeStop(fail("train.no-model", f"{args.config}: no `model.name`",
+                             fix="Add `model: {name: <folder or hub id>}` or pass --model."))
     ctx = ProbeContext(Options(model=str(name), revision=cfg.model.get("revision"),
                                trust_remote_code=bool(cfg.model.get("trust_remote_code")),
                                train_config=args.config, device=args.device))

@@ -56,11 +56,27 @@ def test_go_on_the_demo_model(demo, tmp_path):
     result = run_step(demo, write_config(tmp_path, demo))
 
     assert result.status is Status.PASS, [(f.code, f.status, f.title, f.detail) for f in result.findings]
-    assert {"step.model-loaded", "step.lora", "step.loss", "step.gradients", "step.loss-falls", "step.cost"} <= set(codes(result))
+    expected = {"step.model-loaded", "step.lora", "step.loss", "step.gradients", "step.loss-falls", "step.cost"}
+    assert expected <= set(codes(result))
     grads = by_code(result, "step.gradients")
     assert grads.evidence["with gradient"] == grads.evidence["adapters"] > 0
     cost = by_code(result, "step.cost")
     assert [row["batch"] for row in cost.table] == [1, 2, "2 (forecast)"]  # the config's batch size
+
+
+@pytest.mark.filterwarnings("ignore:None of the inputs have requires_grad=True:UserWarning")  # the cause, shown
+@pytest.mark.parametrize("reentrant", [None, True])
+def test_gradient_checkpointing_as_the_trainer_enables_it(demo, tmp_path, reentrant):
+    """Non-reentrant by default. Reentrant passes no gradient into checkpointed blocks on transformers 4.x,
+    where nothing makes the frozen embeddings' output require grad (5.x does it itself)."""
+    extra = {} if reentrant is None else {"gradient_checkpointing_kwargs": {"use_reentrant": reentrant}}
+    result = run_step(demo, write_config(tmp_path, demo, gradient_checkpointing=True, **extra))
+
+    if reentrant and demo.model_type == "DeepseekOCR":
+        finding = by_code(result, "step.no-gradients")
+        assert finding.status is Status.FAIL and "use_reentrant: false" in finding.fix
+    else:
+        assert result.status is Status.PASS, [(f.code, f.title, f.detail) for f in result.findings]
 
 
 def test_seq2seq_task_type_is_no_go_naming_causal_lm(demo, tmp_path):
@@ -191,3 +207,34 @@ def test_forecast_is_linear_in_tokens():
     assert guess.step_s == pytest.approx(0.5 + 0.005 * 800)
     assert guess.fits
     assert guess.largest_batch == (9_000 - 600) // (4 * 200)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def test_dtype_names():
+    from dsocr_probe.findings import ProbeStop
+
+    assert loading.parse_dtype("bf16") is torch.bfloat16
+    assert loading.parse_dtype("torch.float32") is torch.float32
+    with pytest.raises(ProbeStop) as stop:
+        loading.parse_dtype("float8", "model.torch_dtype")
+    assert stop.value.finding.code == "loading.dtype" and "bfloat16" in stop.value.finding.fix
+
+
+def test_model_class_is_the_one_the_checkpoint_maps(demo):
+    ctx = context(trust_remote_code=True)
+    cls, how = loading.model_class(ctx)
+    if demo.model_type == "DeepseekOCR":
+        assert how.startswith("AutoModel (auto_map")  # the only class v1's auto_map names
+    else:
+        assert cls.__name__ == "DeepseekOcr2ForConditionalGeneration"
+
+
+def test_missing_weights_are_named(v1_model):
+    from dsocr_probe.findings import ProbeStop
+
+    with pytest.raises(ProbeStop) as stop:
+        loading.load_model(context(model=str(v1_model), trust_remote_code=True), "cpu", torch.float32)
+    assert stop.value.finding.code == "loading.no-weights"
+    assert "huggingface-cli download" in stop.value.finding.fix

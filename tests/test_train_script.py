@@ -59,7 +59,7 @@ def write_config(tmp_path: Path, base: dict, **training) -> Path:
 
 def test_trains_and_saves_the_adapter(demo, tmp_path, capsys):
     target, base = demo
-    config = write_config(tmp_path, base)
+    config = write_config(tmp_path, base, gradient_checkpointing=True)
     out = tmp_path / "adapter"
 
     code = load_script().main(["--config", str(config), "--output-dir", str(out), "--max-steps", "6", "--device", "cpu"])

@@ -100,18 +100,18 @@ def run(ctx) -> Iterable[Finding]:
     peft_model.train()
     params = [p for p in peft_model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=LEARNING_RATE)
-    first = _first_run(peft_model, one_dev, optimizer, device, amp, training)
+    first = _checked_run(peft_model, one_dev, optimizer, device, amp, training, STEPS, inspect=gradients.collect)
     if first.oom:
         raise ProbeStop(_oom_finding("one sample", first.oom, device, None, training, length=_length(one)))
     yield _loss_finding(first)
-    grad_findings = list(_gradient_findings(first.grads, no_grad, names))
+    grad_findings = list(_gradient_findings(first.grads, no_grad, names, _reentrant(training)))
     yield from grad_findings
     if any(f.status.blocks for f in grad_findings) or not first.losses or not _finite(first.losses[0]):
         return
     yield _overfit_finding(first)
 
     small = Measure(1, _length(one), first.peak_bytes, first.step_s)
-    second = overfit(peft_model, two_dev, optimizer, 3, device, amp)
+    second = _checked_run(peft_model, two_dev, optimizer, device, amp, training, 3)
     large = None if second.oom else Measure(2, _length(two), second.peak_bytes, second.step_s)
     yield from _cost_findings(small, large, second.oom, device, cfg, training)
 
@@ -156,19 +156,20 @@ def overfit(model, batch: dict, optimizer, steps: int, device: str, amp: Callabl
     return result
 
 
-def _first_run(model, batch: dict, optimizer, device: str, amp, training: dict) -> Run:
-    """The overfit run with the gradient report; an error in the model's own code becomes a finding."""
+def _checked_run(model, batch: dict, optimizer, device: str, amp, training: dict, steps: int, inspect=None) -> Run:
+    """:func:`overfit`, with an error raised in the model's own code turned into a finding."""
     try:
-        return overfit(model, batch, optimizer, STEPS, device, amp, inspect=gradients.collect)
+        return overfit(model, batch, optimizer, steps, device, amp, inspect=inspect)
     except ProbeStop:
         raise
     except Exception as exc:
         message = loading.first_line(exc)
         fix = "Compare with the batch and model API probes; with gradient_checkpointing on, try it off."
         if "in-place operation" in message:
-            fix = ("The embeddings were made to require grad (gradient checkpointing enabled before get_peft_model, or "
-                   "enable_input_require_grads), and this model writes the image features into them in place: let the "
-                   "Trainer enable checkpointing after wrapping, with `gradient_checkpointing_kwargs: {use_reentrant: false}`.")
+            fix = ("The embeddings were made to require grad (gradient checkpointing enabled before get_peft_model, "
+                   "or enable_input_require_grads), and this model writes the image features into them in place: "
+                   "let the Trainer enable checkpointing after wrapping, with "
+                   "`gradient_checkpointing_kwargs: {use_reentrant: false}`.")
         raise ProbeStop(
             fail(
                 "step.forward-fails",
@@ -242,16 +243,18 @@ def _wrap(model, lora_kwargs: dict):
             fail(
                 "step.lora-wrap",
                 f"get_peft_model fails with this LoRA config: {type(exc).__name__}: {loading.first_line(exc)}",
-                fix=f"Target the language model: `target_modules: {lora.language_model_targets(names)}`"
-                + _exclude_hint(names),
+                fix=_targets_fix(names),
                 params={"error": loading.first_line(exc)},
             )
         ) from exc
 
 
-def _exclude_hint(names: list[str]) -> str:
+def _targets_fix(names: list[str]) -> str:
+    """Adapters on the language model's projections, in the config's words."""
+    targets = "[" + ", ".join(lora.language_model_targets(names)) + "]"
     pattern = lora.vision_exclude_pattern(names)
-    return f" with `exclude_modules: '{pattern}'`." if pattern else "."
+    exclude = f" with `exclude_modules: '{pattern}'`" if pattern else ""
+    return f"Target the language model: `target_modules: {targets}`{exclude}."
 
 
 def _loss_finding(first: Run) -> Finding:
@@ -268,12 +271,13 @@ def _loss_finding(first: Run) -> Finding:
     return passed("step.loss", f"First step: loss {loss:.4f} is finite", params={"loss": round(loss, 4)})
 
 
-def _gradient_findings(grads: gradients.GradientReport | None, no_grad: set[str], names: list[str]) -> Iterable[Finding]:
+def _gradient_findings(grads: gradients.GradientReport | None, no_grad: set[str], names: list[str],
+                       reentrant: bool = False) -> Iterable[Finding]:
     if grads is None:
         return
     rows = gradients.grouped_rows(grads.adapters, no_grad)
     learning, silent = grads.learning, grads.not_learning
-    fix_targets = f"Target the language model: `target_modules: {lora.language_model_targets(names)}`" + _exclude_hint(names)
+    fix_targets = _targets_fix(names)
     evidence = {"adapters": len(grads.adapters), "with gradient": len(learning), "without": len(silent)}
     if grads.non_finite:
         yield fail(
@@ -298,7 +302,9 @@ def _gradient_findings(grads: gradients.GradientReport | None, no_grad: set[str]
             yield fail(
                 "step.no-gradients",
                 f"None of the {len(silent)} adapters gets a gradient",
-                fix=fix_targets,
+                detail="Reentrant gradient checkpointing passes no gradient into a checkpointed block whose input does "
+                "not require one, and the frozen embeddings' output does not." if reentrant else "",
+                fix="Set `gradient_checkpointing_kwargs: {use_reentrant: false}`." if reentrant else fix_targets,
                 table=rows, evidence=evidence,
             )
         return
@@ -374,7 +380,8 @@ def loss_falls(losses: list[float]) -> bool:
     return all(b < a for a, b in zip(losses, losses[1:]))
 
 
-def _cost_findings(small: Measure, large: Measure | None, oom: str | None, device: str, cfg, training: dict) -> Iterable[Finding]:
+def _cost_findings(small: Measure, large: Measure | None, oom: str | None, device: str, cfg,
+                   training: dict) -> Iterable[Finding]:
     capacity = capacity_bytes(device)
     table = [small.row()] + ([large.row()] if large else [])
     configured = int(training["per_device_train_batch_size"]) if "per_device_train_batch_size" in training else None
@@ -474,11 +481,18 @@ def _prepare(model, training: dict):
             raise ProbeStop(
                 fail(
                     "step.gradient-checkpointing",
-                    f"gradient_checkpointing is set, but the model refuses it: {type(exc).__name__}: {loading.first_line(exc)}",
+                    "gradient_checkpointing is set, but the model refuses it: "
+                    f"{type(exc).__name__}: {loading.first_line(exc)}",
                     fix="Set `gradient_checkpointing: false` and lower the batch size or max length instead.",
                 )
             ) from exc
     return model
+
+
+def _reentrant(training: dict) -> bool:
+    from ..training import checkpointing_enabled, checkpointing_kwargs
+
+    return checkpointing_enabled(training) and bool(checkpointing_kwargs(training).get("use_reentrant", True))
 
 
 def _autocast(training: dict, device: str) -> Callable[[], Any]:
