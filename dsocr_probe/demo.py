@@ -23,7 +23,7 @@ from typing import Any
 from .target import Target
 
 # Bump when the demo's files change shape, so cached folders from older releases are not reused.
-FORMAT = 1
+FORMAT = 2
 SEED = 0
 CACHE_ENV = "DSOCR_PROBE_CACHE"
 MANIFEST = "demo.json"  # written last: its presence marks a complete build
@@ -88,6 +88,8 @@ def demo_train_config(root: Path | None = None, family: str | None = None) -> di
             "lora_dropout": 0.05,
             # The language model's attention projections: the part of v1 that receives gradients.
             "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+            # OCR-2's vision encoder has projections of the same names; keep the demo's adapters off it.
+            **({} if v1 else {"exclude_modules": r"(.*\.)?(vision_tower)\..*"}),
             "bias": "none",
             "task_type": "CAUSAL_LM",
         },

@@ -300,7 +300,10 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
         yield skip("train_config.lora-targets", "LoRA target_modules not matched: the model could not be built without weights",
                    fix="See the model API probe.")
         return
-    matched = lora_mod.match_targets(names, targets)
+    matched = lora_mod.match_targets(names, targets, cfg.lora.get("exclude_modules"))
+    suggested = lora_mod.default_settings(names)
+    suggestion = f"`target_modules: [{', '.join(suggested['target_modules'])}]`" + (
+        f" with `exclude_modules: '{suggested['exclude_modules']}'`" if suggested.get("exclude_modules") else "")
     frozen = lora_mod.no_grad_modules(target, matched)
     evidence = {"target_modules": targets, "matched modules": len(matched),
                 "on modules that never get gradients": len(frozen)}
@@ -308,14 +311,14 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
         yield fail(
             "train_config.lora-targets-missing",
             f"LoRA target_modules {targets} match no module of the model",
-            fix=f"Use the language-model projections: `target_modules: {lora_mod.language_model_targets(names)}`.",
+            fix=f"Use the language-model projections: {suggestion}.",
             evidence=evidence,
         )
     elif len(frozen) == len(matched):
         yield fail(
             "train_config.lora-vision-only",
             "Every LoRA adapter sits on the vision path, which runs under torch.no_grad(): nothing will learn",
-            fix=f"Target the language model: `target_modules: {lora_mod.language_model_targets(names)}`.",
+            fix=f"Target the language model: {suggestion}.",
             evidence=evidence,
         )
     elif frozen:
