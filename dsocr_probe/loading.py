@@ -32,9 +32,10 @@ def load_tokenizer(ctx):
     from transformers import AutoTokenizer
 
     target = ctx.target()
-    _refuse_untrusted(ctx, _remote_parts(target, ("AutoTokenizer",)), "tokenizer")
+    parts = _remote_parts(target, ("AutoTokenizer",))
+    _refuse_untrusted(ctx, parts, "tokenizer")
     try:
-        return AutoTokenizer.from_pretrained(str(target.path), **_offline(ctx))
+        return AutoTokenizer.from_pretrained(str(target.path), **_offline(parts))
     except Exception as exc:
         raise ProbeStop(
             fail(
@@ -52,9 +53,10 @@ def load_processor(ctx):
     from transformers import AutoProcessor
 
     target = ctx.target()
-    _refuse_untrusted(ctx, _remote_parts(target, ("AutoProcessor", "AutoImageProcessor", "AutoTokenizer")), "processor")
+    parts = _remote_parts(target, ("AutoProcessor", "AutoImageProcessor", "AutoTokenizer"))
+    _refuse_untrusted(ctx, parts, "processor")
     try:
-        return AutoProcessor.from_pretrained(str(target.path), **_offline(ctx))
+        return AutoProcessor.from_pretrained(str(target.path), **_offline(parts))
     except Exception as exc:
         raise ProbeStop(
             fail(
@@ -325,8 +327,10 @@ def _remote_parts(target, auto_names: tuple[str, ...]) -> list[str]:
     return found
 
 
-def _offline(ctx) -> dict[str, Any]:
-    return {"trust_remote_code": ctx.options.trust_remote_code, "local_files_only": True}
+def _offline(remote_parts: list[str]) -> dict[str, Any]:
+    # Trust only a tokenizer/processor of the checkpoint's own: otherwise transformers would import
+    # the model's remote config just to find the tokenizer (and fail where that code cannot load).
+    return {"trust_remote_code": bool(remote_parts), "local_files_only": True}
 
 
 def _refuse_untrusted(ctx, parts: list[str], what: str) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import inspect
 from typing import Iterable
 
-from ..findings import Finding, ProbeStop, fail, passed, skip, warn
+from .. import loading
+from ..findings import Finding, fail, passed, warn
 
 DEFAULT_IMAGE_TOKEN = "<image>"
 
@@ -13,7 +14,7 @@ DEFAULT_IMAGE_TOKEN = "<image>"
 def run(ctx) -> Iterable[Finding]:
     target = ctx.needs(ctx.target, "processor")
     yield from _declared_processor_class(target)
-    processor = _auto_processor(ctx, target)
+    processor = loading.load_processor(ctx)
     tokenizer = getattr(processor, "tokenizer", processor)
     takes_images = "images" in inspect.signature(processor.__call__).parameters
     kind = type(processor).__name__
@@ -35,27 +36,6 @@ def run(ctx) -> Iterable[Finding]:
             params={"kind": kind},
         )
     yield _image_token(target, tokenizer)
-
-
-def _auto_processor(ctx, target):
-    from transformers import AutoProcessor
-
-    # Only a processor or tokenizer of the checkpoint's own is remote code worth trusting here;
-    # otherwise the model's remote config is never imported just to find the tokenizer.
-    remote = any("Processor" in k or "Tokenizer" in k for k in _all_auto_maps(target))
-    if remote and not ctx.options.trust_remote_code:
-        raise ProbeStop(skip("processor.untrusted", "The processor is remote code: not imported without --dsocr-trust-remote-code",
-                             fix="Re-run with --dsocr-trust-remote-code --dsocr-revision <commit>."))
-    try:
-        return AutoProcessor.from_pretrained(str(target.path), trust_remote_code=remote)
-    except Exception as exc:
-        raise ProbeStop(
-            fail(
-                "processor.load",
-                f"AutoProcessor.from_pretrained fails: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                fix="Check the tokenizer files (tokenizer.json, tokenizer_config.json) are in the checkpoint folder.",
-            )
-        ) from exc
 
 
 def _all_auto_maps(target) -> dict:
