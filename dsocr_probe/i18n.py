@@ -90,6 +90,19 @@ RU: dict[str, dict[str, str]] = {
         "title": "{n} строк(и) датасета непригодны: обучение остановится на первой из них",
         "fix": "Исправьте или удалите каждую строку из таблицы в её metadata-файле; сборщик батчей их не пропускает молча.",
     },
+    "step.task-type": {
+        "title": "LoRA task_type {given} для этой модели неверен: нужен {want}",
+        "fix": "Поставьте `lora.task_type: {want}` (peft `TaskType.{want}`).",
+    },
+    "step.loss-falls": {
+        "title": "Loss падает на повторяемом батче: {first} → {last} за {steps} шагов",
+    },
+    "step.out-of-memory": {
+        "title": "Не хватило памяти на {device}: {what}",
+    },
+    "step.forward-fails": {
+        "title": "Шаг обучения падает: {error}",
+    },
     "dataset.too-long": {
         "title": "{n} целевых текстов длиннее max_length {max_length}",
     },

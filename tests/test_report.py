@@ -109,4 +109,5 @@ def test_every_translation_formats_with_the_params_its_probe_gives():
             fields = {name for _, name, _, _ in string.Formatter().parse(text) if name}
             assert fields <= {"peft", "transformers", "torch", "dist", "requirement", "have", "torch_cuda", "device", "sm",
                               "build", "model", "key", "use", "suggestion", "auto_class", "bs", "n", "effective",
-                              "total", "epochs", "workers", "problem", "task", "want", "near", "kind", "max_length"}, code
+                              "total", "epochs", "workers", "problem", "task", "want", "near", "kind", "max_length",
+                              "given", "first", "last", "steps", "what", "error"}, code
