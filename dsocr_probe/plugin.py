@@ -181,6 +181,15 @@ class ProbeItem(pytest.Item):
         return f"dsocr-probe/{self.spec.module}", None, f"probe {self.spec.name}: {self.spec.title}"
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    report = yield
+    if isinstance(item, ProbeItem) and report.skipped and isinstance(report.longrepr, tuple):
+        # Point the skip at the probe, not at the line of this plugin that raised it.
+        report.longrepr = (f"dsocr-probe::{item.spec.name}", None, report.longrepr[2])
+    return report
+
+
 def run_probe(spec: probes_mod.ProbeSpec, ctx: ProbeContext) -> ProbeResult:
     """Run one probe; whatever happens, return a result (never raise)."""
     start = time.perf_counter()
