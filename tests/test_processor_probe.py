@@ -14,6 +14,13 @@ def test_v1_processor_is_the_bare_tokenizer(v1_model):
     assert "DeepseekOCRCollator" in warn.fix
 
 
+def test_with_the_dsocr_probe_builder_the_bare_tokenizer_is_fine(v1_model, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("training:\n  remove_unused_columns: false\n")
+    found = codes(probe("processor", context(linux_cpu(), model=str(v1_model), train_config=cfg)))
+    assert found["processor.tokenizer-only"] == "pass" and found["processor.class-not-shipped"] == "pass"
+
+
 def test_image_token_disagreeing_with_the_config_is_no_go(v1_model, tmp_path):
     folder = shutil.copytree(v1_model, tmp_path / "m")
     cfg = json.loads((folder / "config.json").read_text())

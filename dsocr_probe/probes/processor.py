@@ -6,14 +6,16 @@ import inspect
 from typing import Iterable
 
 from .. import loading
-from ..findings import Finding, fail, passed, warn
+from ..findings import Finding, ProbeStop, fail, passed, warn
 
 DEFAULT_IMAGE_TOKEN = "<image>"
 
 
 def run(ctx) -> Iterable[Finding]:
     target = ctx.needs(ctx.target, "processor")
-    yield from _declared_processor_class(target)
+    # Only a collator of the team's own feeds the processor; the dsocr_probe builders handle images themselves.
+    weigh = warn if _custom_collator(ctx) else passed
+    yield from _declared_processor_class(target, weigh)
     processor = loading.load_processor(ctx)
     tokenizer = getattr(processor, "tokenizer", processor)
     takes_images = "images" in inspect.signature(processor.__call__).parameters
@@ -26,10 +28,11 @@ def run(ctx) -> Iterable[Finding]:
         )
     else:
         error = _call_with_images(processor)
-        yield warn(
+        yield weigh(
             "processor.tokenizer-only",
             f"AutoProcessor returns only the tokenizer ({kind}): it takes no images",
-            detail=f"processor(images=..., text=...) → {error}" if error else "",
+            detail=f"processor(images=..., text=...) → {error}" if error else
+            "processor(images=..., text=...) ignores the images without an error: a collator built on it trains on text alone.",
             fix="Do not pass images to the processor. Use the batch builder this probe verifies: "
             "`from dsocr_probe import DeepseekOCRCollator; collator = DeepseekOCRCollator(tokenizer, mode='gundam')` "
             "and `Trainer(..., data_collator=collator)`; it does the image preprocessing and the image-token layout.",
@@ -53,7 +56,15 @@ def _json(target, name: str) -> dict:
         return {}
 
 
-def _declared_processor_class(target) -> Iterable[Finding]:
+def _custom_collator(ctx) -> bool:
+    try:
+        cfg = ctx.train_config()
+    except ProbeStop:  # a broken config is the training-config probe's finding
+        return True
+    return cfg is None or bool(cfg.data.get("collator"))
+
+
+def _declared_processor_class(target, weigh) -> Iterable[Finding]:
     """A processor_class named by the checkpoint but shipped nowhere makes AutoProcessor fall back."""
     import transformers
 
@@ -64,7 +75,7 @@ def _declared_processor_class(target) -> Iterable[Finding]:
         remote = _all_auto_maps(target).get("AutoProcessor", "")
         if hasattr(transformers, declared) or remote.endswith("." + declared):
             continue
-        yield warn(
+        yield weigh(
             "processor.class-not-shipped",
             f"{name} names processor_class {declared}, which neither transformers nor the checkpoint ships",
             detail="AutoProcessor falls back to the tokenizer alone; loading may also warn about a different model type.",
