@@ -3,6 +3,8 @@
 The builder must hand the model exactly what DeepseekOcr2Processor makes (ids, pixels, tile
 counts) and add only labels (and the pixel dtype): target + eos supervised, -100 on bos, prompt,
 image slots and padding. The slot count must match the features the model's vision path makes.
+Its own pixel path must equal the processor tensor for tensor over a table of page sizes, dtypes,
+padding sides and processor settings, and give way to the processor wherever it would differ.
 """
 
 from __future__ import annotations
@@ -282,7 +284,9 @@ class TypedProcessor:
 
 
 def test_per_token_outputs_are_extended_over_the_target(processor, examples):
-    batch = DeepseekOCR2Collator(TypedProcessor(processor))(examples[3:5])
+    builder = DeepseekOCR2Collator(TypedProcessor(processor))
+    assert not builder.fast and "TypedProcessor" in builder.fallback_reason  # its own call adds the key
+    batch = builder(examples[3:5])
     assert batch["mm_token_type_ids"].shape == batch["input_ids"].shape
     assert torch.equal(batch["mm_token_type_ids"], (batch["input_ids"] == processor.image_token_id).long())
 
@@ -299,6 +303,7 @@ def test_refuses_a_bare_tokenizer(processor):
 
 def test_describe_names_the_layout(builder):
     info = builder.describe()
+    assert info["pixels_made_by"] in ("builder", "processor") and "fallback_reason" in info
     assert info["family"] == "deepseek-ocr-2"
     assert info["class"] == "dsocr_probe.collators.deepseek_ocr2.DeepseekOCR2Collator"
     assert (info["global_slots"], info["slots_per_tile"]) == (256, 144)
@@ -308,6 +313,7 @@ def test_describe_names_the_layout(builder):
 
 def test_pickles_and_works_in_spawned_dataloader_workers(builder, examples):
     again = pickle.loads(pickle.dumps(builder))
+    assert (again.fast, again.fallback_reason) == (builder.fast, builder.fallback_reason)
     direct = builder(examples[:2])
     for key, value in again(examples[:2]).items():
         assert torch.equal(value, direct[key]), key
@@ -319,3 +325,227 @@ def test_pickles_and_works_in_spawned_dataloader_workers(builder, examples):
     assert len(batches) == 2
     for key, value in batches[0].items():
         assert torch.equal(value, direct[key]), key
+
+
+# -- the builder's own pixels and ids: equal to the processor's -----------------------------------
+
+# (width, height) -> local tiles, by the processor's rule for the tiny settings: 128 px global view,
+# 96 px tiles, 2..6 tiles per page.
+PAGES = {
+    "one pixel": ((1, 1), 0),
+    "small": ((40, 30), 0),
+    "exactly one tile": ((96, 96), 0),
+    "tall, within a tile": ((50, 96), 0),
+    "square, just over a tile": ((97, 97), 4),
+    "two tiles": ((200, 100), 2),
+    "tall": ((100, 400), 4),
+    "wide": ((500, 120), 4),
+    "tie, small page keeps 3x1": ((175, 50), 3),
+    "tie, large page takes 4x1": ((350, 100), 4),
+    "max tiles": ((300, 200), 6),
+    "thin strip": ((1000, 20), 6),
+    "global short side of 2.5 px rounds to even": ((256, 5), 6),
+    "global size exactly": ((128, 128), 4),
+}
+OTHER_PROMPT = "<image>\n<|grounding|>Convert the document to markdown. "
+
+
+def _page(size, seed):
+    """Noise on a gradient: any difference in resizing, cutting or padding shows in the pixels."""
+    import numpy as np
+
+    w, h = size
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 255, w, dtype=np.float64)[None, :, None] * np.ones((h, 1, 3))
+    noise = rng.integers(-60, 60, (h, w, 3))
+    return Image.fromarray(np.clip(ramp + noise, 0, 255).astype(np.uint8), "RGB")
+
+
+def _rows(sizes, prompts=(None,)):
+    rows = []
+    for i, size in enumerate(sizes):
+        row = {"image": _page(size, i), "text": f"line {i}: page of {size[0]}x{size[1]}"}
+        prompt = prompts[i % len(prompts)]
+        if prompt is not None:
+            row["prompt"] = prompt
+        rows.append(row)
+    return rows
+
+
+def _tiny_processor(tokenizer, images_kwargs=None, **image_settings):
+    from dsocr_probe import demo_ocr2
+
+    images = transformers.DeepseekOcr2ImageProcessorPil(
+        size={"height": demo_ocr2.GLOBAL_SIZE, "width": demo_ocr2.GLOBAL_SIZE}, tile_size=demo_ocr2.TILE_SIZE, **image_settings
+    )
+    processor = transformers.DeepseekOcr2Processor(
+        image_processor=images, tokenizer=tokenizer, patch_size=demo_ocr2.SAM_PATCH, downsample_ratio=demo_ocr2.DOWNSAMPLE
+    )
+    if images_kwargs is not None:
+        processor.images_kwargs = images_kwargs  # what the processor passes at call time, over the image processor's
+    return processor
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from dsocr_probe.demo_ocr2 import build_tokenizer
+
+    return build_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def tiny(tokenizer):
+    return _tiny_processor(tokenizer)
+
+
+def _assert_equals_processor(batch, processor, rows, dtype=torch.float32):
+    """Pixels equal the processor's (cast to the builder's dtype), and each sample's ids are the
+    processor's prompt ids followed by the target's and eos."""
+    images = [open_rgb(row["image"], i) for i, row in enumerate(rows)]
+    ref = processor(images=images, text=[row.get("prompt", PROMPT) for row in rows], padding=True, return_tensors="pt")
+    assert set(batch) == set(ref) | {"labels"}
+    for key in ("pixel_values", "pixel_values_local", "num_local_patches"):
+        if key in ref:
+            want = ref[key].to(dtype) if ref[key].is_floating_point() else ref[key]
+            assert batch[key].dtype == want.dtype and torch.equal(batch[key], want), key
+    tok = processor.tokenizer
+    for i, row in enumerate(rows):
+        prompt = ref["input_ids"][i][ref["attention_mask"][i].bool()].tolist()
+        target = tok(row["text"], add_special_tokens=False)["input_ids"]
+        assert batch["input_ids"][i][batch["attention_mask"][i].bool()].tolist() == prompt + target + [tok.eos_token_id]
+
+
+@pytest.mark.parametrize("case", list(PAGES))
+def test_own_path_equals_the_processor_page_by_page(tiny, case):
+    size, tiles = PAGES[case]
+    builder = DeepseekOCR2Collator(tiny)
+    assert builder.fast, builder.fallback_reason
+    rows = _rows([size])
+    batch = builder(rows)
+    assert batch["num_local_patches"].tolist() == [tiles]
+    _assert_equals_processor(batch, tiny, rows)
+    assert builder.validate(batch) == []
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_own_path_equals_the_processor_path_on_a_mixed_batch(tokenizer, dtype, padding_side):
+    tokenizer = pickle.loads(pickle.dumps(tokenizer))  # a copy: the padding side is changed
+    tokenizer.padding_side = padding_side
+    processor = _tiny_processor(tokenizer)
+    rows = _rows([size for size, _ in PAGES.values()], prompts=(None, OTHER_PROMPT))
+    fast, slow = DeepseekOCR2Collator(processor, dtype=dtype), DeepseekOCR2Collator(processor, dtype=dtype, fast=False)
+    assert fast.fast and not slow.fast and slow.fallback_reason == "fast=False"
+    assert fast.describe()["pixels_made_by"] == "builder" and slow.describe()["pixels_made_by"] == "processor"
+    ours, theirs = fast(rows), slow(rows)
+    assert list(ours) == list(theirs)
+    for key in theirs:
+        assert ours[key].dtype == theirs[key].dtype and torch.equal(ours[key], theirs[key]), key
+    assert ours["num_local_patches"].tolist() == [tiles for _, tiles in PAGES.values()]
+    _assert_equals_processor(ours, processor, rows, dtype)
+    again = fast(rows)  # the second time from the prompt cache
+    assert all(torch.equal(again[key], ours[key]) for key in ours)
+
+
+SETTINGS = {
+    "own mean and std, white padding, bilinear": dict(
+        image_settings=dict(image_mean=[0.48, 0.46, 0.41], image_std=[0.27, 0.26, 0.28], background_color=[255, 255, 255], resample=2)
+    ),
+    "processor asks for 1..9 tiles": dict(images_kwargs={"crop_to_patches": True, "min_patches": 1, "max_patches": 9}),
+    "no tiles": dict(images_kwargs={"crop_to_patches": False, "min_patches": 2, "max_patches": 6}),
+    "rescale only": dict(image_settings=dict(do_normalize=False)),
+    "normalise only": dict(image_settings=dict(do_rescale=False)),
+}
+
+
+@pytest.mark.parametrize("case", list(SETTINGS))
+def test_own_path_follows_the_processor_settings(tokenizer, case):
+    processor = _tiny_processor(tokenizer, SETTINGS[case].get("images_kwargs"), **SETTINGS[case].get("image_settings", {}))
+    builder = DeepseekOCR2Collator(processor)
+    assert builder.fast, builder.fallback_reason
+    rows = _rows([size for size, _ in PAGES.values()])
+    _assert_equals_processor(builder(rows), processor, rows)
+
+
+@pytest.fixture(scope="module")
+def full_size(tokenizer):
+    """The released checkpoint's image settings: 1024 px global view, 768 px tiles, 16 px patches."""
+    images = transformers.DeepseekOcr2ImageProcessorPil(size={"height": 1024, "width": 1024}, tile_size=768)
+    return transformers.DeepseekOcr2Processor(image_processor=images, tokenizer=tokenizer, patch_size=16, downsample_ratio=4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_own_path_equals_the_processor_at_full_size(full_size, dtype):
+    builder = DeepseekOCR2Collator(full_size, dtype=dtype)
+    assert builder.fast, builder.fallback_reason
+    rows = _rows([(1240, 1754), (700, 500)])  # an A4 scan at 150 dpi (2x3 tiles), a small page
+    batch = builder(rows)
+    assert batch["num_local_patches"].tolist() == [6, 0]
+    assert builder.expected_slots(6) == 256 + 144 * 6 + 1
+    _assert_equals_processor(batch, full_size, rows, dtype)
+
+
+def test_transparency_key_is_flattened_as_the_processor_does(tiny):
+    page = _page((200, 100), 0)
+    keyed = page.copy()
+    keyed.info["transparency"] = page.getpixel((0, 0))  # an RGB PNG's tRNS colour: those pixels turn white
+    builder = DeepseekOCR2Collator(tiny)
+    plain, flattened = builder([{"image": page, "text": "x"}]), builder([{"image": keyed, "text": "x"}])
+    assert not torch.equal(plain["pixel_values"], flattened["pixel_values"])  # the key really changes pixels
+    _assert_equals_processor(flattened, tiny, [{"image": keyed, "text": "x"}])
+
+
+def test_too_thin_page_is_refused_by_both_paths(tiny):
+    rows = _rows([(200, 100), (1, 300)])
+    for fast in (True, False):
+        with pytest.raises(BadExample) as err:
+            DeepseekOCR2Collator(tiny, fast=fast)(rows)
+        assert err.value.index == 1
+    with pytest.raises(BadExample, match="1x300 px page is too thin"):
+        DeepseekOCR2Collator(tiny)(rows)
+
+
+# -- falling back to the processor ------------------------------------------------------------------
+
+
+def test_processor_set_to_add_outputs_is_used_as_is(tokenizer):
+    processor = _tiny_processor(tokenizer)
+    processor.return_mm_token_type_ids = True
+    builder = DeepseekOCR2Collator(processor)
+    assert not builder.fast and "return_mm_token_type_ids" in builder.fallback_reason
+    batch = builder(_rows([(200, 100), (40, 30)]))
+    assert torch.equal(batch["mm_token_type_ids"], (batch["input_ids"] == processor.image_token_id).long())
+
+
+@pytest.mark.parametrize(
+    "image_settings, reason",
+    [
+        (dict(do_rescale=False, do_normalize=False), "uint8"),
+        (dict(background_color=127), "background_color"),
+    ],
+)
+def test_settings_not_covered_fall_back_to_the_processor(tokenizer, image_settings, reason):
+    processor = _tiny_processor(tokenizer, **image_settings)
+    builder = DeepseekOCR2Collator(processor)
+    assert not builder.fast and reason in builder.fallback_reason
+    rows = _rows([(200, 100), (40, 30)])
+    batch = builder(rows)
+    ref = processor(images=[r["image"] for r in rows], text=[PROMPT] * 2, padding=True, return_tensors="pt")
+    assert torch.equal(batch["pixel_values"], ref["pixel_values"])
+
+
+def test_a_processor_that_changed_is_noticed(tokenizer, monkeypatch):
+    """Another transformers release may compute pixels or slots otherwise: the probe page catches it."""
+    monkeypatch.setattr(transformers.DeepseekOcr2ImageProcessorPil, "rescale", lambda self, image, scale, **kw: image / 256.0)
+    processor = _tiny_processor(tokenizer)
+    builder = DeepseekOCR2Collator(processor)
+    assert not builder.fast and "pixel_values" in builder.fallback_reason
+    rows = _rows([(200, 100), (40, 30)])
+    _assert_equals_processor(builder(rows), processor, rows)
+
+    monkeypatch.undo()
+    one_more = transformers.DeepseekOcr2Processor.replace_image_token
+    monkeypatch.setattr(transformers.DeepseekOcr2Processor, "replace_image_token",
+                        lambda self, *a, **kw: one_more(self, *a, **kw) + self.image_token)
+    builder = DeepseekOCR2Collator(processor)
+    assert not builder.fast and "input_ids" in builder.fallback_reason
