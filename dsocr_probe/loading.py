@@ -29,40 +29,37 @@ DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "float": "float32", "bfl
 
 def load_tokenizer(ctx):
     """``AutoTokenizer`` from the target's folder (offline); remote tokenizer code only when trusted."""
-    from transformers import AutoTokenizer
-
-    target = ctx.target()
-    parts = _remote_parts(target, ("AutoTokenizer",))
-    _refuse_untrusted(ctx, parts, "tokenizer")
-    try:
-        return AutoTokenizer.from_pretrained(str(target.path), **_offline(parts))
-    except Exception as exc:
-        raise ProbeStop(
-            fail(
-                "loading.tokenizer",
-                f"AutoTokenizer cannot load {target.path}: {type(exc).__name__}: {first_line(exc)}",
-                fix="Copy the checkpoint's tokenizer files (tokenizer.json, tokenizer_config.json, special_tokens_map.json) "
-                "into the model folder.",
-                params={"path": str(target.path)},
-            )
-        ) from exc
+    return _load_auto(
+        ctx, "AutoTokenizer", ("AutoTokenizer",), "tokenizer",
+        fix="Copy the checkpoint's tokenizer files (tokenizer.json, tokenizer_config.json, special_tokens_map.json) "
+        "into the model folder.",
+    )
 
 
 def load_processor(ctx):
     """``AutoProcessor`` from the target's folder (offline). For DeepSeek-OCR v1 this is the bare tokenizer."""
-    from transformers import AutoProcessor
+    return _load_auto(
+        ctx, "AutoProcessor", ("AutoProcessor", "AutoImageProcessor", "AutoTokenizer"), "processor",
+        fix="Copy the checkpoint's processor and tokenizer files into the model folder.",
+    )
+
+
+def _load_auto(ctx, auto_class: str, remote_keys: tuple[str, ...], what: str, fix: str):
+    """``transformers.<auto_class>.from_pretrained`` on the target, offline; remote code for any of
+    ``remote_keys`` only when trusted. A failure stops the probe with ``loading.<what>``."""
+    import transformers
 
     target = ctx.target()
-    parts = _remote_parts(target, ("AutoProcessor", "AutoImageProcessor", "AutoTokenizer"))
-    _refuse_untrusted(ctx, parts, "processor")
+    parts = _remote_parts(target, remote_keys)
+    _refuse_untrusted(ctx, parts, what)
     try:
-        return AutoProcessor.from_pretrained(str(target.path), **_offline(parts))
+        return getattr(transformers, auto_class).from_pretrained(str(target.path), **_offline(parts))
     except Exception as exc:
         raise ProbeStop(
             fail(
-                "loading.processor",
-                f"AutoProcessor cannot load {target.path}: {type(exc).__name__}: {first_line(exc)}",
-                fix="Copy the checkpoint's processor and tokenizer files into the model folder.",
+                f"loading.{what}",
+                f"{auto_class} cannot load {target.path}: {type(exc).__name__}: {first_line(exc)}",
+                fix=fix,
                 params={"path": str(target.path)},
             )
         ) from exc

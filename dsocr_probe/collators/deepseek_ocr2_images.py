@@ -6,7 +6,7 @@ What that image processor does to one RGB page of ``w x h`` pixels (transformers
   ``cols x rows`` tiles with ``min_patches <= cols * rows <= max_patches``, the one whose
   ``cols / rows`` is closest to ``w / h`` (on a tie, the later grid in order of tile count wins
   while the page covers more than half of it); the page is resized to ``cols * tile x rows * tile``
-  and cut left to right, top to bottom;
+  and cut left to right, top to bottom (tiling.closest_grid, the rule v1 uses too);
 - the global view: the longer side resized to ``size.height`` (``tile_size`` without tiles), the
   other side by the same scale with ``round``, then centred on a square of the background colour;
 - every view: ``float32(float64(uint8) * rescale_factor)``, then ``(x - mean) / std`` in float32.
@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Mapping, NamedTuple, Sequence
+
+from .tiling import closest_grid
 
 PIL_BACKEND_CLASS = "DeepseekOcr2ImageProcessorPil"
 BILINEAR = 2  # what Pillow-based resizing uses when no filter is set
@@ -98,24 +100,6 @@ class PagePlan(NamedTuple):
         return self.cols * self.rows
 
 
-def tile_grid(width: int, height: int, tile: int, min_tiles: int, max_tiles: int) -> tuple[int, int]:
-    """``(cols, rows)`` of the grid whose shape is closest to the page's (see the module doc)."""
-    grids = sorted(
-        ((cols, rows) for cols in range(1, max_tiles + 1) for rows in range(1, max_tiles + 1)
-         if min_tiles <= cols * rows <= max_tiles),
-        key=lambda grid: grid[0] * grid[1],
-    )
-    aspect, area = width / height, width * height
-    best, best_gap = (1, 1), float("inf")
-    for cols, rows in grids:
-        gap = abs(aspect - cols / rows)
-        if gap < best_gap:
-            best, best_gap = (cols, rows), gap
-        elif gap == best_gap and area > 0.5 * tile * tile * cols * rows:
-            best = (cols, rows)
-    return best
-
-
 class PageViews:
     """Pages (RGB PIL images) -> ``pixel_values``, ``num_local_patches`` and ``pixel_values_local``
     in ``dtype``, equal to ``DeepseekOcr2Processor``'s output cast to ``dtype``."""
@@ -135,7 +119,7 @@ class PageViews:
         s = self.settings
         cols = rows = 0
         if s.crop_to_patches and max(width, height) > s.tile_size:
-            cols, rows = tile_grid(width, height, s.tile_size, s.min_tiles, s.max_tiles)
+            cols, rows = closest_grid(width, height, s.tile_size, s.min_tiles, s.max_tiles)
         scale = self.global_side / max(width, height)
         inner = (round(width * scale), round(height * scale))
         if min(inner) < 1:

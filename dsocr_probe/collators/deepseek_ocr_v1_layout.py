@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from .tiling import closest_grid
+
 PATCH_SIZE = 16  # processor_config.json
 DOWNSAMPLE_RATIO = 4  # processor_config.json: one visual feature per 64x64 pixels
 TILE = 640  # crops are always 640x640; images up to 640 on both sides are never cropped
@@ -93,25 +95,8 @@ def local_slots(grid: tuple[int, int], size: int = TILE) -> int:
 
 
 def best_grid(width: int, height: int, tile: int = TILE) -> tuple[int, int]:
-    """The (w, h) grid with 2 <= w*h <= 9 whose aspect is closest to the image's.
-
-    Candidates go from small to large grids; on an exact tie the larger one wins only when the
-    image has more than half the pixels that grid's crops would hold.
-    """
-    candidates = sorted(
-        {(i, j) for i in range(1, MAX_CROPS + 1) for j in range(1, MAX_CROPS + 1) if MIN_CROPS <= i * j <= MAX_CROPS},
-        key=lambda g: (g[0] * g[1], g),
-    )
-    aspect = width / height
-    area = width * height
-    best, best_diff = (1, 1), float("inf")
-    for i, j in candidates:
-        diff = abs(aspect - i / j)
-        if diff < best_diff:
-            best, best_diff = (i, j), diff
-        elif diff == best_diff and area > 0.5 * tile * tile * i * j:
-            best = (i, j)
-    return best
+    """The (w, h) grid with 2 <= w*h <= 9 whose aspect is closest to the image's (tiling.closest_grid)."""
+    return closest_grid(width, height, tile, MIN_CROPS, MAX_CROPS)
 
 
 def crop_grid(width: int, height: int, mode: str | Mode | None = "gundam", **sizes) -> tuple[int, int]:
