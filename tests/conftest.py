@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
-
-# The demo target is built into a per-run cache, never the user's ~/.cache (CI sets its own).
-os.environ.setdefault("DSOCR_PROBE_CACHE", tempfile.mkdtemp(prefix="dsocr-probe-cache-"))
 
 # pytester's in-process runs drop modules first imported inside them; extension modules such as
 # torch cannot be imported twice in one process, so they are loaded here, before any run.
@@ -19,6 +17,18 @@ import torch  # noqa: F401
 import transformers  # noqa: F401
 import transformers.modeling_utils  # noqa: F401  (registers torch ops once)
 from pages import write_pages
+
+from dsocr_probe.demo import CACHE_ENV
+
+
+def pytest_configure(config):
+    # The tests build the demo target into a cache of their own, removed at the end, never into the
+    # user's ~/.cache (CI sets its own). `pytest --dsocr-probe` run here keeps the usual cache.
+    if os.environ.get(CACHE_ENV) or config.getoption("dsocr_probe", False):
+        return
+    folder = tempfile.mkdtemp(prefix="dsocr-probe-cache-")
+    os.environ[CACHE_ENV] = folder
+    config.add_cleanup(lambda: (os.environ.pop(CACHE_ENV, None), shutil.rmtree(folder, ignore_errors=True)))
 
 
 @pytest.fixture(scope="session")
