@@ -158,5 +158,6 @@ class ProbeContext:
                     f"Not checked: {f.title}",
                     detail=f.detail,
                     fix=f.fix,
+                    params={**f.params, "cause": f.title, "cause_code": f.code},
                 )
             ) from None

@@ -60,7 +60,7 @@ def _load_auto(ctx, auto_class: str, remote_keys: tuple[str, ...], what: str, fi
                 f"loading.{what}",
                 f"{auto_class} cannot load {target.path}: {type(exc).__name__}: {first_line(exc)}",
                 fix=fix,
-                params={"path": str(target.path)},
+                params={"path": str(target.path), "auto_class": auto_class, "error": f"{type(exc).__name__}: {first_line(exc)}"},
             )
         ) from exc
 
@@ -139,6 +139,7 @@ def model_class(ctx) -> tuple[Any, str]:
                 "loading.no-auto-class",
                 f"config.json auto_map names no model class ({', '.join(sorted(target.auto_map))})",
                 fix="Restore config.json from the checkpoint: auto_map must name AutoModel (or a task-head Auto class).",
+                params={"mapped": ", ".join(sorted(target.auto_map))},
             )
         )
     for arch in target.config.get("architectures") or []:
@@ -189,6 +190,7 @@ def load_model(ctx, device: str, dtype: Any):
                 "loading.remote-import",
                 f"Loading the model imports code that fails: {first_line(exc)}",
                 fix="Install the transformers release the remote code was written for (see the remote-code probe).",
+                params={"error": first_line(exc)},
             )
         ) from exc
     except (MemoryError, RuntimeError) as exc:
@@ -209,7 +211,7 @@ def load_model(ctx, device: str, dtype: Any):
                 detail="`no kernel image is available` means this torch build has no kernels for the GPU "
                 "(see the CUDA probe); `Torch not compiled with CUDA enabled` means a CPU-only torch.",
                 fix="Install the torch build the CUDA probe names, or run the step on the CPU with --dsocr-device cpu.",
-                params={"device": device},
+                params={"device": device, "error": f"{type(exc).__name__}: {first_line(exc)}"},
             )
         ) from exc
 
@@ -221,7 +223,7 @@ def _load_failed(target, how: str, exc: BaseException) -> ProbeStop:
             f"{how.split(' ')[0]}.from_pretrained fails: {type(exc).__name__}: {first_line(exc)}",
             detail=str(exc)[:2000],
             fix="See the model API probe for the class that loads this checkpoint; check the weight files are complete.",
-            params={"path": str(target.path)},
+            params={"path": str(target.path), "cls": how.split(' ')[0], "error": f"{type(exc).__name__}: {first_line(exc)}"},
         )
     )
 
@@ -294,7 +296,7 @@ def builder_for(ctx, tokenizer_or_processor: Any = None, dtype: Any = None):
                 "loading.builder",
                 f"The batch builder for {kind} refuses these settings: {exc}",
                 fix="Correct the data section of the training config (mode, max_length, prompt) as the message says.",
-                params={"family": kind},
+                params={"family": kind, "error": str(exc)},
             )
         ) from exc
 
@@ -337,7 +339,7 @@ def _refuse_untrusted(ctx, parts: list[str], what: str) -> None:
                 "loading.untrusted",
                 f"The {what} is remote code ({', '.join(parts)}): not imported without --dsocr-trust-remote-code",
                 fix=TRUST_FIX,
-                params={"what": what},
+                params={"what": what, "parts": ", ".join(parts)},
             )
         )
 

@@ -226,7 +226,7 @@ def _timed_out(spec: probes_mod.ProbeSpec, limit: float) -> Finding:
         "(a network mount, swapping, a dead GPU, a lock held by another process).",
         fix=f"Raise --dsocr-timeout above {limit:g} if the machine is just slow; otherwise run with "
         "`-k " + spec.name + " -s` and watch where it stops.",
-        params={"limit": limit},
+        params={"limit": limit, "probe": spec.name, "title": spec.title},
     )
 
 

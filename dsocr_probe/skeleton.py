@@ -58,7 +58,7 @@ def load_config(target, options):
                 f"transformers {transformers.__version__} does not know model_type `{target.model_type}` "
                 "and the checkpoint maps no remote code",
                 fix=f"`pip install 'transformers>={since}'`" if since else "Upgrade transformers to a release with this model.",
-                params={"model_type": target.model_type, "since": since},
+                params={"model_type": target.model_type, "since": since, "transformers": transformers.__version__},
             )
         )
     refusal = import_refusal(options, target)
@@ -74,6 +74,7 @@ def load_config(target, options):
                 detail="Loading a remote-code config imports the checkpoint's modules; see the remote-code findings for "
                 "the symbol or package that is missing.",
                 fix="Install the transformers release the remote code was written for (see the remote-code probe).",
+                params={"error": f"{type(exc).__name__}: {exc}"},
             )
         ) from exc
 

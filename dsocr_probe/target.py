@@ -102,7 +102,7 @@ def resolve(model: str, revision: str | None = None) -> Target:
                 detail=f"{type(exc).__name__}: {exc}",
                 fix=f"Probes never download. Fetch it once: `huggingface-cli download {model}{rev}`, "
                 "or pass the local folder with --dsocr-model.",
-                params={"model": model},
+                params={"model": model, "rev": rev},
             )
         ) from exc
     commit = path.name if _is_commit(path.name) else None
@@ -127,11 +127,13 @@ def _read_config(folder: Path) -> dict[str, Any]:
                 "target.no-config",
                 f"{folder} has no config.json",
                 fix="Point --dsocr-model at the model folder itself (the one with config.json and the weights).",
+                params={"folder": str(folder)},
             )
         )
     try:
         return json.loads(cfg.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProbeStop(
-            fail("target.bad-config", f"{cfg} is not valid JSON: {exc}", fix="Restore config.json from the checkpoint.")
+            fail("target.bad-config", f"{cfg} is not valid JSON: {exc}", fix="Restore config.json from the checkpoint.",
+                 params={"path": str(cfg), "error": str(exc)})
         ) from exc

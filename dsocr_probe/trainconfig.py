@@ -71,7 +71,8 @@ def load(path: Path) -> TrainConfig:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise ProbeStop(
-            fail("train_config.encoding", f"{path} is not UTF-8 text (byte {exc.start})", fix="Save the file as UTF-8.")
+            fail("train_config.encoding", f"{path} is not UTF-8 text (byte {exc.start})", fix="Save the file as UTF-8.",
+                 params={"path": str(path), "byte": exc.start})
         ) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -93,6 +94,7 @@ def load(path: Path) -> TrainConfig:
                 "train_config.not-mapping",
                 f"{path} holds a {type(raw).__name__}, not a mapping",
                 fix="The config is a mapping: sections model/lora/training/data, or TrainingArguments keyword arguments.",
+                params={"path": str(path), "type": type(raw).__name__},
             )
         )
     if not any(s in raw for s in SECTIONS):
@@ -106,6 +108,7 @@ def load(path: Path) -> TrainConfig:
                     "train_config.section",
                     f"{path}: section `{name}` must be a mapping, got {type(value).__name__}",
                     fix=f"Write `{name}:` followed by indented `key: value` lines.",
+                    params={"path": str(path), "section": name, "type": type(value).__name__},
                 )
             )
         sections[name] = dict(value)

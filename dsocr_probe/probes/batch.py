@@ -43,6 +43,8 @@ def run(ctx) -> Iterable[Finding]:
                 f"The collator raised on the first {len(examples)} training rows: {type(exc).__name__}: {exc}",
                 evidence={"collator": origin},
                 fix=_fix_for_builder_error(exc),
+                params={"count": len(examples), "error": f"{type(exc).__name__}: {exc}",
+                        "rejected_arg": "images" if "unexpected keyword argument 'images'" in str(exc) else None},
             )
         ) from exc
     shapes = {k: _describe(v) for k, v in batch.items()}
@@ -113,7 +115,7 @@ def _builder(ctx) -> tuple[Any, str]:
             return import_object(spec, cfg), f"collator `{spec}`"
         except Exception as exc:
             raise ProbeStop(fail("batch.collator-import", f"data.collator `{spec}` cannot be imported: {exc}",
-                                 fix="Give it as `package.module:name`.")) from exc
+                                 fix="Give it as `package.module:name`.", params={"spec": spec, "error": str(exc)})) from exc
     from .. import loading
 
     builder = loading.builder_for(ctx)
@@ -134,7 +136,8 @@ def check_keys(batch: dict, params: list[str]) -> Iterable[Finding]:
                     f"Every step fails with `forward() got an unexpected keyword argument '{key}'`."),
             fix=f"Emit `{near[0]}` instead of `{key}`" + (" (see the reference batch layout)." if near else ".")
             if near else f"Drop `{key}` from the collator's output.",
-            params={"key": key, "near": near[0] if near else None},
+            params={"key": key, "near": near[0] if near else None,
+                    "error": None if open_kwargs else f"forward() got an unexpected keyword argument '{key}'"},
         )
     required = V1_REQUIRED if "images_seq_mask" in named else NATIVE_REQUIRED if "pixel_values" in named else ("input_ids", "labels")
     missing = [k for k in required if k in named and k not in batch]
@@ -144,7 +147,7 @@ def check_keys(batch: dict, params: list[str]) -> Iterable[Finding]:
             f"The batch lacks {', '.join('`' + m + '`' for m in missing)}",
             detail="Without the image inputs the forward fails (or trains a text-only model); without labels there is no loss.",
             fix="Use the dsocr_probe builder for this family, or add the missing keys to the collator's output.",
-            params={"missing": missing},
+            params={"missing": missing, "keys": ", ".join('`' + m + '`' for m in missing)},
         )
     if not unknown and not missing:
         yield passed("batch.keys", f"Batch keys {sorted(batch)} all match forward()")
@@ -201,6 +204,7 @@ def _dtype_findings(ctx, batch) -> Iterable[Finding]:
             f"images_seq_mask is {mask.dtype}, not bool",
             detail="masked_scatter_ only supports boolean masks: the forward fails.",
             fix="Build images_seq_mask with dtype=torch.bool.",
+            params={"dtype": str(mask.dtype)},
         )
 
 

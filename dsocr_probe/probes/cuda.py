@@ -64,7 +64,7 @@ def run(ctx) -> Iterable[Finding]:
                 f"No GPU to check: {why}",
                 detail="The step probe runs on the CPU instead; its memory figures are CPU RSS, not VRAM.",
                 fix="Run the probe on the training machine to check its GPU.",
-                params={"why": why},
+                params={"why": why, "torch_cuda": env.torch_cuda},
             )
         )
     bf16_wanted = _config_wants_bf16(ctx)
@@ -93,7 +93,7 @@ def _check_device(dev: DeviceFacts, arch_list: list[str], torch_cuda: str | None
             fix=f"Install {build}: `pip install --force-reinstall torch torchvision --index-url "
             "https://download.pytorch.org/whl/cu128` (on Windows PyPI has CPU-only torch wheels).",
             evidence=evidence,
-            params={"sm": dev.sm, "device": dev.name, "torch_cuda": torch_cuda, "build": build},
+            params={"sm": dev.sm, "device": dev.name, "torch_cuda": torch_cuda, "build": build, "arch_list": list(arch_list)},
         )
         return
     if launch:
@@ -104,6 +104,7 @@ def _check_device(dev: DeviceFacts, arch_list: list[str], torch_cuda: str | None
                 f"A CUDA kernel failed on {dev.name}: {error}",
                 fix="Reinstall a torch build that matches the driver (`nvidia-smi` shows the driver's CUDA version).",
                 evidence=evidence,
+                params={"device": dev.name, "error": error},
             )
             return
         evidence["kernel launch"] = "ok"
@@ -115,6 +116,7 @@ def _check_device(dev: DeviceFacts, arch_list: list[str], torch_cuda: str | None
             f"{dev.name} ({dev.sm}) has no bf16 (needs compute capability >= 8.0)",
             detail="DeepSeek-OCR ships bf16 weights; in fp16 its activations can overflow.",
             fix="Set `bf16: false` and `fp16: true` in the training config, or load the model in float32.",
+            params={"device": dev.name, "sm": dev.sm},
         )
 
 

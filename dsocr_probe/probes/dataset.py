@@ -57,7 +57,7 @@ def run(ctx) -> Iterable[Finding]:
             table=bad[:MAX_ROWS_LISTED],
             detail="" if len(bad) <= MAX_ROWS_LISTED else f"... and {len(bad) - MAX_ROWS_LISTED} more (all are in the JSON report).",
             fix="Fix or remove each listed row in its metadata file; the batch builder refuses them rather than skip them.",
-            params={"n": len(bad)},
+            params={"n": len(bad), "more": len(bad) - MAX_ROWS_LISTED if len(bad) > MAX_ROWS_LISTED else None},
         )
     if odd:
         yield warn("dataset.odd-images", f"{len(odd)} image(s) will train poorly", table=odd[:MAX_ROWS_LISTED],
@@ -140,7 +140,8 @@ def _lengths(ctx, data) -> Iterable[Finding]:
     try:
         tokenizer = ctx.tokenizer()
     except ProbeStop as stop:
-        yield skip("dataset.lengths", f"Target lengths not measured: {stop.finding.title}", fix=stop.finding.fix)
+        yield skip("dataset.lengths", f"Target lengths not measured: {stop.finding.title}", fix=stop.finding.fix,
+                   params={**stop.finding.params, "cause": stop.finding.title, "cause_code": stop.finding.code})
         return
     lengths = []
     too_long = []
@@ -162,7 +163,7 @@ def _lengths(ctx, data) -> Iterable[Finding]:
             table=too_long[:MAX_ROWS_LISTED],
             evidence=evidence,
             fix=f"Raise data.max_length to at least {max(lengths)} plus the prompt and image tokens, or split these pages.",
-            params={"n": len(too_long), "max_length": max_length},
+            params={"n": len(too_long), "max_length": max_length, "longest": max(lengths)},
         )
     else:
         yield passed("dataset.lengths", "Target lengths fit", evidence=evidence)

@@ -69,7 +69,7 @@ def _torchvision_pair(versions: dict[str, str | None]) -> Iterable[Finding]:
             "the DeepSeek-OCR remote code imports torchvision.",
             fix=f"`pip install torchvision==0.{torch_v.minor + 15}.*` from the same index as your torch build.",
             source="torchvision release compatibility table",
-            params={"torchvision": tv, "torch": torch},
+            params={"torchvision": tv, "torch": torch, "built_for": f"2.{wanted}", "use": f"0.{torch_v.minor + 15}.*"},
         )
 
 
@@ -97,5 +97,6 @@ def _declared_requirements(versions: dict[str, str | None]) -> Iterable[Finding]
                     "environment.requirement-conflict",
                     f"{dist} {version} requires {req.name}{req.specifier}, but {req.name} {have} is installed",
                     fix=f"`pip install '{req.name}{req.specifier}'` (or a {dist} release that accepts {req.name} {have}).",
-                    params={"dist": dist, "requirement": str(req), "have": have},
+                    params={"dist": dist, "requirement": str(req), "have": have, "version": version, "name": req.name,
+                            "specifier": str(req.specifier)},
                 )

@@ -186,6 +186,7 @@ def _meta_finding(sk) -> Finding:
             "model_api.meta-build",
             f"A weightless instance could not be built: {sk.build_error}",
             fix="The step probe loads the real weights and will show whether from_pretrained hits the same error.",
+            params={"error": sk.build_error},
         )
     n = sum(p.numel() for p in sk.model.parameters())
     return passed(

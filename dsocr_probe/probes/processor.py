@@ -36,7 +36,7 @@ def run(ctx) -> Iterable[Finding]:
             fix="Do not pass images to the processor. Use the batch builder this probe verifies: "
             "`from dsocr_probe import DeepseekOCRCollator; collator = DeepseekOCRCollator(tokenizer, mode='gundam')` "
             "and `Trainer(..., data_collator=collator)`; it does the image preprocessing and the image-token layout.",
-            params={"kind": kind},
+            params={"kind": kind, "error": error},
         )
     yield _image_token(target, tokenizer)
 
@@ -109,7 +109,8 @@ def _image_token(target, tokenizer) -> Finding:
     }
     if token_id is None or (unk is not None and token_id == unk):
         return fail("processor.no-image-token", f"The tokenizer has no {token!r} token", evidence=evidence,
-                    fix=f"Use the checkpoint's own tokenizer files; {token!r} must be a single added special token.")
+                    fix=f"Use the checkpoint's own tokenizer files; {token!r} must be a single added special token.",
+                    params={"token": token})
     config_id = target.config.get("image_token_id", target.config.get("image_token_index"))
     if config_id is not None and config_id != token_id:
         return fail(
@@ -117,6 +118,7 @@ def _image_token(target, tokenizer) -> Finding:
             f"config.json image_token_id {config_id} but the tokenizer maps {token!r} to {token_id}",
             evidence=evidence,
             fix="The tokenizer and the weights come from different checkpoints: load both from the same folder.",
+            params={"config_id": config_id, "token": token, "token_id": token_id},
         )
     if tokenizer.pad_token_id is None:
         return warn("processor.no-pad", "The tokenizer has no pad token", evidence=evidence,

@@ -125,7 +125,7 @@ def _modules_finding(target, code: RemoteCode, trusted: bool, active: bool) -> F
     }
     listed = ", ".join(files) or "nothing readable"
     count = _files(len(files))
-    params = {"files": files, "count": len(files)}
+    params = {"files": files, "count": len(files), "listed": ", ".join(files) or None}
     if trusted:
         return passed(f"{PROBE}.modules", f"Remote code that runs on load ({count}): {listed}",
                       table=table, evidence=evidence, params=params)
@@ -158,7 +158,8 @@ def _broken_references(code: RemoteCode, weigh) -> Iterable[Finding]:
             fix=f"Restore {names} from the same checkpoint commit (e.g. `huggingface-cli download <repo> "
             f"{' '.join(m.file for m in code.missing)} --revision <commit>`), or remove the reference.",
             table=[{"missing file": m.file, "referenced by": m.referenced_from} for m in code.missing],
-            params={"files": [m.file for m in code.missing]},
+            params={"files": [m.file for m in code.missing], "names": names,
+                    "file_args": " ".join(m.file for m in code.missing)},
         )
     for entry in code.external:
         yield Finding(
@@ -167,7 +168,8 @@ def _broken_references(code: RemoteCode, weigh) -> Iterable[Finding]:
             f"{entry} loads code from another repository ({entry.repo}) that was not scanned",
             fix=f"Scan that repository at a pinned commit (`--dsocr-model {entry.repo} --dsocr-revision <commit>`), or copy "
             f"{entry.file} into this checkpoint and set auto_map to `{entry.reference.split('--', 1)[1]}`.",
-            params={"repo": entry.repo, "reference": entry.reference},
+            params={"repo": entry.repo, "reference": entry.reference, "entry": str(entry), "file": entry.file,
+                    "local_reference": entry.reference.split("--", 1)[1]},
         )
     for m in code.modules:
         if m.scan.error:
@@ -177,7 +179,7 @@ def _broken_references(code: RemoteCode, weigh) -> Iterable[Finding]:
                 f"{m.file} cannot be parsed, so it was not checked: {m.scan.error}",
                 detail="Importing it would fail the same way.",
                 fix=f"Restore {m.file} from the checkpoint (it is damaged or written for another Python version).",
-                params={"file": m.file},
+                params={"file": m.file, "error": m.scan.error},
             )
 
 
@@ -211,6 +213,7 @@ def _transformers_imports(ctx, target, code: RemoteCode, weigh) -> Iterable[Find
     blocking = {k: v for k, v in missing.items() if any(_runs_on_import(r) for r in v[1])}
     optional = {k: v for k, v in missing.items() if k not in blocking}
     fix = _version_fix(target, code, missing)
+    fix_params = _version_fix_params(target, code, missing)
     if blocking:
         first_module, first_name = next(iter(blocking))
         first_lookup, first_refs = blocking[(first_module, first_name)]
@@ -226,7 +229,10 @@ def _transformers_imports(ctx, target, code: RemoteCode, weigh) -> Iterable[Find
             fix=fix,
             table=_symbol_rows(blocking),
             source=symbols.REFERENCE,
-            params={"symbols": names, "transformers": judged},
+            params={"symbols": names, "transformers": judged, "short": ", ".join(n.split('.')[-1] for n in names),
+                    "file": first_ref.file, "line": first_ref.line,
+                    "reason": first_lookup.reason or f"cannot import name '{first_name}' from '{first_module}'",
+                    "replayed": judged if replay else None, **fix_params},
         )
     if optional:
         names = [_qualified(m, n) for m, n in optional]
@@ -239,7 +245,8 @@ def _transformers_imports(ctx, target, code: RemoteCode, weigh) -> Iterable[Find
             fix=fix,
             table=_symbol_rows(optional),
             source=symbols.REFERENCE,
-            params={"symbols": names, "transformers": judged},
+            params={"symbols": names, "transformers": judged, "short": ", ".join(n.split('.')[-1] for n in names),
+                    **fix_params},
         )
     if broken:
         names = [_qualified(m, n) for m, n in broken]
@@ -252,7 +259,8 @@ def _transformers_imports(ctx, target, code: RemoteCode, weigh) -> Iterable[Find
             fix=f"Repair the installation: `python -c \"import {next(iter(broken))[0]}\"` shows the error; "
             "usually torch and transformers do not match (see the environment probe's findings).",
             table=_symbol_rows(broken),
-            params={"symbols": names, "transformers": installed},
+            params={"symbols": names, "transformers": installed, "short": ", ".join(n.split('.')[-1] for n in names),
+                    "module": next(iter(broken))[0]},
         )
     if not missing and not broken:
         if not uses:
@@ -309,6 +317,23 @@ def _version_fix(target, code: RemoteCode, missing: dict) -> str:
     return "Install the transformers release the remote code was written for, or change its imports to the names the installed release has."
 
 
+def _version_fix_params(target, code: RemoteCode, missing: dict) -> dict:
+    """The values :func:`_version_fix` words its advice with; None where that branch is not taken."""
+    out = {"v1_stack": None, "spec": None, "saved_in_spec": None, "saved": None}
+    if _is_deepseek_ocr_v1(target, code):
+        out["v1_stack"] = symbols.V1_STACK_FIX
+        return out
+    saved = target.config.get("transformers_version")
+    known = [f for f in (symbols.fact_for(m, n) for m, n in missing) if f is not None]
+    if known:
+        spec = SpecifierSet(",".join(f.present for f in known))
+        out["spec"] = str(spec)
+        out["saved_in_spec"] = saved if saved and _version_in(saved, spec) else None
+    elif saved:
+        out["saved"] = saved
+    return out
+
+
 def _version_in(version: str, spec: SpecifierSet) -> bool:
     try:
         return Version(version) in spec
@@ -355,7 +380,7 @@ def _packages(code: RemoteCode, weigh) -> Iterable[Finding]:
             "'This modeling file requires the following packages that were not found in your environment'.",
             fix=f"`pip install {' '.join(pips)}`",
             table=_package_rows(required),
-            params={"packages": pips},
+            params={"packages": pips, "names": ", ".join(pips), "pip_args": " ".join(pips)},
         )
     if optional:
         pips = [codescan.pip_name(top) for top in optional]
@@ -367,7 +392,7 @@ def _packages(code: RemoteCode, weigh) -> Iterable[Finding]:
             "the code runs without them, on its fallback path.",
             fix=f"Optional: `pip install {' '.join(pips)}` to use the code path that needs them.",
             table=_package_rows(optional),
-            params={"packages": pips},
+            params={"packages": pips, "names": ", ".join(pips), "pip_args": " ".join(pips)},
         )
     if not absent:
         yield passed(
@@ -422,7 +447,10 @@ def _hazards(ctx, code: RemoteCode, weigh) -> Iterable[Finding]:
                  "note": h.note, "code": h.code}
                 for h in found
             ],
-            params={"kind": kind, "count": len(found), "where": first.where, "call": first.call},
+            params={"kind": kind, "count": len(found), "where": first.where, "call": first.call,
+                    "more": len(found) - 1 if len(found) > 1 else None,
+                    "on_import": ", ".join(h.where for h in found if not h.in_function) or None,
+                    **_torch_load_params(kind, torch_version)},
         )
 
 
@@ -437,6 +465,14 @@ def _torch_loads_safely(torch_version: str | None) -> bool:
         return torch_version is not None and Version(torch_version).release >= Version(TORCH_SAFE_LOAD_SINCE).release
     except InvalidVersion:
         return False
+
+
+def _torch_load_params(kind: str, torch_version: str | None) -> dict:
+    """For torch.load: the torch version, under the key that says whether it loads safely by default."""
+    if kind != codescan.TORCH_LOAD:
+        return {}
+    safe = _torch_loads_safely(torch_version)
+    return {"torch_safe": torch_version if safe else None, "torch_unsafe": None if safe else (torch_version or "?")}
 
 
 def _hazard_detail(kind: str, found: list[Hazard], torch_version: str | None) -> str:
@@ -483,7 +519,8 @@ def _pin_finding(ctx, target, code: RemoteCode) -> Finding:
         + (" Accepted because --dsocr-allow-unpinned was given." if allowed else ""),
         fix=fix,
         evidence=evidence,
-        params={"revision": target.revision},
+        params={"revision": target.revision, "revision_shown": target.revision or "none", "commit": target.commit,
+                "path": str(target.path), "allowed_by": "--dsocr-allow-unpinned" if allowed else None},
     )
 
 

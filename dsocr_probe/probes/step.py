@@ -165,7 +165,9 @@ def _checked_run(model, batch: dict, optimizer, device: str, amp, training: dict
     except Exception as exc:
         message = loading.first_line(exc)
         fix = "Compare with the batch and model API probes; with gradient_checkpointing on, try it off."
+        checkpointing_kwargs = None
         if "in-place operation" in message:
+            checkpointing_kwargs = "{use_reentrant: false}"
             fix = ("The embeddings were made to require grad (gradient checkpointing enabled before get_peft_model, "
                    "or enable_input_require_grads), and this model writes the image features into them in place: "
                    "let the Trainer enable checkpointing after wrapping, with "
@@ -177,7 +179,7 @@ def _checked_run(model, batch: dict, optimizer, device: str, amp, training: dict
                 detail="The batch came from the verified builder, so the model, its dtype or the training settings "
                 "(gradient checkpointing, mixed precision) are the suspects.",
                 fix=fix,
-                params={"error": message},
+                params={"error": message, "exception": type(exc).__name__, "checkpointing_kwargs": checkpointing_kwargs},
             )
         ) from exc
 
@@ -193,6 +195,7 @@ def _loss(model, batch: dict, amp: Callable[[], Any]):
                 f"{type(model).__name__} returned no loss for a batch with labels",
                 fix="The model computes the loss itself from `labels`; make sure the batch carries them "
                 "(see the batch probe).",
+                params={"cls": type(model).__name__},
             )
         )
     return loss
@@ -208,6 +211,7 @@ def _task_type(model, lora_kwargs: dict, batch: dict, amp) -> Iterable[Finding]:
     if given is None or given == want:
         return
     outcome = "the forward runs, but peft feeds it decoder inputs the model does not have"
+    forward_error = wrap_error = None
     try:
         trial = lora.wrap(model, lora_kwargs)
         try:
@@ -217,19 +221,21 @@ def _task_type(model, lora_kwargs: dict, batch: dict, amp) -> Iterable[Finding]:
                 _loss(trial, batch, amp)
         except Exception as exc:
             outcome = f"the first forward fails: {type(exc).__name__}: {loading.first_line(exc)}"
+            forward_error = f"{type(exc).__name__}: {loading.first_line(exc)}"
         finally:
             base = trial.unload()  # take the adapters out again; the model goes on with the right task type
             if hasattr(base, "peft_config"):  # left behind by unload(); would make the next wrap a second adapter
                 del base.peft_config
     except Exception as exc:
         outcome = f"get_peft_model fails: {type(exc).__name__}: {loading.first_line(exc)}"
+        wrap_error = f"{type(exc).__name__}: {loading.first_line(exc)}"
     kind = "decoder-only" if want == "CAUSAL_LM" else "encoder-decoder"
     yield fail(
         "step.task-type",
         f"LoRA task_type {given} on a {kind} model: it must be {want}",
         detail=f"With {given}, {outcome}. The rest of this probe ran with {want}.",
         fix=f"Set `lora.task_type: {want}` (peft `TaskType.{want}`).",
-        params={"given": given, "want": want},
+        params={"given": given, "want": want, "forward_error": forward_error, "wrap_error": wrap_error},
     )
     lora_kwargs["task_type"] = want
 
@@ -244,7 +250,7 @@ def _wrap(model, lora_kwargs: dict):
                 "step.lora-wrap",
                 f"get_peft_model fails with this LoRA config: {type(exc).__name__}: {loading.first_line(exc)}",
                 fix=_targets_fix(names),
-                params={"error": loading.first_line(exc)},
+                params={"error": loading.first_line(exc), "exception": type(exc).__name__, **_targets_params(names)},
             )
         ) from exc
 
@@ -255,6 +261,12 @@ def _targets_fix(names: list[str]) -> str:
     pattern = lora.vision_exclude_pattern(names)
     exclude = f" with `exclude_modules: '{pattern}'`" if pattern else ""
     return f"Target the language model: `target_modules: {targets}`{exclude}."
+
+
+def _targets_params(names: list[str]) -> dict[str, Any]:
+    """The values of :func:`_targets_fix`, for the translated fix."""
+    return {"targets": "[" + ", ".join(lora.language_model_targets(names)) + "]",
+            "exclude": lora.vision_exclude_pattern(names) or None}
 
 
 def _loss_finding(first: Run) -> Finding:
@@ -278,6 +290,7 @@ def _gradient_findings(grads: gradients.GradientReport | None, no_grad: set[str]
     rows = gradients.grouped_rows(grads.adapters, no_grad)
     learning, silent = grads.learning, grads.not_learning
     fix_targets = _targets_fix(names)
+    targets = _targets_params(names)
     evidence = {"adapters": len(grads.adapters), "with gradient": len(learning), "without": len(silent)}
     if grads.non_finite:
         yield fail(
@@ -286,6 +299,7 @@ def _gradient_findings(grads: gradients.GradientReport | None, no_grad: set[str]
             detail=", ".join(a.module for a in grads.non_finite[:8]),
             fix="Train in bf16 or fp32 instead of fp16, and lower the learning rate.",
             table=rows, evidence=evidence,
+            params={"count": len(grads.non_finite), "modules": ", ".join(a.module for a in grads.non_finite[:8])},
         )
     if grads.adapters and not learning:
         vision_only = all(a.module in no_grad or lora.is_vision_module(a.module) for a in silent)
@@ -296,7 +310,7 @@ def _gradient_findings(grads: gradients.GradientReport | None, no_grad: set[str]
                 detail="The vision encoders and the projector run under torch.no_grad() inside the model's forward "
                 "(or lie off the loss's path): the adapters there keep their initial values.",
                 fix=fix_targets,
-                table=rows, evidence=evidence,
+                table=rows, evidence=evidence, params=targets,
             )
         else:
             yield fail(
@@ -306,6 +320,7 @@ def _gradient_findings(grads: gradients.GradientReport | None, no_grad: set[str]
                 "not require one, and the frozen embeddings' output does not." if reentrant else "",
                 fix="Set `gradient_checkpointing_kwargs: {use_reentrant: false}`." if reentrant else fix_targets,
                 table=rows, evidence=evidence,
+                params={"count": len(silent), "use_reentrant": True if reentrant else None, **targets},
             )
         return
     if grads.frozen_with_grad:
@@ -314,6 +329,7 @@ def _gradient_findings(grads: gradients.GradientReport | None, no_grad: set[str]
             f"{len(grads.frozen_with_grad)} frozen weight(s) received gradients",
             detail=", ".join(grads.frozen_with_grad[:8]),
             fix="Something unfroze base weights after wrapping: wrap with peft last and do not set requires_grad by hand.",
+            params={"count": len(grads.frozen_with_grad), "names": ", ".join(grads.frozen_with_grad[:8])},
         )
     unexplained = [a for a in silent if a.module not in no_grad and ".experts." not in a.module]
     on_vision = [a for a in silent if a.module in no_grad]
@@ -323,6 +339,7 @@ def _gradient_findings(grads: gradients.GradientReport | None, no_grad: set[str]
             f"{len(grads.trainable_without_grad)} trainable parameter(s) besides the adapters got no gradient",
             detail=", ".join(grads.trainable_without_grad[:8]),
             fix="Remove them from `modules_to_save` (they never change) or check they are used in forward().",
+            params={"count": len(grads.trainable_without_grad), "names": ", ".join(grads.trainable_without_grad[:8])},
         )
     if on_vision or unexplained:
         listed = on_vision + unexplained
@@ -332,7 +349,9 @@ def _gradient_findings(grads: gradients.GradientReport | None, no_grad: set[str]
             + (f" ({len(on_vision)} on the vision path under torch.no_grad())" if on_vision else ""),
             detail="They add memory and parameters but never change: " + ", ".join(a.module for a in listed[:8]),
             fix=fix_targets,
-            table=rows, evidence=evidence, params={"count": len(listed), "total": len(grads.adapters)},
+            table=rows, evidence=evidence,
+            params={"count": len(listed), "total": len(grads.adapters), "on_vision": len(on_vision) or None,
+                    "modules": ", ".join(a.module for a in listed[:8]), **targets},
         )
     else:
         experts = len(silent)
@@ -362,7 +381,8 @@ def _overfit_finding(first: Run) -> Finding:
         "the adapters are not on the loss's path, the labels do not supervise the target, or the updates are lost.",
         fix="Check the gradient finding above and the batch probe's label findings; target the language model's "
         "projections with LoRA.",
-        table=table, params={"losses": [round(v, 4) for v in losses]},
+        table=table, params={"losses": [round(v, 4) for v in losses], "trace": " → ".join(f"{v:.5f}" for v in losses),
+                             "steps": len(losses), "lr": LEARNING_RATE},
     )
 
 
@@ -410,7 +430,9 @@ def _cost_findings(small: Measure, large: Measure | None, oom: str | None, devic
             fix=f"Use `per_device_train_batch_size: {max(1, guess.largest_batch or 1)}` with more gradient accumulation, or "
             + FIX_MEMORY + ".",
             table=table, evidence=evidence,
-            params={"need": gib(guess.peak_bytes), "have": gib(capacity), "largest": guess.largest_batch},
+            params={"need": gib(guess.peak_bytes), "have": gib(capacity), "largest": guess.largest_batch,
+                    "batch": batch, "length": length, "default_batch": None if configured else batch,
+                    "fit_batch": max(1, guess.largest_batch or 1)},
         )
     elif capacity and guess.peak_bytes > capacity * HEADROOM:
         yield warn(
@@ -418,6 +440,8 @@ def _cost_findings(small: Measure, large: Measure | None, oom: str | None, devic
             f"Forecast for {what}: {gib(guess.peak_bytes)} of {gib(capacity)} ({guess.peak_bytes / capacity:.0%})",
             fix="Leave headroom: " + FIX_MEMORY + ".",
             table=table, evidence=evidence,
+            params={"need": gib(guess.peak_bytes), "have": gib(capacity), "share": f"{guess.peak_bytes / capacity:.0%}",
+                    "batch": batch, "length": length, "default_batch": None if configured else batch},
         )
     else:
         yield passed(
@@ -442,7 +466,10 @@ def _oom_finding(what: str, message: str, device: str, fitted: Measure | None, t
         detail=f"{message}\n{largest}",
         fix=fix,
         evidence={"device memory": gib(capacity_bytes(device)), "configured batch": configured},
-        params={"what": what, "device": device},
+        params={"what": what, "device": device, "tokens": length, "message": message,
+                "fit_batch": fitted.samples if fitted else None, "fit_length": fitted.length if fitted else None,
+                "fit_peak": gib(fitted.peak_bytes) if fitted else None,
+                "accumulation": max(1, int(configured or 1) // fitted.samples) if fitted else None},
     )
 
 
@@ -484,6 +511,7 @@ def _prepare(model, training: dict):
                     "gradient_checkpointing is set, but the model refuses it: "
                     f"{type(exc).__name__}: {loading.first_line(exc)}",
                     fix="Set `gradient_checkpointing: false` and lower the batch size or max length instead.",
+                    params={"error": f"{type(exc).__name__}: {loading.first_line(exc)}"},
                 )
             ) from exc
     return model

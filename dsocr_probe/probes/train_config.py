@@ -53,7 +53,8 @@ def check_arguments(training: dict[str, Any], installed: Version) -> Iterable[Fi
                     "train_config.deprecated-argument",
                     f"`{key}` is deprecated since transformers {rule.introduced}: use `{rule.use}`",
                     fix=f"Rename `{key}:` to `{rule.use.split(' ')[0]}:`" + (f" before upgrading to {rule.removed}, which removes it." if rule.removed else "."),
-                    params={"key": key, "use": rule.use},
+                    params={"key": key, "use": rule.use, "rename_to": rule.use.split(' ')[0],
+                            "introduced": rule.introduced, "removed": rule.removed},
                 )
             continue
         bad += 1
@@ -64,7 +65,8 @@ def check_arguments(training: dict[str, Any], installed: Version) -> Iterable[Fi
                 detail=f"Trainer(tokenizer=...) was replaced by processing_class in 4.46.0 and removed in 5.0.0."
                 if key == "tokenizer" else "",
                 fix=f"Remove `{key}` from the training section and pass it as {_trainer_argument(key, installed)}.",
-                params={"key": key},
+                params={"key": key, "pass_as": _trainer_argument(key, installed),
+                        "replaced_by": "processing_class" if key == "tokenizer" else None},
             )
         elif rule:
             when = f" (removed in transformers {rule.removed})" if rule.removed else " (it never was one)"
@@ -73,7 +75,7 @@ def check_arguments(training: dict[str, Any], installed: Version) -> Iterable[Fi
                 f"TrainingArguments got an unexpected keyword argument `{key}`{when}",
                 fix=f"Use `{rule.use}` instead of `{key}`.",
                 source=rule.source,
-                params={"key": key, "use": rule.use},
+                params={"key": key, "use": rule.use, "removed": rule.removed},
             )
         else:
             close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.75)
@@ -81,7 +83,7 @@ def check_arguments(training: dict[str, Any], installed: Version) -> Iterable[Fi
                 "train_config.unknown-argument",
                 f"TrainingArguments got an unexpected keyword argument `{key}`",
                 fix=f"Did you mean `{close[0]}`?" if close else f"Remove `{key}`; transformers {installed} has no such argument.",
-                params={"key": key, "suggestion": close[0] if close else None},
+                params={"key": key, "suggestion": close[0] if close else None, "installed": str(installed)},
             )
     if not bad:
         yield passed("train_config.arguments", f"All {len(training)} training arguments exist in transformers {installed}")
@@ -110,6 +112,7 @@ def _construct(training: dict[str, Any]) -> Iterable[Finding]:
                 f"TrainingArguments rejects these values on this machine: {type(exc).__name__}: {str(exc).splitlines()[0]}",
                 detail=str(exc),
                 fix="Correct the value named in the message.",
+                params={"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"},
             )
 
 
@@ -135,7 +138,7 @@ def _auto_class(ctx, cfg) -> Iterable[Finding]:
             "train_config.auto-class",
             f"model.auto_class {name} refuses this checkpoint: {verdict.detail}",
             fix=f"Set `model.auto_class: {accepted[0]}` (and load with `{accepted[0]}.from_pretrained`)." if accepted else "See the model API probe.",
-            params={"auto_class": name, "use": accepted[0] if accepted else None},
+            params={"auto_class": name, "use": accepted[0] if accepted else None, "reason": verdict.detail},
         )
 
 
@@ -179,7 +182,8 @@ def _batch_math(ctx, cfg) -> Iterable[Finding]:
             f"{updates} optimizer step per epoch, {total} in all",
             fix=f"With {n} samples use `per_device_train_batch_size: 1` and `gradient_accumulation_steps: 1`, "
             "then grow the data before the batch.",
-            evidence=row, params={"effective": effective, "n": n, "total": total},
+            evidence=row, params={"effective": effective, "n": n, "total": total, "bs": bs, "ga": ga, "devices": devices,
+                                  "updates": updates},
         )
     if epochs >= 20 and n < 100:
         found = True
@@ -216,7 +220,8 @@ def _collator_and_workers(ctx, cfg) -> Iterable[Finding]:
         collator = import_object(spec, cfg)
     except Exception as exc:
         yield fail("train_config.collator-import", f"data.collator `{spec}` cannot be imported: {type(exc).__name__}: {exc}",
-                   fix="Give it as `package.module:name`, importable from the directory training starts in.")
+                   fix="Give it as `package.module:name`, importable from the directory training starts in.",
+                   params={"spec": spec, "error": f"{type(exc).__name__}: {exc}"})
         return
     problem = pickle_problem(collator)
     evidence = {"collator": spec, "dataloader_num_workers": workers, "start method": ctx.facts.mp_start_method, "os": ctx.facts.os}
@@ -230,14 +235,14 @@ def _collator_and_workers(ctx, cfg) -> Iterable[Finding]:
             "functions and classes from trust_remote_code modules (transformers_modules.*) do not pickle.",
             fix="Use a top-level collator object such as `dsocr_probe.DeepseekOCRCollator`, keep model and processor "
             "objects out of it, or set `dataloader_num_workers: 0`.",
-            evidence=evidence, params={"workers": workers, "problem": problem},
+            evidence=evidence, params={"workers": workers, "problem": problem, "os": ctx.facts.os},
         )
     else:
         yield warn(
             "train_config.collator-pickle",
             f"The collator does not pickle ({problem}); fine with {workers} workers here, fatal with workers on Windows/macOS",
             fix="Use a top-level collator object such as `dsocr_probe.DeepseekOCRCollator`.",
-            evidence=evidence, params={"problem": problem},
+            evidence=evidence, params={"problem": problem, "workers": workers},
         )
 
 
@@ -284,7 +289,8 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
             detail="PEFT's seq2seq wrapper passes decoder_input_ids, so every step fails with "
             "`forward() got an unexpected keyword argument 'decoder_input_ids'`." if task == "SEQ_2_SEQ_LM" else "",
             fix=f"Set `lora.task_type: {want}` (TaskType.{want}).",
-            params={"task": task, "want": want},
+            params={"task": task, "want": want, "arch": "decoder-only" if decoder_only else "encoder-decoder",
+                    "error": "forward() got an unexpected keyword argument 'decoder_input_ids'" if task == "SEQ_2_SEQ_LM" else None},
         )
     elif task:
         yield passed("train_config.task-type", f"LoRA task_type {task} fits the architecture")
@@ -294,7 +300,8 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
     try:
         names = ctx.skeleton().module_names
     except ProbeStop as stop:
-        yield skip("train_config.lora-targets", f"LoRA target_modules not matched: {stop.finding.title}", fix=stop.finding.fix)
+        yield skip("train_config.lora-targets", f"LoRA target_modules not matched: {stop.finding.title}", fix=stop.finding.fix,
+                   params={**stop.finding.params, "cause": stop.finding.title, "cause_code": stop.finding.code})
         return
     if not names:
         yield skip("train_config.lora-targets", "LoRA target_modules not matched: the model could not be built without weights",
@@ -313,6 +320,7 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
             f"LoRA target_modules {targets} match no module of the model",
             fix=f"Use the language-model projections: {suggestion}.",
             evidence=evidence,
+            params={"targets": targets if isinstance(targets, str) else list(targets), "suggestion": suggestion},
         )
     elif len(frozen) == len(matched):
         yield fail(
@@ -320,6 +328,7 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
             "Every LoRA adapter sits on the vision path, which runs under torch.no_grad(): nothing will learn",
             fix=f"Target the language model: {suggestion}.",
             evidence=evidence,
+            params={"suggestion": suggestion},
         )
     elif frozen:
         yield warn(
@@ -328,6 +337,7 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
             detail="Those adapters add memory and parameters but never change: " + ", ".join(frozen[:8]),
             fix="Restrict target_modules to the language model.",
             evidence=evidence,
+            params={"frozen": len(frozen), "matched": len(matched), "modules": ", ".join(frozen[:8])},
         )
     else:
         yield passed("train_config.lora-targets", f"LoRA target_modules match {len(matched)} modules", evidence=evidence)
