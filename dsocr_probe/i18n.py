@@ -2,15 +2,78 @@
 
 Probes write English. A code missing here is shown in English, so a new finding never
 disappears from a Russian report; it is only untranslated until it is added.
+
+An entry maps "title", "detail" and "fix" to a template, or to a tuple of templates tried in
+order: the first whose params are all given (and not None) is used, so a finding whose English
+text has variants names the variant by which params it carries. If none fits, the English text
+stays. Optional keys:
+
+- "status": the statuses the entry applies to, where a code is shared by findings with
+  different texts (a pass and a warning of the same probe);
+- "terms": a small glossary for values written in English, applied with the ``!t``
+  conversion (``{what!t}``).
+
+A finding that stops because of another one carries that one's code and title in
+``cause_code`` / ``cause`` (and its params); its templates get ``{cause}``, ``{cause_detail}``
+and ``{cause_fix}`` already translated.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import string
+from typing import Any, Mapping, Union
 
 from .findings import Finding
 
-RU: dict[str, dict[str, str]] = {
+Template = Union[str, tuple[str, ...]]
+KEYS = ("title", "detail", "fix")
+
+# Shared wordings.
+_FIX_MEMORY = (
+    "включите `gradient_checkpointing: true`, уменьшите `per_device_train_batch_size` (и увеличьте "
+    "`gradient_accumulation_steps`, чтобы эффективный батч не изменился) или уменьшите `data.max_length` / "
+    "возьмите режим с меньшим числом image-токенов (tiny/small)"
+)
+_TARGETS_FIX = (
+    "Ставьте адаптеры на языковую модель: `target_modules: {targets}` с `exclude_modules: '{exclude}'`.",
+    "Ставьте адаптеры на языковую модель: `target_modules: {targets}`.",
+)
+_VERSION_FIX = (
+    "`{v1_stack}` — стек, под который написан remote code DeepSeek-OCR v1.",
+    "`pip install 'transformers{spec}'`, например `pip install 'transformers=={saved_in_spec}'` (с этой версией "
+    "сохранён config.json), или поправьте импорты в remote code.",
+    "`pip install 'transformers{spec}'` или поправьте импорты в remote code.",
+    "`pip install 'transformers=={saved}'` (с этой версией сохранён config.json) или поправьте импорты в remote code.",
+    "Поставьте релиз transformers, под который написан remote code, или замените его импорты на имена из "
+    "установленного релиза.",
+)
+_ON_IMPORT = "Выполняется сразу, как только from_pretrained импортирует файл: {on_import}."
+_TRUST_FIX = ("Прочитайте находки проверки Remote code, затем перезапустите с --dsocr-trust-remote-code "
+              "--dsocr-revision <commit>.")
+_UNPINNED_RISK = ("Без хеша коммита следующая загрузка может принести другой код, и он выполнится с вашими правами "
+                  "(папка модели: {path}). sha256 каждого проверенного файла — в evidence.")
+_FORECAST = "Прогноз для батча {batch} x {length} токенов"
+
+
+def _hazard(title: str, fix: str, detail: Template = _ON_IMPORT) -> dict[str, Template]:
+    """A remote-code hazard: "<what>: `call` at file:line", with the other places counted."""
+    return {
+        "title": (title + ": `{call}` в {where} (и ещё {more})", title + ": `{call}` в {where}"),
+        "detail": detail,
+        "fix": (fix + " Остальные места ({more}) — в таблице.", fix),
+    }
+
+
+def _prerequisite() -> dict[str, Template]:
+    return {"title": "Не проверено: {cause}", "detail": "{cause_detail}", "fix": "{cause_fix}"}
+
+
+RU: dict[str, dict[str, Any]] = {
+    # ---------------------------------------------------------------- environment
+    "environment.missing": {
+        "title": "{dist} не установлен",
+        "fix": "`pip install {dist}` (для torch — сборку под ваш CUDA-драйвер).",
+    },
     "environment.peft-needs-modeling-layers": {
         "title": "peft {peft} не импортируется с transformers {transformers}",
         "detail": "peft 0.18.0 при импорте обращается к `transformers.modeling_layers`, который появился только в "
@@ -20,101 +83,765 @@ RU: dict[str, dict[str, str]] = {
     },
     "environment.peft-torch-distributed-tensor": {
         "title": "peft {peft} + transformers {transformers} + torch {torch}: get_peft_model падает",
+        "detail": "С этой комбинацией `get_peft_model` падает с `AttributeError: module 'torch.distributed' has no "
+        "attribute 'tensor'`; с этими версиями transformers работает peft <= 0.17.1.",
         "fix": "`pip install 'peft==0.17.1'` (стек DeepSeek-OCR v1: transformers 4.46.3 + peft 0.17.1).",
     },
+    "environment.peft-too-old-for-transformers-5": {
+        "title": "transformers {transformers} не принимает peft {peft}",
+        "detail": "transformers 5.x требует peft не ниже 0.18.0 (MIN_PEFT_VERSION): загрузка LoRA и интеграция peft "
+        "в Trainer падают на более старом peft.",
+        "fix": "`pip install 'peft>=0.18.0'` или оставайтесь на стеке v1 (transformers 4.46.3 + peft 0.17.1).",
+    },
+    "environment.peft-too-old-for-transformers-5.23": {
+        "title": "transformers {transformers} не принимает peft {peft}",
+        "detail": "В transformers 5.23 минимальная версия peft (MIN_PEFT_VERSION) поднята до 0.20.0.",
+        "fix": "`pip install 'peft>=0.20.0'`.",
+    },
+    "environment.torch-too-old-for-transformers": {
+        "title": "transformers {transformers} не видит torch {torch}: слишком старая версия",
+        "detail": "transformers 5.23 требует torch >= 2.6; со старым torch все классы моделей — заглушки, которые "
+        "падают при первом использовании.",
+        "fix": "Поставьте torch >= 2.6 (в сборке под CUDA вашей GPU) или закрепите `transformers<5.23`.",
+    },
+    "environment.torchvision-mismatch": {
+        "title": "torchvision {torchvision} собран под torch {built_for}, а установлен torch {torch}",
+        "detail": "Скомпилированные операторы torchvision загружаются только с тем релизом torch, под который собраны; "
+        "remote code DeepSeek-OCR импортирует torchvision.",
+        "fix": "`pip install torchvision=={use}` с того же индекса, откуда ставили torch.",
+    },
     "environment.requirement-conflict": {
-        "title": "{dist} требует {requirement}, а установлен {have}",
+        "title": "{dist} {version} требует {name}{specifier}, а установлен {name} {have}",
+        "fix": "`pip install '{name}{specifier}'` (или версию {dist}, которая принимает {name} {have}).",
+    },
+    # ---------------------------------------------------------------- cuda
+    "cuda.no-gpu": {
+        "title": (
+            "Нет GPU для проверки: torch собран с CUDA {torch_cuda}, но не видит ни одного CUDA-устройства",
+            "Нет GPU для проверки: это CPU-сборка torch",
+        ),
+        "detail": "Проверка шага обучения пойдёт на CPU; её цифры памяти — RSS процесса, а не VRAM.",
+        "fix": "Запустите проверку на машине, где будет идти обучение, чтобы проверить её GPU.",
     },
     "cuda.no-kernels": {
         "title": "В этой сборке torch (CUDA {torch_cuda}) нет ядер для {device} ({sm})",
+        "detail": "torch.cuda.get_arch_list() = {arch_list}: нет ни cubin для {sm}, ни PTX, из которого его можно "
+        "собрать. torch.cuda.is_available() всё равно возвращает True, но любая CUDA-операция падает с "
+        "'CUDA error: no kernel image is available for execution on the device'. Предупреждение "
+        "'{sm} is not compatible with the current PyTorch installation' — не безобидное.",
         "fix": "Установите {build}: `pip install --force-reinstall torch torchvision --index-url "
         "https://download.pytorch.org/whl/cu128` (на Windows в PyPI torch только для CPU).",
     },
-    "target.not-cached": {
-        "title": "`{model}` нет в локальном кэше Hugging Face",
-        "fix": "Проверки ничего не скачивают. Скачайте один раз: `huggingface-cli download {model}`, "
-        "или передайте локальную папку через --dsocr-model.",
+    "cuda.kernel-failed": {
+        "title": "CUDA-ядро упало на {device}: {error}",
+        "fix": "Переустановите сборку torch под драйвер (версию CUDA драйвера показывает `nvidia-smi`).",
+    },
+    "cuda.no-bf16": {
+        "title": "{device} ({sm}) не поддерживает bf16 (нужна compute capability >= 8.0)",
+        "detail": "Веса DeepSeek-OCR — в bf16; в fp16 активации могут переполниться.",
+        "fix": "Поставьте `bf16: false` и `fp16: true` в конфиге обучения или загружайте модель в float32.",
+    },
+    # ---------------------------------------------------------------- remote code
+    "remote_code.bad-auto-map": {
+        "title": "Не удаётся прочитать auto_map: {error}",
+        "fix": "Восстановите файл из чекпойнта; значение auto_map — 'module.Class' (для токенизаторов — пара [slow, fast]).",
+    },
+    "remote_code.modules": {
+        "status": "warn",
+        "title": (
+            "Для загрузки модели нужен trust_remote_code, а он выполнит код из файлов ({count}): {listed}",
+            "Для загрузки модели нужен trust_remote_code, но ни один файл его кода не читается",
+        ),
+        "detail": "Ничего не импортировалось: файлы прочитаны как текст. Находки ниже — о том, что они сделали бы.",
+        "fix": "Просмотрите эти файлы, затем перезапустите с `--dsocr-trust-remote-code --dsocr-revision <40-hex commit>`, "
+        "а в скрипте обучения передайте в from_pretrained тот же `revision=` вместе с `trust_remote_code=True`.",
+    },
+    "remote_code.missing-module": {
+        "title": "Remote code ссылается на файлы, которых нет в чекпойнте: {names}",
+        "detail": "Загрузка остановится с ошибкой импорта на первом из них.",
+        "fix": "Восстановите {names} из того же коммита чекпойнта (например, `huggingface-cli download <repo> "
+        "{file_args} --revision <commit>`) или уберите ссылку.",
+    },
+    "remote_code.external-module": {
+        "title": "{entry} подгружает код из другого репозитория ({repo}), который не проверялся",
+        "fix": "Проверьте тот репозиторий на закреплённом коммите (`--dsocr-model {repo} --dsocr-revision <commit>`) "
+        "или скопируйте {file} в этот чекпойнт и пропишите в auto_map `{local_reference}`.",
+    },
+    "remote_code.unreadable": {
+        "title": "{file} не разбирается парсером, поэтому не проверен: {error}",
+        "detail": "Импорт упадёт точно так же.",
+        "fix": "Восстановите {file} из чекпойнта (файл повреждён или написан под другую версию Python).",
+    },
+    "remote_code.missing-symbol": {
+        "title": "Remote code импортирует имена, которых нет в transformers {transformers}: {short}",
+        "detail": (
+            "Импорт {file} обрывается на строке {line}: {reason} (окружение воспроизведено: transformers {replayed} "
+            "оценён по таблице версий)",
+            "Импорт {file} обрывается на строке {line}: {reason}",
+        ),
+        "fix": _VERSION_FIX,
+    },
+    "remote_code.optional-symbol": {
+        "title": "На необязательных путях remote code импортирует имена, которых нет в transformers {transformers}: {short}",
+        "detail": "Эти импорты стоят в try/except ImportError, под проверкой `if is_..._available()` или внутри "
+        "функции: загрузка пройдёт, не заработает только ветка кода, которой они нужны.",
+        "fix": _VERSION_FIX,
+    },
+    "remote_code.transformers-broken": {
+        "title": "В transformers {transformers} есть {short}, но импорт здесь падает",
+        "fix": "Почините установку: `python -c \"import {module}\"` покажет ошибку; обычно не совпадают torch и "
+        "transformers (см. находки проверки Environment).",
+    },
+    "remote_code.missing-package": {
+        "title": "Для remote code нужны неустановленные пакеты: {names}",
+        "detail": "transformers проверяет все импорты файла remote code до загрузки и отказывает с 'This modeling file "
+        "requires the following packages that were not found in your environment'.",
+        "fix": "`pip install {pip_args}`",
+    },
+    "remote_code.optional-package": {
+        "title": "Не установлены необязательные пакеты remote code: {names}",
+        "detail": "Их импорты защищены (try/except ImportError или проверка `if is_..._available()`): код работает и "
+        "без них, по запасному пути.",
+        "fix": "Необязательно: `pip install {pip_args}`, чтобы работала ветка кода, которой они нужны.",
+    },
+    "remote_code.network": _hazard(
+        "Обращение к сети",
+        "Уберите сетевой вызов `{call}` в {where}: загрузка и обучение читают только локальные файлы (передавайте "
+        "локальные пути или PIL-изображения, а не URL).",
+    ),
+    "remote_code.process": _hazard(
+        "Запуск других программ",
+        "Уберите `{call}` в {where} или не доверяйте этому коду: модели незачем запускать программы.",
+    ),
+    "remote_code.eval": _hazard(
+        "Выполнение кода, собранного из строк",
+        "Замените `{call}(...)` в {where} обычным кодом (для литералов — `ast.literal_eval`) или не доверяйте этому коду.",
+    ),
+    "remote_code.pickle": _hazard(
+        "Распаковка pickle (unpickling может выполнить любой код)",
+        "Замените `{call}` в {where} на safetensors или `torch.load(..., weights_only=True)`.",
+    ),
+    "remote_code.torch-load": _hazard(
+        "torch.load без weights_only=True",
+        "Напишите `torch.load(..., weights_only=True)` в {where}.",
+        detail=(
+            _ON_IMPORT + " torch {torch_safe} по умолчанию грузит с weights_only=True, но более старый torch здесь "
+            "распакует произвольный код.",
+            _ON_IMPORT + " torch {torch_unsafe} здесь распакует произвольный код (weights_only=True по умолчанию "
+            "только с 2.6).",
+            "torch {torch_safe} по умолчанию грузит с weights_only=True, но более старый torch здесь распакует "
+            "произвольный код.",
+            "torch {torch_unsafe} здесь распакует произвольный код (weights_only=True по умолчанию только с 2.6).",
+        ),
+    ),
+    "remote_code.file-write": _hazard(
+        "Запись или удаление файлов вне кэша модели",
+        "Уберите `{call}` в {where} или пусть он пишет только в папку, которую передаёт вызывающий код.",
+    ),
+    "remote_code.obfuscated": _hazard(
+        "Обфусцированный код",
+        "Не доверяйте этому коду, пока `{call}` в {where} не раскодирован и не просмотрен: модели незачем прятать текст.",
+    ),
+    "remote_code.cuda": _hazard(
+        "CUDA-устройство зашито в код (модель не запустится на CPU и других устройствах)",
+        "Замените `{call}` в {where} на `.to(device)` (например, `.to(self.device)` или `.to(input_ids.device)`).",
+    ),
+    "remote_code.unpinned": {
+        "title": (
+            "Remote code разрешён (trust_remote_code) без закреплённого коммита (revision: {revision_shown})",
+            "Remote code не импортируется: revision — не закреплённый коммит",
+        ),
+        "detail": (_UNPINNED_RISK + " Принято, потому что задан {allowed_by}.", _UNPINNED_RISK),
+        "fix": (
+            "Закрепите проверенный здесь коммит: `--dsocr-revision {commit}`, а в скрипте обучения — "
+            "`from_pretrained(..., revision=\"{commit}\", trust_remote_code=True)`.",
+            "Закрепите проверенный коммит: `--dsocr-revision <40-hex commit>` (история файлов на хабе или "
+            "`git -C {path} rev-parse HEAD`), а в скрипте обучения передайте в from_pretrained тот же `revision=` "
+            "вместе с `trust_remote_code=True`.",
+            "Перезапустите с --dsocr-revision <40-hex commit> (или с --dsocr-allow-unpinned, если принимаете риск).",
+        ),
+    },
+    "remote_code.untrusted": {
+        "title": "Remote code не импортируется без --dsocr-trust-remote-code",
+        "fix": _TRUST_FIX,
+    },
+    "remote_code.prerequisite": _prerequisite(),
+    # ---------------------------------------------------------------- model API
+    "model_api.no-auto-class": {
+        "title": "Ни один Auto-класс не загружает этот чекпойнт",
+        "fix": "Загружайте класс из `architectures` в config.json напрямую или почините auto_map чекпойнта.",
+    },
+    "model_api.no-image-input": {
+        "title": "forward() не принимает изображений",
+        "fix": "Проверьте, что это vision-language чекпойнт, а не его текстовая языковая модель.",
+    },
+    "model_api.no-labels": {
+        "title": "forward() не принимает labels: loss придётся считать снаружи",
+        "fix": "Переопределите Trainer.compute_loss или возьмите causal-LM класс чекпойнта.",
+    },
+    "model_api.meta-build": {
+        "status": "warn",
+        "title": "Экземпляр без весов не собирается: {error}",
+        "fix": "Проверка шага обучения загрузит настоящие веса и покажет, падает ли from_pretrained так же.",
+    },
+    "model_api.unknown-model-type": {
+        "title": "transformers {transformers} не знает model_type `{model_type}`, а своего кода чекпойнт не подключает",
+        "fix": ("`pip install 'transformers>={since}'`", "Обновите transformers до релиза с этой моделью."),
+    },
+    "model_api.config-import": {
+        "title": "Загрузка remote-code конфига падает: {error}",
+        "detail": "Загрузка remote-code конфига импортирует модули чекпойнта; какого имени или пакета не хватает — "
+        "см. находки проверки Remote code.",
+        "fix": "Поставьте релиз transformers, под который написан remote code (см. проверку Remote code).",
+    },
+    # ---------------------------------------------------------------- processor
+    "processor.class-not-shipped": {
+        "title": "{file} указывает processor_class {declared}, которого нет ни в transformers, ни в чекпойнте",
+        "detail": "AutoProcessor откатывается на один токенизатор; при загрузке возможно и предупреждение о другом типе "
+        "модели.",
+        "fix": "Собирайте входы изображений сборщиком батчей для этого семейства моделей, а не процессором.",
+    },
+    "processor.tokenizer-only": {
+        "title": "AutoProcessor возвращает только токенизатор ({kind}): изображения он не принимает",
+        "detail": (
+            "processor(images=..., text=...) → {error}",
+            "processor(images=..., text=...) молча игнорирует изображения: коллатор на нём будет учиться только на тексте.",
+        ),
+        "fix": "Не передавайте изображения в процессор. Используйте проверенный сборщик батчей: "
+        "`from dsocr_probe import DeepseekOCRCollator; collator = DeepseekOCRCollator(tokenizer, mode='gundam')` "
+        "и `Trainer(..., data_collator=collator)`; он сам готовит изображения и раскладку image-токенов.",
+    },
+    "processor.no-image-token": {
+        "title": "В токенизаторе нет токена {token!r}",
+        "fix": "Используйте файлы токенизатора из самого чекпойнта; {token!r} должен быть одним добавленным "
+        "special-токеном.",
+    },
+    "processor.image-token-mismatch": {
+        "title": "В config.json image_token_id = {config_id}, а токенизатор даёт {token!r} id {token_id}",
+        "fix": "Токенизатор и веса из разных чекпойнтов: загружайте оба из одной папки.",
+    },
+    "processor.no-pad": {
+        "title": "У токенизатора нет pad-токена",
+        "fix": "Поставьте `tokenizer.pad_token = tokenizer.eos_token` до сборки батчей больше чем из одного примера.",
+    },
+    "processor.prerequisite": _prerequisite(),
+    # ---------------------------------------------------------------- training config
+    "train_config.missing": {
+        "title": "Нет конфига обучения {path}",
+        "fix": "Передайте YAML, который читает ваш скрипт обучения, например --dsocr-train-config "
+        "configs/training_config.yaml.",
+    },
+    "train_config.encoding": {
+        "title": "{path} — не текст в UTF-8 (байт {byte})",
+        "fix": "Сохраните файл в UTF-8.",
+    },
+    "train_config.yaml": {
+        "title": "{where}: невалидный YAML",
+        "fix": "Исправьте синтаксис YAML в этой строке (отступы, пропущенное двоеточие, табы).",
+    },
+    "train_config.not-mapping": {
+        "title": "В {path} лежит {type}, а не словарь (mapping)",
+        "fix": "Конфиг — это mapping: секции model/lora/training/data или аргументы TrainingArguments.",
+    },
+    "train_config.section": {
+        "title": "{path}: секция `{section}` должна быть mapping, а не {type}",
+        "fix": "Напишите `{section}:` и под ним строки `key: value` с отступом.",
+    },
+    "train_config.deprecated-argument": {
+        "title": "`{key}` устарел с transformers {introduced}: используйте `{use}`",
+        "fix": "Переименуйте `{key}:` в `{rename_to}:` до перехода на {removed}, где его уже нет.",
     },
     "train_config.renamed-argument": {
-        "title": "TrainingArguments не принимает аргумент `{key}`",
+        "title": (
+            "TrainingArguments не принимает аргумент `{key}` (убран в transformers {removed})",
+            "TrainingArguments не принимает аргумент `{key}` (и никогда не принимал)",
+        ),
         "fix": "Используйте `{use}` вместо `{key}`.",
     },
     "train_config.unknown-argument": {
         "title": "TrainingArguments не принимает аргумент `{key}`",
-        "fix": "Возможно, имелось в виду `{suggestion}`?",
+        "fix": ("Возможно, имелось в виду `{suggestion}`?", "Уберите `{key}`: в transformers {installed} такого аргумента нет."),
     },
     "train_config.trainer-argument": {
         "title": "`{key}` — аргумент Trainer, а не TrainingArguments",
+        "detail": "Trainer(tokenizer=...) заменили на {replaced_by} в 4.46.0 и убрали в 5.0.0.",
+        "fix": "Уберите `{key}` из секции training и передайте его как {pass_as}.",
+    },
+    "train_config.invalid-value": {
+        "title": "TrainingArguments не принимает эти значения на этой машине: {error}",
+        "fix": "Исправьте значение, названное в сообщении.",
     },
     "train_config.auto-class": {
-        "title": "model.auto_class {auto_class} не загружает этот чекпойнт",
-        "fix": "Укажите `model.auto_class: {use}` и загружайте через `{use}.from_pretrained`.",
+        "title": "model.auto_class {auto_class} не загружает этот чекпойнт: {reason}",
+        "fix": (
+            "Укажите `model.auto_class: {use}` и загружайте через `{use}.from_pretrained`.",
+            "См. находки проверки Model API.",
+        ),
     },
     "train_config.batch-larger-than-data": {
         "title": "per_device_train_batch_size {bs} больше числа обучающих примеров ({n})",
+        "detail": "Каждый батч — это весь датасет (примеров: {n}); память, заложенная под батч {bs}, не используется.",
         "fix": "Поставьте `per_device_train_batch_size: {n}` или меньше, либо добавьте данных.",
     },
     "train_config.effective-batch": {
-        "title": "Эффективный батч {effective} больше датасета ({n} примеров): всего {total} шагов оптимизатора",
-        "fix": "При {n} примерах: `per_device_train_batch_size: 1` и `gradient_accumulation_steps: 1`; "
-        "сначала растите данные, потом батч.",
+        "title": "Эффективный батч {effective} ({bs} x {ga} accumulation x {devices} устр.) больше датасета "
+        "(примеров: {n}): шагов оптимизатора на эпоху — {updates}, всего — {total}",
+        "fix": "Пока примеров {n}: `per_device_train_batch_size: 1` и `gradient_accumulation_steps: 1`; "
+        "сначала наращивайте данные, потом батч.",
     },
     "train_config.epochs": {
-        "title": "{epochs} эпох на {n} примерах: модель их просто запомнит",
+        "title": "Эпох: {epochs:g}, примеров: {n} — модель их просто запомнит",
+        "detail": "Training loss дойдёт до нуля, а на новых страницах модель ничего полезного не покажет.",
         "fix": "Обучайте 3-5 эпох и добавьте данных; следите за validation loss (eval_strategy: epoch).",
     },
     "train_config.remove-unused-columns": {
         "title": "remove_unused_columns не равен False: Trainer выбросит image и text до коллатора",
+        "detail": "При значении по умолчанию True Trainer оставляет только колонки, названные в forward(); коллатор "
+        "получает примеры без 'image' и 'text'.",
         "fix": "Поставьте `remove_unused_columns: false` в секции training.",
     },
+    "train_config.collator-import": {
+        "title": "data.collator `{spec}` не импортируется: {error}",
+        "fix": "Укажите его как `package.module:name`, импортируемый из папки, откуда запускается обучение.",
+    },
     "train_config.collator-pickle": {
-        "title": "{workers} воркера DataLoader при spawn требуют сериализуемый коллатор: {problem}",
-        "fix": "Используйте коллатор верхнего уровня, например `dsocr_probe.DeepseekOCRCollator`, не храните в нём "
-        "модель и процессор, или поставьте `dataloader_num_workers: 0`.",
+        "title": (
+            "DataLoader с воркерами ({workers}) на {os} (spawn) требует сериализуемый коллатор: {problem}",
+            "Коллатор не сериализуется ({problem}): здесь с воркерами ({workers}) это не мешает, но на Windows/macOS "
+            "с воркерами обучение упадёт",
+        ),
+        "detail": "Воркеры на {os} запускаются через spawn и получают коллатор и датасет через pickle. Функции, "
+        "объявленные внутри других функций, и классы из модулей trust_remote_code (transformers_modules.*) не "
+        "сериализуются.",
+        "fix": (
+            "Используйте коллатор верхнего уровня, например `dsocr_probe.DeepseekOCRCollator`, не храните в нём "
+            "модель и процессор или поставьте `dataloader_num_workers: 0` (на {os} воркеры стартуют через spawn).",
+            "Используйте коллатор верхнего уровня, например `dsocr_probe.DeepseekOCRCollator`.",
+        ),
     },
     "train_config.task-type": {
-        "title": "LoRA task_type {task} для этой архитектуры не подходит",
+        "status": "fail",
+        "title": "LoRA task_type {task} не подходит для {arch}-модели",
+        "detail": "Seq2seq-обёртка PEFT передаёт decoder_input_ids, и каждый шаг падает с `{error}`.",
         "fix": "Поставьте `lora.task_type: {want}` (TaskType.{want}).",
     },
-    "batch.unknown-key": {
-        "title": "В батче есть `{key}`, которого нет в forward()",
-        "fix": "Отдавайте `{near}` вместо `{key}`.",
+    "train_config.lora-targets-missing": {
+        "title": "LoRA target_modules {targets} не совпадают ни с одним модулем модели",
+        "fix": "Берите проекции языковой модели: {suggestion}.",
     },
-    "processor.tokenizer-only": {
-        "title": "AutoProcessor возвращает только токенизатор ({kind}): изображения он не принимает",
-        "fix": "Не передавайте изображения в процессор. Используйте проверенный сборщик батчей: "
-        "`from dsocr_probe import DeepseekOCRCollator; collator = DeepseekOCRCollator(tokenizer, mode='gundam')` "
-        "и `Trainer(..., data_collator=collator)`.",
+    "train_config.lora-vision-only": {
+        "title": "Все LoRA-адаптеры стоят на vision-части, а она работает под torch.no_grad(): учиться нечему",
+        "fix": "Ставьте адаптеры на языковую модель: {suggestion}.",
+    },
+    "train_config.lora-vision-some": {
+        "title": "{frozen} из {matched} LoRA-адаптеров стоят на vision-части (там нет градиентов)",
+        "detail": "Эти адаптеры занимают память и параметры, но не меняются: {modules}",
+        "fix": "Ограничьте target_modules языковой моделью.",
+    },
+    "train_config.lora-targets": {
+        "status": "skip",
+        "title": ("LoRA target_modules не сверены: {cause}", "LoRA target_modules не сверены: модель не собирается без весов"),
+        "fix": ("{cause_fix}", "См. проверку Model API."),
+    },
+    "train_config.batch-math": {
+        "status": "skip",
+        "title": "Размер батча не сверен с данными: нет обучающих примеров",
+        "fix": "Передайте --dsocr-data или задайте data.train_dir.",
+    },
+    # ---------------------------------------------------------------- dataset
+    "dataset.missing": {
+        "title": "Нет папки датасета {folder}",
+        "fix": "Передайте в --dsocr-data папку с train/ и val/ (в каждой — metadata.json).",
+    },
+    "dataset.no-metadata": {
+        "title": "Нет metadata.json ни в {folder}, ни в её train/ и val/",
+        "fix": "Запишите train/metadata.json как список строк вида "
+        "{{\"image_path\": \"images/00001.jpg\", \"text\": \"...\"}}.",
     },
     "dataset.bad-rows": {
-        "title": "{n} строк(и) датасета непригодны: обучение остановится на первой из них",
+        "title": "Непригодных строк датасета: {n}; обучение остановится на первой из них",
+        "detail": "... и ещё {more} (все есть в JSON-отчёте).",
         "fix": "Исправьте или удалите каждую строку из таблицы в её metadata-файле; сборщик батчей их не пропускает молча.",
     },
+    "dataset.odd-images": {
+        "title": "Изображений, на которых модель будет плохо учиться: {n}",
+        "fix": "Пересканируйте или обрежьте эти страницы либо уберите их из metadata-файла.",
+    },
+    "dataset.split-overlap": {
+        "title": "Элементов, которые есть больше чем в одном сплите: {n}",
+        "detail": "Validation loss на примерах, на которых модель учится, измеряет запоминание, а не чтение.",
+        "fix": "Держите каждую страницу (и каждый целевой текст) только в одном сплите.",
+    },
+    "dataset.duplicates": {
+        "title": "Дубликатов внутри сплита: {n}",
+        "fix": "Уберите повторы или оставьте их намеренно, как oversampling.",
+    },
+    "dataset.too-long": {
+        "title": "Целевых текстов длиннее max_length {max_length}: {n}",
+        "detail": "Обрезанный целевой текст учит модель останавливаться посреди страницы; сборщик батчей такие строки "
+        "не принимает.",
+        "fix": "Поднимите data.max_length хотя бы до {longest} плюс токены промпта и изображения или разбейте эти страницы.",
+    },
+    "dataset.lengths": {
+        "status": "skip",
+        "title": "Длины целевых текстов не измерены: {cause}",
+        "fix": "{cause_fix}",
+    },
+    "input.no-dataset": {
+        "title": "Нет датасета для проверки",
+        "fix": "Передайте --dsocr-data DIR (train/ и val/ с metadata.json) или задайте data.train_dir в конфиге обучения.",
+    },
+    "input.no-training config": {
+        "title": "Нет конфига обучения для проверки",
+        "fix": "Передайте YAML, который читает ваш скрипт обучения: --dsocr-train-config configs/training_config.yaml.",
+    },
+    # ---------------------------------------------------------------- batch
+    "batch.builder-raised": {
+        "title": "Коллатор падает на первых обучающих строках ({count}): {error}",
+        "fix": (
+            "Процессор — это голый токенизатор и `{rejected_arg}` не принимает: используйте как data collator "
+            "`dsocr_probe.DeepseekOCRCollator(tokenizer, mode=...)`.",
+            "Исправьте строку или коллатор, названные в сообщении; сборщик называет пример по индексу и пути.",
+        ),
+    },
+    "batch.collator-import": {
+        "title": "data.collator `{spec}` не импортируется: {error}",
+        "fix": "Укажите его как `package.module:name`.",
+    },
+    "batch.unknown-key": {
+        "title": (
+            "В батче есть `{key}`, которого нет в forward(): эта модель принимает `{near}`",
+            "В батче есть `{key}`, которого нет в forward()",
+        ),
+        "detail": ("Каждый шаг падает с `{error}`.", "forward() проглатывает его через **kwargs и игнорирует."),
+        "fix": (
+            "Отдавайте `{near}` вместо `{key}` (см. эталонную раскладку батча).",
+            "Уберите `{key}` из выхода коллатора.",
+        ),
+    },
+    "batch.missing-key": {
+        "title": ("В батче нет {keys}", "В батче не хватает ключей: {problem}"),
+        "detail": "Не хватает {keys}. Без входов изображений forward падает (или модель учится только на тексте), "
+        "без labels нет loss.",
+        "fix": "Используйте сборщик dsocr_probe для этого семейства или добавьте недостающие ключи в выход коллатора.",
+    },
+    "batch.no-bos": {
+        "title": "Примеры не начинаются с bos: {problem}",
+        "fix": "Начинайте каждый пример с bos-токена токенизатора; сборщики dsocr_probe добавляют его сами.",
+    },
+    "batch.image-slots": {
+        "title": "Число image-слотов не совпадает с числом визуальных признаков: {problem}",
+        "fix": "Отдавайте по одному image-слоту на визуальный признак: глобальный вид — nb*(nb+1)+1, кропы — "
+        "nq*h*(nq*w+1) (число даёт `dsocr_probe.collators.deepseek_ocr_v1.image_token_count(width, height, mode)`).",
+    },
+    "batch.labels-on-images": {
+        "title": "Labels стоят на позициях изображения: {problem}",
+        "fix": "Ставьте labels = -100 на всех позициях изображения (где images_seq_mask = True, на каждом "
+        "токене-заполнителе изображения).",
+    },
+    "batch.mask-dtype": {
+        "title": ("images_seq_mask имеет тип {dtype}, а не bool", "Маска images_seq_mask не булева: {problem}"),
+        "detail": "masked_scatter_ принимает только булевы маски, а не {dtype}: forward упадёт.",
+        "fix": "Создавайте images_seq_mask с dtype=torch.bool.",
+    },
+    "batch.pixel-dtype": {
+        "title": ("{key} имеет тип {dtype}, а модель работает в {model_dtype}",
+                  "Тип пикселей не совпадает с типом модели: {problem}"),
+        "detail": "Без autocast первая свёртка упадёт: Input type ({dtype}) and bias type ({model_dtype}) should be the same.",
+        "fix": (
+            "Готовьте пиксели в dtype модели (сборщики dsocr_probe принимают `dtype={model_dtype}`) или обучайте с "
+            "autocast (bf16: true).",
+            "Готовьте пиксели в dtype модели или обучайте с autocast (bf16: true).",
+        ),
+    },
+    "batch.first-sample-text-only": {
+        "title": "Первый пример батча без изображения: {problem}",
+        "fix": "Ставьте первым в каждом батче пример с изображением или собирайте текстовые примеры в отдельные батчи.",
+    },
+    "batch.no-target": {
+        "title": "Есть примеры без обучающих токенов: {problem}",
+        "fix": "В labels каждого примера должны быть его целевой текст и eos (не -100).",
+    },
+    "batch.padding": {
+        "title": "Labels или image-слоты на паддинге: {problem}",
+        "fix": "Ставьте labels = -100 на паддинге и не кладите туда image-слоты (attention_mask 0).",
+    },
+    "batch.layout": {
+        "status": "fail",
+        "title": "Раскладка батча не совпадает с моделью: {problem}",
+        "fix": "Собирайте батчи сборщиком dsocr_probe для этого семейства моделей: он следует официальной раскладке.",
+    },
+    "batch.no-rows": {
+        "title": "Нет пригодных обучающих строк, чтобы собрать батч",
+        "fix": "См. проверку Dataset.",
+    },
+    "batch.prerequisite": _prerequisite(),
+    # ---------------------------------------------------------------- loading
+    "loading.tokenizer": {
+        "title": "{auto_class} не загружает {path}: {error}",
+        "fix": "Скопируйте файлы токенизатора из чекпойнта (tokenizer.json, tokenizer_config.json, "
+        "special_tokens_map.json) в папку модели.",
+    },
+    "loading.processor": {
+        "title": "{auto_class} не загружает {path}: {error}",
+        "fix": "Скопируйте файлы процессора и токенизатора из чекпойнта в папку модели.",
+    },
+    "loading.dtype": {
+        "title": "{where}: {value!r} — не dtype",
+        "fix": "Укажите для {where} одно из: bfloat16, float16, float32 (или auto).",
+    },
+    "loading.no-auto-class": {
+        "title": "auto_map в config.json не называет класс модели ({mapped})",
+        "fix": "Восстановите config.json из чекпойнта: auto_map должен называть AutoModel (или Auto-класс с головой задачи).",
+    },
+    "loading.no-weights": {
+        "title": "В {path} нет файлов весов (*.safetensors или *.bin)",
+        "fix": "Скачайте чекпойнт целиком (`huggingface-cli download <id> --revision <commit>`) и передайте его папку.",
+    },
+    "loading.remote-import": {
+        "title": "Загрузка модели импортирует код, который падает: {error}",
+        "fix": "Поставьте релиз transformers, под который написан remote code (см. проверку Remote code).",
+    },
+    "loading.model": {
+        "title": "{cls}.from_pretrained падает: {error}",
+        "fix": "Какой класс грузит этот чекпойнт — см. проверку Model API; проверьте, что файлы весов целые.",
+    },
+    "loading.device": {
+        "title": "Перенос модели на {device} падает: {error}",
+        "detail": "`no kernel image is available` значит, что в этой сборке torch нет ядер для GPU (см. проверку CUDA); "
+        "`Torch not compiled with CUDA enabled` — что torch собран только для CPU.",
+        "fix": "Поставьте сборку torch, которую называет проверка CUDA, или запускайте шаг на CPU с --dsocr-device cpu.",
+    },
+    "loading.builder": {
+        "title": "Сборщик батчей для {family} не принимает эти настройки: {error}",
+        "fix": "Исправьте секцию data конфига обучения (mode, max_length, prompt), как сказано в сообщении.",
+    },
+    "loading.untrusted": {
+        "terms": {"tokenizer": "Токенизатор", "processor": "Процессор", "model": "Модель"},
+        "title": "{what!t} — это remote code ({parts}): без --dsocr-trust-remote-code не импортируется",
+        "fix": _TRUST_FIX,
+    },
+    # ---------------------------------------------------------------- target
+    "target.not-a-folder": {
+        "title": "`{model}` — не папка модели",
+        "fix": "Передайте папку с config.json или id на хабе вида `deepseek-ai/DeepSeek-OCR`.",
+    },
+    "target.not-cached": {
+        "title": "`{model}` нет в локальном кэше Hugging Face",
+        "fix": "Проверки ничего не скачивают. Скачайте один раз: `huggingface-cli download {model}{rev}` "
+        "или передайте локальную папку через --dsocr-model.",
+    },
+    "target.no-config": {
+        "title": "В {folder} нет config.json",
+        "fix": "Укажите в --dsocr-model саму папку модели (ту, где config.json и веса).",
+    },
+    "target.bad-config": {
+        "title": "{path} — невалидный JSON: {error}",
+        "fix": "Восстановите config.json из чекпойнта.",
+    },
+    # ---------------------------------------------------------------- training step
     "step.task-type": {
         "title": "LoRA task_type {given} для этой модели неверен: нужен {want}",
+        "detail": (
+            "С {given} падает get_peft_model: {wrap_error}. Дальше проверка шла с {want}.",
+            "С {given} падает первый forward: {forward_error}. Дальше проверка шла с {want}.",
+            "С {given} forward проходит, но peft подаёт в модель decoder-входы, которых у неё нет. Дальше проверка шла "
+            "с {want}.",
+        ),
         "fix": "Поставьте `lora.task_type: {want}` (peft `TaskType.{want}`).",
+    },
+    "step.forward-fails": {
+        "title": "Шаг обучения падает: {exception}: {error}",
+        "detail": "Батч собран проверенным сборщиком, так что под подозрением модель, её dtype или настройки обучения "
+        "(gradient checkpointing, mixed precision).",
+        "fix": (
+            "Эмбеддингам включили requires_grad (gradient checkpointing включён до get_peft_model или вызван "
+            "enable_input_require_grads), а эта модель пишет в них признаки изображения in-place: пусть Trainer "
+            "включает checkpointing после обёртки, с `gradient_checkpointing_kwargs: {checkpointing_kwargs}`.",
+            "Сверьтесь с проверками Batch и Model API; если включён gradient_checkpointing, попробуйте без него.",
+        ),
+    },
+    "step.no-loss": {
+        "title": "{cls} не вернула loss для батча с labels",
+        "fix": "Модель сама считает loss по `labels`; убедитесь, что они есть в батче (см. проверку Batch).",
+    },
+    "step.lora-wrap": {
+        "title": "get_peft_model падает с этим конфигом LoRA: {exception}: {error}",
+        "fix": _TARGETS_FIX,
+    },
+    "step.loss-not-finite": {
+        "title": "Loss первого шага: {loss}",
+        "detail": "NaN или бесконечный loss на первом шаге — это переполнение в fp16, батч, где все labels = -100, "
+        "или битые веса.",
+        "fix": "Обучайте в bf16 или fp32 (не fp16) и проверьте находки проверки Batch про labels.",
+    },
+    "step.gradients-not-finite": {
+        "title": "Адаптеров с NaN или бесконечными градиентами на первом шаге: {count}",
+        "detail": "{modules}",
+        "fix": "Обучайте в bf16 или fp32 вместо fp16 и снизьте learning rate.",
+    },
+    "step.adapters-vision-only": {
+        "title": "Адаптеры только на vision-модулях: ни один не получает градиент, учиться нечему",
+        "detail": "Vision-энкодеры и проектор работают под torch.no_grad() внутри forward модели (или лежат вне пути "
+        "loss): адаптеры там остаются с начальными значениями.",
+        "fix": _TARGETS_FIX,
+    },
+    "step.no-gradients": {
+        "title": "Ни один из адаптеров ({count}) не получает градиент",
+        "detail": "Reentrant gradient checkpointing (use_reentrant={use_reentrant}) не пропускает градиент в "
+        "checkpoint-блок, если его вход не требует градиента, а выход замороженных эмбеддингов его не требует.",
+        "fix": ("Поставьте `gradient_checkpointing_kwargs: {{use_reentrant: false}}` (сейчас use_reentrant={use_reentrant}).",
+                *_TARGETS_FIX),
+    },
+    "step.frozen-with-gradients": {
+        "title": "Замороженных весов, получивших градиенты: {count}",
+        "detail": "{names}",
+        "fix": "Что-то разморозило базовые веса после обёртки: оборачивайте в peft последним и не ставьте requires_grad "
+        "вручную.",
+    },
+    "step.trainable-without-gradients": {
+        "title": "Обучаемых параметров помимо адаптеров, не получивших градиент: {count}",
+        "detail": "{names}",
+        "fix": "Уберите их из `modules_to_save` (они не меняются) или проверьте, что они используются в forward().",
+    },
+    "step.adapters-without-gradients": {
+        "title": (
+            "{count} из {total} адаптеров не получают градиент ({on_vision} — на vision-части под torch.no_grad())",
+            "{count} из {total} адаптеров не получают градиент",
+        ),
+        "detail": "Они занимают память и параметры, но не меняются: {modules}",
+        "fix": _TARGETS_FIX,
     },
     "step.loss-falls": {
         "title": "Loss падает на повторяемом батче: {first} → {last} за {steps} шагов",
     },
+    "step.loss-flat": {
+        "title": "Loss не падает на повторяемом батче ({trace})",
+        "detail": "На одном и том же батче AdamW (lr {lr:g}, шагов: {steps}) должен его переобучить. Если этого нет, "
+        "адаптеры не на пути loss, labels не размечают целевой текст или обновления теряются.",
+        "fix": "Проверьте находку про градиенты выше и находки проверки Batch про labels; ставьте LoRA на проекции "
+        "языковой модели.",
+    },
+    "step.forecast-oom": {
+        "title": (
+            _FORECAST + " (конфига обучения нет: батч {default_batch}): {need}, больше, чем есть у GPU ({have})",
+            _FORECAST + ": {need}, больше, чем есть у GPU ({have})",
+        ),
+        "detail": "Линейная экстраполяция по двум измеренным размерам: активации и логиты растут с batch x length.",
+        "fix": "Поставьте `per_device_train_batch_size: {fit_batch}` и больше gradient accumulation, или "
+        + _FIX_MEMORY + ".",
+    },
+    "step.forecast-tight": {
+        "title": (
+            _FORECAST + " (конфига обучения нет: батч {default_batch}): {need} из {have} ({share})",
+            _FORECAST + ": {need} из {have} ({share})",
+        ),
+        "fix": "Оставьте запас: " + _FIX_MEMORY + ".",
+    },
     "step.out-of-memory": {
-        "title": "Не хватило памяти на {device}: {what}",
+        "terms": {"the weights alone": "одних весов", "one sample": "одного примера", "a batch of 2": "батча из 2"},
+        "title": (
+            "Не хватило памяти на {device} для {what!t} (токенов: {tokens})",
+            "Не хватило памяти на {device} для {what!t}",
+        ),
+        "detail": (
+            "{message}\nСамая большая настройка, которая уместилась: батч {fit_batch} x {fit_length} токенов "
+            "(пик {fit_peak}).",
+            "{message}\nНе уместилось ничего.",
+        ),
+        "fix": (
+            "Поставьте `per_device_train_batch_size: {fit_batch}` и `gradient_accumulation_steps: {accumulation}` или "
+            + _FIX_MEMORY + ".",
+            "Загружайте в bf16, " + _FIX_MEMORY + ".",
+        ),
     },
-    "step.forward-fails": {
-        "title": "Шаг обучения падает: {error}",
+    "step.gradient-checkpointing": {
+        "title": "gradient_checkpointing включён, но модель его не поддерживает: {error}",
+        "fix": "Поставьте `gradient_checkpointing: false`, а вместо этого уменьшите батч или max length.",
     },
-    "dataset.too-long": {
-        "title": "{n} целевых текстов длиннее max_length {max_length}",
+    "step.timeout": {
+        "title": "Проверка «{title}» не закончилась за {limit:g} с",
+        "detail": "Загрузка весов или шаг обучения зависли или идут намного медленнее ожидаемого (сетевой диск, своп, "
+        "мёртвая GPU, блокировка другим процессом).",
+        "fix": "Поднимите --dsocr-timeout выше {limit:g}, если машина просто медленная; иначе запустите с "
+        "`-k {probe} -s` и посмотрите, где остановится.",
     },
+    "step.no-data": {
+        "title": "Нет обучающих строк, чтобы собрать батч",
+        "fix": "Передайте --dsocr-data DIR (train/metadata.json со строками image_path и text).",
+    },
+    "step.prerequisite": _prerequisite(),
 }
+
+
+def alternatives(template: Template) -> tuple[str, ...]:
+    """The templates of one entry key, in the order they are tried."""
+    return template if isinstance(template, tuple) else (template,)
+
+
+class _Formatter(string.Formatter):
+    """str.format where a None param counts as missing and ``!t`` looks the value up in a glossary."""
+
+    def __init__(self, terms: Mapping[str, str] | None = None):
+        self.terms = terms or {}
+
+    def get_value(self, key, args, kwargs):
+        value = super().get_value(key, args, kwargs)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def convert_field(self, value, conversion):
+        if conversion == "t":
+            return self.terms.get(value, value)
+        return super().convert_field(value, conversion)
+
+
+def choose(template: Template, params: Mapping[str, Any], terms: Mapping[str, str] | None = None) -> tuple[int, str] | None:
+    """The index and text of the first alternative that formats with ``params``, or None."""
+    formatter = _Formatter(terms)
+    for index, text in enumerate(alternatives(template)):
+        try:
+            return index, formatter.vformat(text, (), params)
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+            continue
+    return None
+
+
+def applies(entry: Mapping[str, Any], f: Finding) -> bool:
+    wanted = entry.get("status")
+    return wanted is None or f.status.value in ((wanted,) if isinstance(wanted, str) else wanted)
+
+
+def template_params(f: Finding, lang: str = "ru") -> dict[str, Any]:
+    """The finding's params, with the finding that stopped it (``cause_code``) translated in."""
+    params = dict(f.params)
+    cause_code = params.pop("cause_code", None)
+    if cause_code is not None:
+        inner_params = {k: v for k, v in params.items() if k != "cause"}
+        inner = translate(Finding(f.status, str(cause_code), str(params.get("cause", "")), f.detail, f.fix,
+                                  params=inner_params), lang)
+        params.update(cause=inner["title"], cause_detail=inner["detail"], cause_fix=inner["fix"])
+    return params
+
+
+def choices(f: Finding, lang: str = "ru") -> dict[str, tuple[int, str]]:
+    """For each text the translation replaces: which alternative was used, and the text."""
+    entry = RU.get(f.code) if lang == "ru" else None
+    if not entry or not applies(entry, f):
+        return {}
+    params = template_params(f, lang)
+    out = {}
+    for key in KEYS:
+        if key in entry:
+            chosen = choose(entry[key], params, entry.get("terms"))
+            if chosen is not None:
+                out[key] = chosen
+    return out
 
 
 def translate(f: Finding, lang: str) -> dict[str, Any]:
     text = {"title": f.title, "detail": f.detail, "fix": f.fix}
-    if lang == "ru" and f.code in RU:
-        for key, template in RU[f.code].items():
-            try:
-                text[key] = template.format(**f.params)
-            except (KeyError, IndexError, ValueError):
-                pass  # a missing param keeps the English text rather than a broken sentence
+    for key, (_, translated) in choices(f, lang).items():
+        text[key] = translated  # a missing param keeps the English text rather than a broken sentence
     return text

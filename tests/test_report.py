@@ -99,15 +99,62 @@ def test_russian_report_translates_finding_texts(tmp_path):
     assert json.loads(js.read_text(encoding="utf-8"))["probes"][0]["findings"][0]["title"].startswith("TrainingArguments got")
 
 
-def test_every_translation_formats_with_the_params_its_probe_gives():
+def test_translations_are_well_formed():
+    """Static checks; tests/test_i18n_ru.py formats every template with the params its probe really gives."""
     import string
 
-    from dsocr_probe.i18n import RU
+    from dsocr_probe.findings import Status
+    from dsocr_probe.i18n import KEYS, RU, alternatives
 
-    for code, texts in RU.items():
-        for text in texts.values():
-            fields = {name for _, name, _, _ in string.Formatter().parse(text) if name}
-            assert fields <= {"peft", "transformers", "torch", "dist", "requirement", "have", "torch_cuda", "device", "sm",
-                              "build", "model", "key", "use", "suggestion", "auto_class", "bs", "n", "effective",
-                              "total", "epochs", "workers", "problem", "task", "want", "near", "kind", "max_length",
-                              "given", "first", "last", "steps", "what", "error"}, code
+    statuses = {s.value for s in Status}
+    for code, entry in RU.items():
+        assert set(entry) <= {*KEYS, "status", "terms"} and "title" in entry, code
+        wanted = entry.get("status")
+        assert wanted is None or set((wanted,) if isinstance(wanted, str) else wanted) <= statuses, code
+        for key in KEYS:
+            if key not in entry:
+                continue
+            templates = alternatives(entry[key])
+            fields = []
+            for text in templates:
+                parsed = list(string.Formatter().parse(text))  # raises on an unbalanced brace
+                for _, name, _, conversion in parsed:
+                    if name is not None:
+                        assert name.isidentifier(), (code, key, text)
+                        assert conversion in (None, "r", "s", "a", "t"), (code, key, text)
+                        assert conversion != "t" or "terms" in entry, (code, key, text)
+                fields.append({name for _, name, _, _ in parsed if name})
+                if key == "title":
+                    assert any("а" <= ch.lower() <= "я" for ch in text), (code, text)
+            # An alternative is reached only when an earlier one lacks a param it has itself.
+            for i, earlier in enumerate(fields):
+                for j in range(i + 1, len(fields)):
+                    assert earlier - fields[j], (code, key, templates[j], "is shadowed by", templates[i])
+
+
+def test_translation_variants_none_params_terms_and_causes():
+    from dsocr_probe import i18n
+    from dsocr_probe.findings import ProbeStop, skip
+
+    unknown = fail("train_config.unknown-argument", "TrainingArguments got an unexpected keyword argument `lr`",
+                   fix="Remove `lr`; transformers 4.46.3 has no such argument.",
+                   params={"key": "lr", "suggestion": None, "installed": "4.46.3"})
+    assert i18n.translate(unknown, "ru")["fix"] == "Уберите `lr`: в transformers 4.46.3 такого аргумента нет."  # not `None`
+    assert i18n.translate(unknown, "en")["fix"] == unknown.fix
+    untrusted = skip("loading.untrusted", "The tokenizer is remote code (tokenizer_config.json auto_map): ...",
+                     params={"what": "tokenizer", "parts": "tokenizer_config.json auto_map"})
+    assert i18n.translate(untrusted, "ru")["title"].startswith("Токенизатор — это remote code (tokenizer_config.json auto_map)")
+    # A pass that shares its code with a translated skip keeps its own (English) text.
+    assert i18n.translate(passed("train_config.batch-math", "Effective batch 1, 3 optimizer steps"), "ru")["title"] == (
+        "Effective batch 1, 3 optimizer steps")
+    # A finding that stopped another one is translated inside it.
+    from dsocr_probe.context import Options, ProbeContext
+
+    import pytest
+
+    ctx = ProbeContext(Options(model="/nonexistent/model"))
+    with pytest.raises(ProbeStop) as stop:
+        ctx.needs(ctx.target, "batch")
+    text = i18n.translate(stop.value.finding, "ru")
+    assert text["title"] == "Не проверено: `/nonexistent/model` — не папка модели"
+    assert text["fix"].startswith("Передайте папку с config.json")

@@ -127,3 +127,41 @@ def test_seed_replay_names_every_cause_with_its_fix(pytester, team_project, v1_m
     assert "NO-GO" in markdown.splitlines()[2]
     for code in EXPECTED:
         assert findings[code]["title"] in markdown
+
+
+def test_seed_replay_in_russian_names_every_cause_in_russian(pytester, team_project, v1_model):
+    """The same run with --dsocr-lang ru: every translated finding is shown with its Russian template,
+    formatted with the params its probe gave (a template whose params do not match would stay English)."""
+    from dsocr_probe.findings import Finding, Status
+    from dsocr_probe.i18n import RU, applies, choose, template_params
+
+    result = pytester.runpytest(
+        "--dsocr-probe", "--dsocr-model", str(v1_model),
+        "--dsocr-train-config", "configs/training_config.yaml",
+        "--dsocr-report-dir", "reports", "--dsocr-lang", "ru",
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    report = json.loads(next((team_project / "reports").glob("*.json")).read_text(encoding="utf-8"))
+    markdown = next((team_project / "reports").glob("*.md")).read_text(encoding="utf-8")
+    assert "Вердикт" in markdown.splitlines()[2] and "NO-GO" in markdown.splitlines()[2]
+    translated = set()
+    for data in (f for p in report["probes"] for f in p["findings"]):
+        entry = RU.get(data["code"])
+        finding = Finding(Status(data["status"]), data["code"], data["title"], data["detail"], data["fix"],
+                          params=data["params"])
+        if not entry or not applies(entry, finding):
+            continue
+        params = template_params(finding)
+        for key in ("title", "detail", "fix"):
+            if key not in entry or not data[key]:
+                continue
+            chosen = choose(entry[key], params, entry.get("terms"))
+            assert chosen is not None, f"RU[{data['code']!r}][{key!r}] does not fit the params {params}"
+            assert chosen[1] in markdown, (data["code"], key, chosen[1])
+        assert data["title"] not in markdown, data["code"]  # shown in Russian only
+        translated.add(data["code"])
+    missing = [code for code in EXPECTED if code not in translated]
+    assert not missing, f"seed causes not in Russian: {missing}"
+    # The skips of an untrusted run are in Russian too, the one that stopped another one included.
+    assert {"loading.untrusted", "train_config.lora-targets"} <= translated
+    assert "LoRA target_modules не сверены: Remote code не импортируется без --dsocr-trust-remote-code" in markdown

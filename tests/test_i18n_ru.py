@@ -1,0 +1,764 @@
+"""Every Russian template, formatted with the params its probe really gives.
+
+Each scenario below makes the probes (or the probe functions that build the finding) report a
+finding the way they do in a run: a small checkpoint folder, a config, a hand-made batch or
+gradient report. The findings are then translated, and the tests check that
+
+- every non-empty English text of a finding with a Russian entry is replaced by Russian, and no
+  Russian text appears where the English one is empty;
+- every alternative of every Russian template was used by at least one real finding, so a
+  template whose params do not match its probe (a typo, a renamed param) fails here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable, Iterable
+
+import pytest
+import torch
+import transformers
+import yaml
+from packaging.version import Version
+from pages import write_pages
+from probing import context, linux_cpu, probe
+
+from dsocr_probe import i18n, loading
+from dsocr_probe.context import Options
+from dsocr_probe.facts import DeviceFacts, EnvFacts
+from dsocr_probe.findings import Finding, ProbeStop, Status, fail
+from dsocr_probe.i18n import RU
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+INSTALLED_TRANSFORMERS = transformers.__version__
+
+SCENARIOS: dict[str, Callable[["Env"], Iterable[Finding]]] = {}
+
+
+def scenario(fn):
+    SCENARIOS[fn.__name__] = fn
+    return fn
+
+
+class Env:
+    """What a scenario may use: fresh folders, the v1 stand-in, and a monkeypatch undone after it."""
+
+    def __init__(self, tmp_path_factory, v1_model: Path, monkeypatch: pytest.MonkeyPatch):
+        self._factory = tmp_path_factory
+        self.v1_model = v1_model
+        self.mp = monkeypatch
+
+    def tmp(self) -> Path:
+        return self._factory.mktemp("ru")
+
+
+def stopped(fn, *args, **kwargs) -> Finding:
+    """The finding a loader stops with."""
+    with pytest.raises(ProbeStop) as stop:
+        fn(*args, **kwargs)
+    return stop.value.finding
+
+
+def installed(**versions) -> EnvFacts:
+    return linux_cpu(transformers=INSTALLED_TRANSFORMERS, torch=torch.__version__.split("+")[0], **versions)
+
+
+# ---------------------------------------------------------------- environment and CUDA
+
+
+@scenario
+def environment_rules(env):
+    from dsocr_probe.probes import environment
+
+    for versions in (
+        {"peft": None, "torchvision": "0.20.1", "torch": "2.13.0"},
+        {"transformers": "5.0.0", "peft": "0.17.0"},
+        {"transformers": "5.23.0", "peft": "0.19.0", "torch": "2.5.1"},
+        {"transformers": "4.45.0", "peft": "0.18.0"},
+        {"transformers": "4.46.3", "peft": "0.19.0", "torch": "2.13.0"},
+    ):
+        yield from environment.run(context(linux_cpu(**versions)))
+    # A package's own Requires-Dist, as `pip check` reads it.
+    env.mp.setattr(environment.facts_mod, "installed_version", lambda dist: {"dsocr-demo-dist": "1.0"}.get(dist))
+    env.mp.setattr(environment.importlib.metadata, "requires", lambda dist: ["torch>=2.6", "peft; extra == 'x'"])
+    yield from environment._declared_requirements({"dsocr-demo-dist": "1.0", "torch": "2.5.1"})
+
+
+@scenario
+def cuda_devices(env):
+    from dsocr_probe.probes import cuda
+
+    old = ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"]
+    blackwell = DeviceFacts(0, "NVIDIA GeForce RTX 5060 Ti", (12, 0), 16 * 2**30)
+    yield from cuda._check_device(blackwell, old, "12.1", launch=False, bf16_wanted=False)
+    turing = DeviceFacts(0, "Tesla T4", (7, 5), 16 * 2**30)
+    yield from cuda._check_device(turing, old, "12.1", launch=False, bf16_wanted=True)
+    env.mp.setattr(cuda, "_launch_kernel", lambda index: "CUDA error: an illegal memory access was encountered")
+    yield from cuda._check_device(DeviceFacts(0, "NVIDIA A100", (8, 0), 40 * 2**30), old, "12.1", launch=True, bf16_wanted=False)
+    for torch_cuda in (None, "12.1"):
+        facts = linux_cpu()
+        facts.torch_cuda = torch_cuda
+        yield probe("cuda", context(facts)).findings[0]
+
+
+# ---------------------------------------------------------------- remote code
+
+CONFIGURATION = """
+from transformers import PretrainedConfig
+
+
+class ToyConfig(PretrainedConfig):
+    model_type = "toy_remote"
+"""
+
+MODELING = """
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from .configuration_toy import ToyConfig
+
+
+class ToyModel(PreTrainedModel):
+    config_class = ToyConfig
+
+    def forward(self, input_ids):
+        return input_ids.to(self.device)
+"""
+
+# Every hazard kind once, inside a function: it runs only when called.
+HAZARDS_IN_FUNCTION = """
+import base64
+import pickle
+import subprocess
+
+import requests
+
+
+def hazards(x, mask):
+    requests.get(x)
+    subprocess.run(["id"])
+    eval(x)
+    pickle.loads(x)
+    torch.load(x)
+    open("/etc/dsocr-probe-test", "w")
+    base64.b64decode("aGk=")
+    return mask.cuda()
+"""
+
+# ... and once more at module level: it runs as soon as from_pretrained imports the file.
+HAZARDS_ON_IMPORT = """
+requests.get("https://example.com/payload")
+subprocess.run(["id"])
+eval("1")
+pickle.loads(b"")
+torch.load("weights.bin")
+open("/etc/dsocr-probe-test", "w")
+base64.b64decode("aGk=")
+torch.zeros(1).cuda()
+"""
+
+
+def toy(folder: Path, modeling: str = MODELING, *, model_type: str = "toy_remote", auto_map: dict | None = None,
+        saved: str | None = "4.46.3") -> Path:
+    """A remote-code checkpoint (config.json with auto_map and its modules, no weights); never imported."""
+    folder.mkdir(parents=True)
+    config = {"model_type": model_type,
+              "auto_map": auto_map or {"AutoConfig": "configuration_toy.ToyConfig", "AutoModel": "modeling_toy.ToyModel"}}
+    if saved:
+        config["transformers_version"] = saved
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "configuration_toy.py").write_text(textwrap.dedent(CONFIGURATION))
+    (folder / "modeling_toy.py").write_text(textwrap.dedent(modeling))
+    return folder
+
+
+def remote(folder: Path, facts: EnvFacts | None = None, **options) -> list[Finding]:
+    return probe("remote_code", context(facts or installed(), model=str(folder), **options)).findings
+
+
+@scenario
+def remote_code_hazards(env):
+    for torch_version in ("2.13.0", "2.5.1"):
+        facts = linux_cpu(transformers=INSTALLED_TRANSFORMERS, torch=torch_version)
+        yield from remote(toy(env.tmp() / "m", MODELING + HAZARDS_IN_FUNCTION), facts)
+        yield from remote(toy(env.tmp() / "m", MODELING + HAZARDS_IN_FUNCTION + HAZARDS_ON_IMPORT), facts)
+
+
+@scenario
+def remote_code_references(env):
+    yield from remote(toy(env.tmp() / "m", auto_map={"AutoModel": "modeling_gone.GoneModel"}))  # nothing readable
+    yield from remote(toy(env.tmp() / "m", "from .deepencoder import build_sam\n" + MODELING))
+    yield from remote(toy(env.tmp() / "m", auto_map={"AutoConfig": "configuration_toy.ToyConfig",
+                                                     "AutoModel": "other-org/other-model--modeling_toy.ToyModel"}))
+    yield from remote(toy(env.tmp() / "m", "def broken(:\n"))
+    yield from remote(toy(env.tmp() / "m", auto_map={"AutoConfig": "configuration_toy.ToyConfig", "AutoModel": 5}))
+
+
+GUARDED = """
+try:
+    from transformers import {name}
+except ImportError:
+    {name} = None
+"""
+
+
+@scenario
+def remote_code_transformers_imports(env):
+    """One blocking and one guarded missing import, under each branch of the version advice."""
+    unknown = "from transformers import DsocrNoSuchClass4711\n" + GUARDED.format(name="DsocrNoSuchClass4712")
+    known = ("from transformers.models.llama.modeling_llama import LlamaFlashAttention2\n"
+             + GUARDED.format(name="LlamaSdpaAttention").replace("from transformers import",
+                                                                  "from transformers.models.llama.modeling_llama import"))
+    replay = linux_cpu(transformers="5.0.0", torch=torch.__version__.split("+")[0])
+    yield from remote(toy(env.tmp() / "m", unknown + MODELING, model_type="DeepseekOCR"))  # the v1 stack
+    yield from remote(toy(env.tmp() / "m", known + MODELING), replay)  # the facts' range, with config.json's release
+    yield from remote(toy(env.tmp() / "m", known + MODELING, saved="4.48.0"), replay)  # the facts' range only
+    yield from remote(toy(env.tmp() / "m", unknown + MODELING))  # config.json's release
+    yield from remote(toy(env.tmp() / "m", unknown + MODELING, saved=None))  # nothing to go by
+    from dsocr_probe import transformers_symbols
+    from dsocr_probe.probes import remote_code
+
+    broken = transformers_symbols.Lookup(False, "RuntimeError: operator torchvision::nms does not exist", broken=True)
+    env.mp.setattr(remote_code.symbols, "in_installed", lambda module, name: broken)
+    yield from remote(toy(env.tmp() / "m"))
+
+
+@scenario
+def remote_code_packages(env):
+    body = """
+    import dsocr_absent_required
+    try:
+        import dsocr_absent_optional
+    except ImportError:
+        dsocr_absent_optional = None
+    """
+    yield from remote(toy(env.tmp() / "m", MODELING + textwrap.dedent(body)))
+
+
+@scenario
+def remote_code_trust(env):
+    from dsocr_probe import target as target_mod
+    from dsocr_probe.probes import remote_code
+
+    folder = toy(env.tmp() / "m")
+    yield from remote(folder, trust_remote_code=True)
+    yield from remote(folder, trust_remote_code=True, revision="main", allow_unpinned=True)
+    # A hub snapshot: the commit is known from the cache folder, the revision asked for is a branch.
+    hub = target_mod.Target("org/toy", folder, json.loads((folder / "config.json").read_text()), revision="main", commit=COMMIT)
+    ctx = context(installed(), model=str(folder), trust_remote_code=True)
+    from dsocr_probe import codescan
+
+    yield remote_code._pin_finding(ctx, hub, codescan.collect(folder))
+    local = target_mod.resolve(str(folder))
+    yield remote_code.import_refusal(Options(trust_remote_code=True), local)
+    yield remote_code.import_refusal(Options(), local)
+
+
+@scenario
+def prerequisites(env):
+    """A model that is not there: the first probe names it, the others say what they could not check."""
+    for name in ("model_api", "remote_code", "processor", "batch", "step"):
+        yield from probe(name, context(installed(), model="/nonexistent/dsocr-probe-model")).findings
+    yield from probe("dataset", context(installed(), model="/nonexistent/dsocr-probe-model",
+                                        train_config=_config(env.tmp(), data={"max_length": 64}),
+                                        data=write_pages(env.tmp() / "train", ["x"]))).findings
+
+
+# ---------------------------------------------------------------- model API and processor
+
+
+@scenario
+def model_api(env):
+    from dsocr_probe import skeleton, target as target_mod
+    from dsocr_probe.probes import model_api as api
+
+    yield from probe("model_api", context(installed(), model=str(toy(env.tmp() / "m")))).findings
+    yield api.auto_class_finding([api.AutoVerdict("AutoModel", False, "Unrecognized configuration class")])
+    yield api._meta_finding(skeleton.Skeleton(config=None, cls=object, how="test", build_error="RuntimeError: meta tensors"))
+    unknown = env.tmp() / "unknown"
+    unknown.mkdir()
+    (unknown / "config.json").write_text(json.dumps({"model_type": "dsocr_probe_unknown_type"}))
+    yield stopped(skeleton.load_config, target_mod.resolve(str(unknown)), Options())
+    env.mp.setitem(skeleton.NATIVE_SINCE, "dsocr_probe_unknown_type", "9.9.0")
+    yield stopped(skeleton.load_config, target_mod.resolve(str(unknown)), Options())
+
+    def refuse(*args, **kwargs):
+        raise ImportError("cannot import name 'LlamaFlashAttention2' from 'transformers.models.llama.modeling_llama'")
+
+    env.mp.setattr(transformers.AutoConfig, "from_pretrained", refuse)
+    pinned = target_mod.resolve(str(toy(env.tmp() / "m")), COMMIT)
+    yield stopped(skeleton.load_config, pinned, Options(trust_remote_code=True, revision=COMMIT))
+
+
+class _Tokenizer:
+    """Just what the image-token check reads from a tokenizer."""
+
+    bos_token, bos_token_id, eos_token, eos_token_id, unk_token_id = "<s>", 0, "</s>", 1, 3
+
+    def __init__(self, ids: dict, pad: bool = True):
+        self.ids = ids
+        self.pad_token, self.pad_token_id = ("<pad>", 2) if pad else (None, None)
+
+    def convert_tokens_to_ids(self, token):
+        return self.ids.get(token, self.unk_token_id)
+
+    def __len__(self):
+        return 16
+
+
+@scenario
+def processor(env):
+    from dsocr_probe.probes import processor as proc
+
+    # The bare tokenizer refuses images, or (depending on the tokenizers release) ignores them silently.
+    for error in ("TypeError: __call__() got an unexpected keyword argument 'images'", None):
+        env.mp.setattr(proc, "_call_with_images", lambda processor, error=error: error)
+        yield from probe("processor", context(installed(), model=str(env.v1_model))).findings
+
+    def checkpoint(config: dict):
+        return SimpleNamespace(config=config, read_json=lambda name: {})
+
+    yield proc._image_token(checkpoint({}), _Tokenizer({}))
+    yield proc._image_token(checkpoint({"image_token_id": 7}), _Tokenizer({"<image>": 5}))
+    yield proc._image_token(checkpoint({}), _Tokenizer({"<image>": 5}, pad=False))
+
+
+# ---------------------------------------------------------------- training config
+
+
+def _config(folder: Path, **sections) -> Path:
+    path = folder / "training_config.yaml"
+    path.write_text(yaml.safe_dump(sections))
+    return path
+
+
+LOCAL_COLLATOR = """
+def make():
+    def collate(examples):
+        return examples
+    return collate
+
+
+collate = make()
+"""
+
+
+@scenario
+def train_config_files(env):
+    from dsocr_probe import trainconfig
+
+    folder = env.tmp()
+    yield stopped(trainconfig.load, folder / "missing.yaml")
+    (folder / "latin1.yaml").write_bytes("training:\n  output_dir: répertoire\n".encode("latin-1"))
+    yield stopped(trainconfig.load, folder / "latin1.yaml")
+    (folder / "bad.yaml").write_text("training:\n  a: 1\n b: [\n")
+    yield stopped(trainconfig.load, folder / "bad.yaml")
+    (folder / "list.yaml").write_text("- 1\n- 2\n")
+    yield stopped(trainconfig.load, folder / "list.yaml")
+    (folder / "section.yaml").write_text("model: 5\n")
+    yield stopped(trainconfig.load, folder / "section.yaml")
+    yield from probe("train_config", context(installed(), model=str(env.v1_model))).findings  # no config at all
+
+
+@scenario
+def train_config_arguments(env):
+    from dsocr_probe.probes import train_config as tc
+
+    version = Version(INSTALLED_TRANSFORMERS)
+    fields = tc.training_arguments_fields()
+    training = {"optimizer": "adamw_torch", "evaluation_strategy": "epoch", "tokenizer": "t", "data_collator": "c",
+                "learning_rat": 1e-4, "dsocr_no_such_argument": 1}
+    # evaluation_strategy: removed on the current stack, deprecated (still accepted) on the legacy one; both, here.
+    for has_it in (False, True):
+        patched = {k: v for k, v in fields.items() if k != "evaluation_strategy"}
+        if has_it:
+            patched["evaluation_strategy"] = fields.get("eval_strategy", next(iter(fields.values())))
+        env.mp.setattr(tc, "training_arguments_fields", lambda patched=patched: patched)
+        yield from tc.check_arguments(training, max(version, Version("4.46.0")))
+    env.mp.undo()
+    yield from tc._construct({"optim": "dsocr_no_such_optimizer"})
+
+
+@scenario
+def train_config_project(env):
+    """The seed team's mistakes in one config, on a Windows machine (spawned DataLoader workers)."""
+    from dsocr_probe.probes import train_config as tc
+    from dsocr_probe.trainconfig import TrainConfig
+
+    folder = env.tmp()
+    write_pages(folder / "data" / "train", ["first", "second", "third"])
+    (folder / "dsocr_i18n_local_collate.py").write_text(LOCAL_COLLATOR)
+    cfg = _config(folder, model={"auto_class": "AutoModelForVision2Seq"},
+                  lora={"r": 8, "task_type": "SEQ_2_SEQ_LM"},
+                  data={"train_dir": str(folder / "data" / "train"), "collator": "dsocr_i18n_local_collate:collate"},
+                  training={"per_device_train_batch_size": 4, "gradient_accumulation_steps": 4, "num_train_epochs": 50,
+                            "dataloader_num_workers": 2})
+    windows = EnvFacts(python="3.11.9", os="Windows", mp_start_method="spawn", versions=installed().versions, injected=True)
+    yield from probe("train_config", context(windows, model=str(env.v1_model), train_config=cfg)).findings
+    linux = context(installed(), model=str(env.v1_model), train_config=cfg)
+    yield from probe("train_config", linux).findings  # the same collator with fork: a warning
+    config = TrainConfig(cfg, data={"collator": "dsocr_i18n_no_such_module:collate"})
+    yield from tc._collator_and_workers(linux, config)
+    no_data = context(installed(), model=str(env.v1_model))
+    yield from tc._batch_math(no_data, TrainConfig(cfg, training={"per_device_train_batch_size": 1}))
+    yield from tc._lora(linux, TrainConfig(cfg, lora={"task_type": "TOKEN_CLS"}))
+    # An Auto class when the checkpoint maps none of them.
+    odd = toy(env.tmp() / "odd", auto_map={"AutoConfig": "configuration_toy.ToyConfig",
+                                           "AutoModelForTokenClassification": "modeling_toy.ToyModel"})
+    yield from tc._auto_class(context(installed(), model=str(odd)), TrainConfig(cfg, model={"auto_class": "AutoModel"}))
+
+
+@scenario
+def train_config_lora_targets(env):
+    from dsocr_probe.probes import train_config as tc
+    from dsocr_probe.trainconfig import TrainConfig
+
+    names = ["model", "model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj",
+             "model.sam_model.blocks.0.attn.qkv", "model.vision_model.layers.0.self_attn.qkv_proj"]
+    path = env.tmp() / "c.yaml"
+    for targets in (["dsocr_nothing"], ["qkv", "qkv_proj"], ["q_proj", "qkv"]):
+        ctx = context(installed(), model=str(env.v1_model))
+        ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(module_names=names), None)  # a built skeleton, no import
+        yield from tc._lora(ctx, TrainConfig(path, lora={"target_modules": targets, "task_type": "CAUSAL_LM"}))
+    ctx = context(installed(), model=str(env.v1_model))
+    ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(module_names=[]), None)  # could not be built without weights
+    yield from tc._lora(ctx, TrainConfig(path, lora={"target_modules": ["q_proj"]}))
+    # Untrusted remote code: the skeleton is refused, and that refusal is the cause.
+    yield from tc._lora(context(installed(), model=str(env.v1_model)), TrainConfig(path, lora={"target_modules": ["q_proj"]}))
+
+
+# ---------------------------------------------------------------- dataset
+
+
+@scenario
+def dataset(env):
+    from dsocr_probe import dataset as dataset_mod
+
+    root = env.tmp()
+    write_pages(root / "train", ["one", "two", "shared"])
+    write_pages(root / "val", ["shared"])
+    rows = json.loads((root / "train" / "metadata.json").read_text(encoding="utf-8"))
+    rows += [{"image_path": f"images/gone_{i}.png", "text": "gone"} for i in range(51)]  # more than the table lists
+    rows += [rows[0], {"image_path": "images/tiny.png", "text": "tiny"}]
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), "white").save(root / "train" / "images" / "tiny.png")
+    (root / "train" / "metadata.json").write_text(json.dumps(rows), encoding="utf-8")
+    cfg = _config(env.tmp(), data={"max_length": 2})
+    yield from probe("dataset", context(installed(), model=str(env.v1_model), data=root, train_config=cfg)).findings
+    yield from probe("dataset", context(installed(), model=str(env.v1_model))).findings  # no data given
+    yield stopped(dataset_mod.load, root / "nowhere")
+    yield stopped(dataset_mod.load, env.tmp())
+
+
+# ---------------------------------------------------------------- batch
+
+COLLATORS = """
+def images_kw(examples):
+    raise TypeError("LlamaTokenizerFast.__call__() got an unexpected keyword argument 'images'")
+
+
+def broken(examples):
+    raise ValueError("example 0 (images/00001.png): cannot decode image")
+"""
+
+
+@scenario
+def batch_probe(env):
+    folder = env.tmp()
+    write_pages(folder / "train", ["first page", "second page"])
+    (folder / "dsocr_i18n_collators.py").write_text(COLLATORS)
+    for collator in ("dsocr_i18n_collators:images_kw", "dsocr_i18n_collators:broken", "dsocr_i18n_nowhere:collate"):
+        cfg = _config(folder, data={"train_dir": str(folder / "train"), "collator": collator},
+                      training={"remove_unused_columns": False})
+        yield from probe("batch", context(installed(), model=str(env.v1_model), train_config=cfg)).findings
+    empty = env.tmp()
+    (empty / "metadata.json").write_text("[]")
+    yield from probe("batch", context(installed(), model=str(env.v1_model), data=empty)).findings
+    yield from probe("batch", context(installed(), model=str(env.v1_model))).findings  # no data given
+
+
+@scenario
+def batch_keys_and_dtypes(env):
+    from dsocr_probe.probes import batch
+
+    v1_forward = ["input_ids", "labels", "images", "images_seq_mask", "images_spatial_crop"]
+    yield from batch.check_keys({"pixel_values": 0, "input_ids": 0, "labels": 0}, v1_forward)
+    yield from batch.check_keys({"dsocr_extra": 0, "input_ids": 0, "labels": 0}, ["input_ids", "labels", "**kwargs"])
+    images = [(torch.zeros(1, 3, 4, 4, dtype=torch.bfloat16), torch.zeros(1, 3, 8, 8, dtype=torch.bfloat16))]
+    ctx = context(installed(), model=str(env.v1_model), device="cpu")
+    yield from batch._dtype_findings(ctx, {"images": images, "images_seq_mask": torch.zeros(1, 4, dtype=torch.long)})
+
+
+def layout_finding(problem: str) -> Finding:
+    """What the batch probe reports for a problem its validators name (as in probes/batch.py)."""
+    from dsocr_probe.probes.batch import layout_fix
+
+    code, fix = layout_fix(problem)
+    return fail(code, problem, fix=fix, params={"problem": problem})
+
+
+@scenario
+def batch_layout(env):
+    from transformers import AutoTokenizer
+
+    from dsocr_probe import DeepseekOCRCollator
+    from dsocr_probe.collators.base import check_labels
+    from dsocr_probe.collators.deepseek_ocr_v1_checks import validate_layout
+
+    pages = write_pages(env.tmp() / "train", ["first page", "second page"])
+    builder = DeepseekOCRCollator(AutoTokenizer.from_pretrained(str(env.v1_model)), mode="tiny")
+    examples = [{"image": pages / "images" / f"{i:05d}.png", "text": t} for i, t in ((1, "first page"), (2, "second page"))]
+
+    def tampered(how: str) -> dict:
+        b = builder(examples)
+        mask = b["images_seq_mask"]
+        if how == "no-bos":
+            b["input_ids"][:, 0] = builder.eos_token_id
+        elif how == "slots":
+            b["images_seq_mask"][0, int(mask[0].nonzero()[-1])] = False
+        elif how == "labels":
+            b["labels"][mask] = b["input_ids"][mask]
+        elif how == "int-mask":
+            b["images_seq_mask"] = mask.long()
+        elif how == "first-text-only":
+            b["images"][0] = (torch.zeros_like(b["images"][0][0]), torch.zeros_like(b["images"][0][1]))
+        return b
+
+    problems = []
+    for how in ("no-bos", "slots", "labels", "int-mask", "first-text-only"):
+        problems += validate_layout(tampered(how), bos_token_id=0)
+    problems += validate_layout(tampered("none"), pixel_dtype=torch.bfloat16)
+    problems += validate_layout({"input_ids": torch.zeros(1, 4, dtype=torch.long)})
+    problems += validate_layout({"input_ids": [1], "images": [], "images_seq_mask": 0, "images_spatial_crop": 0})
+    labels = torch.tensor([[-100, -100], [5, 6]])
+    problems += check_labels({"labels": labels, "attention_mask": torch.tensor([[1, 1], [1, 0]])})
+    yield from (layout_finding(p) for p in problems)
+
+
+# ---------------------------------------------------------------- loading and target
+
+
+@scenario
+def loading_failures(env):
+    from dsocr_probe import target as target_mod
+
+    native = env.tmp() / "native"
+    native.mkdir()
+    (native / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 8}))
+    ctx = context(installed(), model=str(native))
+    yield stopped(loading.load_tokenizer, ctx)
+    yield stopped(loading.load_processor, ctx)
+    yield stopped(loading.parse_dtype, "int8", "model.torch_dtype")
+    yield stopped(loading.model_class, context(installed(), model=str(env.v1_model)))  # untrusted remote code
+    config_only = toy(env.tmp() / "m", auto_map={"AutoConfig": "configuration_toy.ToyConfig"})
+    yield stopped(loading.model_class, context(installed(), model=str(config_only), trust_remote_code=True))
+    yield stopped(loading.load_model, context(installed(), model=str(env.v1_model), trust_remote_code=True), "cpu", torch.float32)
+    cfg = _config(env.tmp(), data={"prompt": "Free OCR."})
+    yield stopped(loading.builder_for, context(installed(), model=str(env.v1_model), train_config=cfg))
+
+    (native / "model.safetensors").write_bytes(b"")
+
+    class Refuses:
+        @staticmethod
+        def from_pretrained(path, **kwargs):
+            raise ImportError("This modeling file requires the following packages that were not found: addict")
+
+    class Fails:
+        @staticmethod
+        def from_pretrained(path, **kwargs):
+            raise ValueError("Unrecognized configuration class <class 'ToyConfig'> for this kind of AutoModel")
+
+    class NoKernels:
+        @staticmethod
+        def from_pretrained(path, **kwargs):
+            return SimpleNamespace(to=NoKernels.to)
+
+        @staticmethod
+        def to(device):
+            raise RuntimeError("CUDA error: no kernel image is available for execution on the device")
+
+    for cls in (Refuses, Fails, NoKernels):
+        env.mp.setattr(loading, "model_class", lambda ctx, cls=cls: (cls, f"{cls.__name__} (test)"))
+        yield stopped(loading.load_model, context(installed(), model=str(native)), "cuda", torch.float32)
+    env.mp.undo()
+    # The hub cache is read only, never downloaded from.
+    yield stopped(target_mod.resolve, "dsocr-probe-tests/not-in-any-cache", "main")
+    yield stopped(target_mod.resolve, str(env.tmp()))
+    broken = env.tmp()
+    (broken / "config.json").write_text("{model_type")
+    yield stopped(target_mod.resolve, str(broken))
+
+
+# ---------------------------------------------------------------- training step, without a real model
+
+
+def _optimizer():
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+
+
+class _Raises(torch.nn.Module):
+    def __init__(self, exc: Exception):
+        super().__init__()
+        self.exc = exc
+
+    def forward(self, **batch):
+        raise self.exc
+
+
+class _NoLoss(torch.nn.Module):
+    def forward(self, **batch):
+        return {"logits": torch.zeros(1)}
+
+
+class _Block(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.q_proj = torch.nn.Linear(2, 2)
+
+
+class _Towers(torch.nn.Module):
+    """A language model and, with ``vision``, a vision tower whose projections share the names."""
+
+    def __init__(self, vision: bool):
+        super().__init__()
+        self.layers = torch.nn.ModuleList([_Block()])
+        if vision:
+            self.vision_model = _Block()
+
+
+@scenario
+def step_parts(env):
+    from dsocr_probe import gradients, plugin
+    from dsocr_probe.measure import Measure, forecast
+    from dsocr_probe.probes import PROBES, step
+
+    batch = {"input_ids": torch.zeros(1, 4, dtype=torch.long)}
+    in_place = RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    for model in (_Raises(in_place), _Raises(ValueError("shape mismatch")), _NoLoss()):
+        yield stopped(step._checked_run, model, batch, _optimizer(), "cpu", contextlib.nullcontext, {}, 1)
+    for vision in (True, False):
+        yield stopped(step._wrap, _Towers(vision), {"task_type": "NOT_A_TASK", "target_modules": ["q_proj"]})
+    def refuse_checkpointing(model, training):
+        raise ValueError("DeepseekOCRForCausalLM does not support gradient checkpointing.")
+
+    env.mp.setattr("dsocr_probe.training.prepare_for_training", refuse_checkpointing)
+    yield stopped(step._prepare, _Towers(False), {"gradient_checkpointing": True})
+    yield step._loss_finding(step.Run(losses=[math.nan]))
+    yield step._overfit_finding(step.Run(losses=[2.0, 2.0, 2.0, 2.0, 2.0], times=[0.1] * 5))
+    yield step._overfit_finding(step.Run(losses=[2.0, 1.5, 1.0, 0.6, 0.3], times=[0.1] * 5))
+
+    lm, vision = "model.layers.0.self_attn.q_proj", "model.vision_model.layers.0.q_proj"
+    reports = [
+        (gradients.GradientReport([gradients.AdapterGrad(lm, math.inf, finite=False), gradients.AdapterGrad(vision, 0.5)]), False),
+        (gradients.GradientReport([gradients.AdapterGrad(vision, None)]), False),  # vision only
+        (gradients.GradientReport([gradients.AdapterGrad(lm, None), gradients.AdapterGrad("model.layers.1.mlp.up_proj", None)]), True),
+        (gradients.GradientReport([gradients.AdapterGrad(lm, None)]), False),
+        (gradients.GradientReport([gradients.AdapterGrad(lm, 0.5), gradients.AdapterGrad(vision, None)],
+                                  frozen_with_grad=["model.embed_tokens.weight"],
+                                  trainable_without_grad=["model.lm_head.weight"]), False),
+        (gradients.GradientReport([gradients.AdapterGrad(lm, 0.5), gradients.AdapterGrad("model.layers.1.mlp.up_proj", None)]), False),
+    ]
+    for names in ([lm, vision], [lm]):  # the fix excludes the vision tower only where it has the same names
+        for report, reentrant in reports:
+            no_grad = {vision} if report is reports[4][0] else set()
+            yield from step._gradient_findings(report, no_grad, names, reentrant)
+
+    gib = 2**30
+    small, large = Measure(1, 100, 2 * gib, 0.1), Measure(2, 120, 3 * gib, 0.2)
+    cfg = SimpleNamespace(data={"max_length": 1000})
+    need = forecast(small, large, 1, 1000, None).peak_bytes
+    for capacity in (need // 2, int(need * 1.05)):  # more than the GPU has; within 10 % of it
+        env.mp.setattr(step, "capacity_bytes", lambda device, capacity=capacity: capacity)
+        for training in ({}, {"per_device_train_batch_size": 1}):
+            yield from step._cost_findings(small, large, None, "cuda:0", cfg, training)
+    yield step._oom_finding("the weights alone", "OutOfMemoryError: CUDA out of memory.", "cuda:0", None, {})
+    yield from step._cost_findings(small, None, "OutOfMemoryError: CUDA out of memory.", "cuda:0", None,
+                                   {"per_device_train_batch_size": 4})
+    spec = next(s for s in PROBES if s.loads_weights)
+    yield plugin._timed_out(spec, 600.0)
+
+
+class _StrictLlama(transformers.LlamaForCausalLM):
+    def forward(self, input_ids=None, attention_mask=None, labels=None):
+        return super().forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+
+
+@scenario
+def step_task_type(env):
+    """A seq2seq task type on a decoder-only model (a tiny random Llama, built in memory)."""
+    from dsocr_probe.probes import step
+
+    config = transformers.LlamaConfig(vocab_size=32, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                                      num_attention_heads=2, num_key_value_heads=2)
+    ids = torch.ones(1, 4, dtype=torch.long)
+    batch = {"input_ids": ids, "labels": ids}
+    # Its forward swallows decoder_input_ids in **kwargs; a strict one (as DeepSeek-OCR v1's) fails on them.
+    for model, targets in ((transformers.LlamaForCausalLM(config), ["q_proj"]), (_StrictLlama(config), ["q_proj"]),
+                           (transformers.LlamaForCausalLM(config), ["dsocr_no_such_module"])):
+        lora_kwargs = {"r": 2, "target_modules": targets, "task_type": "SEQ_2_SEQ_LM"}
+        yield from step._task_type(model, lora_kwargs, batch, contextlib.nullcontext)
+    yield from probe("step", context(installed(), model=str(env.v1_model), trust_remote_code=True, device="cpu")).findings
+
+
+# ---------------------------------------------------------------- the checks
+
+
+@pytest.fixture(scope="module")
+def findings(tmp_path_factory, v1_model) -> list[tuple[str, Finding]]:
+    out = []
+    for name, make in SCENARIOS.items():
+        with pytest.MonkeyPatch.context() as mp:
+            out += [(name, f) for f in make(Env(tmp_path_factory, v1_model, mp))]
+    return out
+
+
+def _translated(findings):
+    for name, f in findings:
+        entry = RU.get(f.code)
+        if entry and i18n.applies(entry, f):
+            yield name, f, entry, i18n.choices(f)
+
+
+def test_the_scenarios_report_what_they_are_about(findings):
+    statuses = {f.status for _, f in findings}
+    assert Status.ERROR not in statuses, [(n, f.title, f.detail) for n, f in findings if f.status is Status.ERROR]
+    assert {Status.FAIL, Status.WARN, Status.SKIP} <= statuses
+
+
+def test_every_english_text_of_a_translated_finding_is_translated(findings):
+    untranslated, invented = [], []
+    for name, f, entry, chosen in _translated(findings):
+        english = {"title": f.title, "detail": f.detail, "fix": f.fix}
+        for key in i18n.KEYS:
+            if key not in entry:
+                continue
+            text = chosen.get(key, (None, ""))[1]
+            if english[key] and key not in chosen:
+                untranslated.append((name, f.code, key, f.params))
+            if text and not english[key]:
+                invented.append((name, f.code, key, text))
+    assert not untranslated, "a Russian template does not fit the params its probe gives:\n" + "\n".join(map(str, untranslated))
+    assert not invented, "Russian text where the English finding has none:\n" + "\n".join(map(str, invented))
+
+
+def test_every_russian_template_is_used_by_a_real_finding(findings):
+    used = {(f.code, key, index) for _, f, _, chosen in _translated(findings) for key, (index, _) in chosen.items()}
+    unused = [(code, key, index, text)
+              for code, entry in RU.items() for key in i18n.KEYS if key in entry
+              for index, text in enumerate(i18n.alternatives(entry[key])) if (code, key, index) not in used]
+    assert not unused, "templates no scenario reaches (or whose params never match):\n" + "\n".join(map(str, unused))
+
+
+def test_russian_texts_are_russian_and_keep_the_values(findings):
+    for _, f, _, chosen in _translated(findings):
+        title = chosen.get("title", (None, f.title))[1]
+        assert any("а" <= ch.lower() <= "я" for ch in title), (f.code, title)
+        assert "None" not in title, (f.code, title)  # a missing value is a variant, never printed
