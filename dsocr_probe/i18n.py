@@ -621,10 +621,20 @@ RU: dict[str, dict[str, Any]] = {
         "title": "{what!t} — это remote code ({parts}): без --dsocr-trust-remote-code не импортируется",
         "fix": _TRUST_FIX,
     },
+    "loading.unpinned": {
+        "terms": {"tokenizer": "Токенизатор", "processor": "Процессор", "model": "Модель"},
+        "title": "{what!t} — это remote code ({parts}): из ревизии, не закреплённой коммитом, не импортируется",
+        "fix": "Перезапустите с --dsocr-revision <40-значный хеш коммита> (или --dsocr-allow-unpinned, если риск "
+        "осознан).",
+    },
     # ---------------------------------------------------------------- target
     "target.not-a-folder": {
         "title": "`{model}` — не папка модели",
         "fix": "Передайте папку с config.json или id на хабе вида `deepseek-ai/DeepSeek-OCR`.",
+    },
+    "target.revision-mismatch": {
+        "title": "--dsocr-revision {revision} не совпадает с папкой снапшота: в ней коммит {commit}",
+        "fix": "Передайте снапшот коммита {revision} или, проверив его код, `--dsocr-revision {commit}`.",
     },
     "target.not-cached": {
         "title": "`{model}` нет в локальном кэше Hugging Face",

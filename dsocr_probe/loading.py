@@ -333,12 +333,25 @@ def _offline(remote_parts: list[str]) -> dict[str, Any]:
 
 
 def _refuse_untrusted(ctx, parts: list[str], what: str) -> None:
-    if parts and not ctx.options.trust_remote_code:
+    """Stop before importing remote code that is not trusted, or trusted but not pinned to a commit
+    (the remote-code probe reports the NO-GO; here the import is only withheld)."""
+    if not parts:
+        return
+    if not ctx.options.trust_remote_code:
         raise ProbeStop(
             skip(
                 "loading.untrusted",
                 f"The {what} is remote code ({', '.join(parts)}): not imported without --dsocr-trust-remote-code",
                 fix=TRUST_FIX,
+                params={"what": what, "parts": ", ".join(parts)},
+            )
+        )
+    if not ctx.target().pinned and not ctx.options.allow_unpinned:
+        raise ProbeStop(
+            skip(
+                "loading.unpinned",
+                f"The {what} is remote code ({', '.join(parts)}): not imported from a revision that is not a pinned commit",
+                fix="Re-run with --dsocr-revision <40-hex commit> (or --dsocr-allow-unpinned to accept the risk).",
                 params={"what": what, "parts": ", ".join(parts)},
             )
         )

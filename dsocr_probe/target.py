@@ -79,7 +79,8 @@ def resolve(model: str, revision: str | None = None) -> Target:
     """A local folder, or a hub id resolved from the local cache only (never the network)."""
     local = Path(model).expanduser()
     if local.is_dir():
-        return Target(model, local.resolve(), _read_config(local), revision=revision, commit=revision if _is_commit(revision) else None)
+        folder = local.resolve()
+        return Target(model, folder, _read_config(local), revision=revision, commit=_snapshot_commit(folder, revision))
     if local.exists() or model.startswith((".", "/", "~")) or os.sep in model.replace("/", "", 1):
         raise ProbeStop(
             fail(
@@ -117,6 +118,24 @@ def topic_of(name: str) -> str:
 
 def _is_commit(rev: str | None) -> bool:
     return bool(rev and COMMIT_RE.match(rev))
+
+
+def _snapshot_commit(folder: Path, revision: str | None) -> str | None:
+    """The commit a local folder's files come from, when the folder shows it: a Hugging Face cache
+    snapshot is named by its commit. A plain folder cannot show one; a revision given for it is
+    recorded as given, not as resolved."""
+    if folder.parent.name != "snapshots" or not _is_commit(folder.name):
+        return None
+    if _is_commit(revision) and revision != folder.name:
+        raise ProbeStop(
+            fail(
+                "target.revision-mismatch",
+                f"--dsocr-revision {revision} does not match the snapshot folder, which holds commit {folder.name}",
+                fix=f"Pass the snapshot of commit {revision}, or `--dsocr-revision {folder.name}` after reviewing its code.",
+                params={"revision": revision, "commit": folder.name, "path": str(folder)},
+            )
+        )
+    return folder.name
 
 
 def _read_config(folder: Path) -> dict[str, Any]:

@@ -559,8 +559,9 @@ def loading_failures(env):
     yield stopped(loading.parse_dtype, "int8", "model.torch_dtype")
     yield stopped(loading.model_class, context(installed(), model=str(env.v1_model)))  # untrusted remote code
     config_only = toy(env.tmp() / "m", auto_map={"AutoConfig": "configuration_toy.ToyConfig"})
-    yield stopped(loading.model_class, context(installed(), model=str(config_only), trust_remote_code=True))
-    yield stopped(loading.load_model, context(installed(), model=str(env.v1_model), trust_remote_code=True), "cpu", torch.float32)
+    yield stopped(loading.model_class, context(installed(), model=str(config_only), trust_remote_code=True, allow_unpinned=True))
+    yield stopped(loading.load_model, context(installed(), model=str(env.v1_model), trust_remote_code=True, allow_unpinned=True), "cpu", torch.float32)
+    yield stopped(loading.model_class, context(installed(), model=str(env.v1_model), trust_remote_code=True))  # unpinned
     cfg = _config(env.tmp(), data={"prompt": "Free OCR."})
     yield stopped(loading.builder_for, context(installed(), model=str(env.v1_model), train_config=cfg))
 
@@ -595,6 +596,10 @@ def loading_failures(env):
     broken = env.tmp()
     (broken / "config.json").write_text("{model_type")
     yield stopped(target_mod.resolve, str(broken))
+    snapshot = env.tmp() / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    yield stopped(target_mod.resolve, str(snapshot), "b" * 40)
 
 
 # ---------------------------------------------------------------- training step, without a real model
@@ -705,7 +710,8 @@ def step_task_type(env):
                            (transformers.LlamaForCausalLM(config), ["dsocr_no_such_module"])):
         lora_kwargs = {"r": 2, "target_modules": targets, "task_type": "SEQ_2_SEQ_LM"}
         yield from step._task_type(model, lora_kwargs, batch, contextlib.nullcontext)
-    yield from probe("step", context(installed(), model=str(env.v1_model), trust_remote_code=True, device="cpu")).findings
+    yield from probe("step", context(installed(), model=str(env.v1_model), trust_remote_code=True, allow_unpinned=True,
+                                     device="cpu")).findings
 
 
 # ---------------------------------------------------------------- the checks

@@ -318,9 +318,20 @@ def test_trusted_and_pinned_records_commit_and_hashes(tmp_path):
     result = run(folder, trust_remote_code=True, revision=COMMIT)
     f = one(result, "remote_code.pinned")
     assert f.status is Status.PASS and COMMIT in f.title
-    assert f.evidence["resolved commit"] == COMMIT
+    assert f.evidence["resolved commit"] != COMMIT and "cannot be checked" in f.detail  # a plain folder shows no commit
     assert f.evidence["sha256"]["modeling_toy.py"] == hashlib.sha256((folder / "modeling_toy.py").read_bytes()).hexdigest()
     assert one(result, "remote_code.modules").status is Status.PASS
+
+
+def test_a_hub_cache_snapshot_resolves_its_commit_and_refuses_another(tmp_path):
+    folder = standin(tmp_path / "models--team--ocr" / "snapshots" / COMMIT)
+    f = one(run(folder, trust_remote_code=True, revision=COMMIT), "remote_code.pinned")
+    assert f.status is Status.PASS and f.evidence["resolved commit"] == COMMIT and not f.detail
+    other = "b" * 40
+    assert one(run(folder, trust_remote_code=True, revision=other), "remote_code.prerequisite").status is Status.SKIP
+    result = probe("model_api", context(linux_cpu(**INSTALLED), model=str(folder), revision=other))
+    f = one(result, "target.revision-mismatch")  # the model probe reports the target; the others skip
+    assert f.status is Status.FAIL and COMMIT in f.title and other in f.title
 
 
 @pytest.mark.parametrize("trust", [False, True])
@@ -333,6 +344,39 @@ def test_the_probe_never_imports_the_remote_code(tmp_path, trust):
     assert not marker.exists()
     assert not [m for m in set(sys.modules) - before if "toy" in m or m.startswith("transformers_modules")]
     assert one(result, "remote_code.file-write").status is Status.FAIL  # the trap is reported, not run
+
+
+@pytest.mark.parametrize(
+    "options, stopped_by",
+    [
+        (dict(), "loading.untrusted"),
+        (dict(trust_remote_code=True), "loading.unpinned"),
+        (dict(trust_remote_code=True, revision="main"), "loading.unpinned"),
+    ],
+)
+def test_loading_never_imports_untrusted_or_unpinned_remote_code(tmp_path, options, stopped_by):
+    import torch
+
+    from dsocr_probe import loading
+    from dsocr_probe.findings import ProbeStop
+
+    marker = tmp_path / "imported.txt"
+    trap = f"open({str(marker)!r}, 'w').write('imported')\n"
+    folder = standin(tmp_path / "model", extra={"configuration_toy.py": trap + CONFIGURATION})
+    (folder / "model.safetensors").write_bytes(b"")
+    ctx = context(linux_cpu(**INSTALLED), model=str(folder), device="cpu", **options)
+    for load in (loading.model_class, lambda ctx: loading.load_model(ctx, "cpu", torch.float32)):
+        with pytest.raises(ProbeStop) as stop:
+            load(ctx)
+        assert stop.value.finding.code == stopped_by and stop.value.finding.status is Status.SKIP
+    step = probe("step", ctx)
+    assert [f.status for f in step.findings] == [Status.SKIP]
+    assert not marker.exists()
+    # The control: accepting the risk does import the code (so the trap above would have fired).
+    with pytest.raises(Exception):
+        loading.load_model(context(linux_cpu(**INSTALLED), model=str(folder), trust_remote_code=True,
+                                   allow_unpinned=True), "cpu", torch.float32)
+    assert marker.exists()
 
 
 def test_the_v1_standin_fails_on_current_and_passes_on_legacy(tmp_path):

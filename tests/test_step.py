@@ -235,6 +235,6 @@ def test_missing_weights_are_named(v1_model):
     from dsocr_probe.findings import ProbeStop
 
     with pytest.raises(ProbeStop) as stop:
-        loading.load_model(context(model=str(v1_model), trust_remote_code=True), "cpu", torch.float32)
+        loading.load_model(context(model=str(v1_model), trust_remote_code=True, allow_unpinned=True), "cpu", torch.float32)
     assert stop.value.finding.code == "loading.no-weights"
     assert "huggingface-cli download" in stop.value.finding.fix

@@ -494,11 +494,15 @@ def _hazard_detail(kind: str, found: list[Hazard], torch_version: str | None) ->
 
 def _pin_finding(ctx, target, code: RemoteCode) -> Finding:
     hashes = {m.file: m.sha256 for m in code.modules}
-    evidence = {"revision": target.revision or "none", "resolved commit": target.commit or "unknown", "sha256": hashes}
+    resolved = target.commit or ("not shown by a plain folder: the sha256 below identify the files" if target.revision else "unknown")
+    evidence = {"revision": target.revision or "none", "resolved commit": resolved, "sha256": hashes}
     if target.pinned:
         return passed(
             f"{PROBE}.pinned",
             f"Trusted remote code is pinned to commit {target.revision}",
+            detail="" if target.commit or target.demo else
+            "The folder is not a hub-cache snapshot, so which commit its files come from cannot be checked; "
+            "the sha256 of every remote-code file is recorded instead.",
             evidence=evidence,
             params={"revision": target.revision},
         )
