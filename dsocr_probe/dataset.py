@@ -118,6 +118,9 @@ def read_split(name: str, meta: Path) -> Split:
     except json.JSONDecodeError as exc:
         split.problems.append(RowProblem(name, meta, None, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"))
         return split
+    except RecursionError:
+        split.problems.append(RowProblem(name, meta, None, "JSON nested too deeply to read; rows are flat objects"))
+        return split
     if isinstance(records, dict):  # {"data": [...]} is a common wrapper
         records = next((v for v in records.values() if isinstance(v, list)), records)
     if not isinstance(records, list):
@@ -143,6 +146,8 @@ def _row_problem(rec: Any) -> str | None:
         return f"missing key(s) {', '.join(missing)} (has: {', '.join(map(str, rec)) or 'nothing'})"
     if not isinstance(rec["image_path"], str) or not rec["image_path"].strip():
         return f"image_path must be a non-empty string, got {rec['image_path']!r}"
+    if "\x00" in rec["image_path"]:
+        return f"image_path contains a NUL character: {rec['image_path']!r}"
     if not isinstance(rec["text"], str):
         return f"text must be a string, got {type(rec['text']).__name__}"
     return None

@@ -404,6 +404,11 @@ RU: dict[str, dict[str, Any]] = {
         "title": "data.collator `{spec}` не импортируется: {error}",
         "fix": "Укажите его как `package.module:name`, импортируемый из папки, откуда запускается обучение.",
     },
+    "train_config.workers-pickle": {
+        "title": "DataLoader с воркерами ({workers}) требует, чтобы сборщик батчей и датасет сериализовались: {problem}",
+        "fix": "Поставьте `dataloader_num_workers: 0` и не кладите в секцию data объекты модели и процессора с "
+        "открытыми дескрипторами.",
+    },
     "train_config.collator-pickle": {
         "title": (
             "DataLoader с воркерами ({workers}) на {os} (spawn) требует сериализуемый коллатор: {problem}",
@@ -460,7 +465,6 @@ RU: dict[str, dict[str, Any]] = {
     },
     "dataset.bad-rows": {
         "title": "Непригодных строк датасета: {n}; обучение остановится на первой из них",
-        "detail": "... и ещё {more} (все есть в JSON-отчёте).",
         "fix": "Исправьте или удалите каждую строку из таблицы в её metadata-файле; сборщик батчей их не пропускает молча.",
     },
     "dataset.odd-images": {
@@ -624,8 +628,8 @@ RU: dict[str, dict[str, Any]] = {
     "loading.unpinned": {
         "terms": {"tokenizer": "Токенизатор", "processor": "Процессор", "model": "Модель"},
         "title": "{what!t} — это remote code ({parts}): из ревизии, не закреплённой коммитом, не импортируется",
-        "fix": "Перезапустите с --dsocr-revision <40-значный хеш коммита> (или --dsocr-allow-unpinned, если риск "
-        "осознан).",
+        "fix": "Закрепите проверенный коммит: --dsocr-revision <40-значный хеш> (`model.revision` в конфиге обучения) "
+        "или, если риск осознан, --dsocr-allow-unpinned (`--allow-unpinned` для scripts/train_lora.py).",
     },
     # ---------------------------------------------------------------- target
     "target.not-a-folder": {
@@ -749,7 +753,8 @@ RU: dict[str, dict[str, Any]] = {
         "fix": "Оставьте запас: " + _FIX_MEMORY + ".",
     },
     "step.out-of-memory": {
-        "terms": {"the weights alone": "одних весов", "one sample": "одного примера", "a batch of 2": "батча из 2"},
+        "terms": {"the weights alone": "одних весов", "one sample": "одного примера", "a batch of 2": "батча из 2",
+                  "the batch beside the weights": "батча рядом с весами"},
         "title": (
             "Не хватило памяти на {device} для {what!t} (токенов: {tokens})",
             "Не хватило памяти на {device} для {what!t}",

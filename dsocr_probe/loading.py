@@ -351,7 +351,8 @@ def _refuse_untrusted(ctx, parts: list[str], what: str) -> None:
             skip(
                 "loading.unpinned",
                 f"The {what} is remote code ({', '.join(parts)}): not imported from a revision that is not a pinned commit",
-                fix="Re-run with --dsocr-revision <40-hex commit> (or --dsocr-allow-unpinned to accept the risk).",
+                fix="Pin a reviewed commit: --dsocr-revision <40-hex commit> (`model.revision` in the training config), "
+                "or accept the risk with --dsocr-allow-unpinned (`--allow-unpinned` for scripts/train_lora.py).",
                 params={"what": what, "parts": ", ".join(parts)},
             )
         )

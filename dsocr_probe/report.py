@@ -12,6 +12,7 @@ import importlib.resources
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -40,6 +41,11 @@ def environment_rows(env: dict[str, Any]) -> list[tuple[str, Any]]:
     return rows
 
 
+STALE_TEMPORARY_S = 3600  # no report takes this long to write
+# The Markdown shows this many rows of a finding's table; the JSON twin keeps them all.
+MAX_TABLE_ROWS = 50
+
+
 def _md_table(rows: list[dict[str, Any]] | list[tuple], headers: Any = "keys") -> str:
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
@@ -55,7 +61,8 @@ def _localized(f: Finding, lang: str) -> dict[str, Any]:
         "fix": text["fix"],
         "source": f.source,
         "evidence": _md_table(list(f.evidence.items()), headers=("", "")) if f.evidence else "",
-        "table": _md_table(f.table) if f.table else "",
+        "table": _md_table(f.table[:MAX_TABLE_ROWS]) if f.table else "",
+        "rows_not_shown": max(0, len(f.table) - MAX_TABLE_ROWS),
     }
 
 
@@ -129,6 +136,7 @@ def write(record: RunRecord, options: Options, now: dt.datetime | None = None) -
     when = now or dt.datetime.now()
     folder = options.report_dir
     folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(folder)
     topic = _topic(record)
     md = render_markdown(record, options, when)
     js = render_json(record, options, when)
@@ -144,6 +152,15 @@ def write(record: RunRecord, options: Options, now: dt.datetime | None = None) -
         with contextlib.suppress(FileNotFoundError):
             js_path.unlink()
     raise FileExistsError(f"no free report name for {stem} in {folder}")
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Temporaries left by runs killed mid-report. A recent one may be a live run's, so only old ones go."""
+    cutoff = time.time() - STALE_TEMPORARY_S
+    for leftover in folder.glob(".REPORT_*.tmp"):
+        with contextlib.suppress(OSError):
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
 
 
 def _topic(record: RunRecord) -> str:

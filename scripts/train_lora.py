@@ -24,6 +24,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output-dir", type=Path, help="where the adapter goes; overrides training.output_dir")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps; overrides training.max_steps")
     parser.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    parser.add_argument("--allow-unpinned", action="store_true",
+                        help="run trusted remote code from a revision that is not a pinned commit (model.allow_unpinned)")
     return parser.parse_args(argv)
 
 
@@ -60,6 +62,7 @@ def train(args: argparse.Namespace) -> Path:
                              fix="Add `model: {name: <folder or hub id>}` or pass --model."))
     ctx = ProbeContext(Options(model=str(name), revision=cfg.model.get("revision"),
                                trust_remote_code=bool(cfg.model.get("trust_remote_code")),
+                               allow_unpinned=args.allow_unpinned or bool(cfg.model.get("allow_unpinned")),
                                train_config=args.config, device=args.device))
     device = loading.default_device(ctx)
     dtype = loading.model_dtype(ctx, device)

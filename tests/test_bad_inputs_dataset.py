@@ -27,10 +27,11 @@ BAD = {
     "path-not-string": "image_path must be a non-empty string",
     "row-not-object": "not an object",
     "empty-text": "empty target text",
+    "nul-path": "NUL character",
 }
 
 names = st.sampled_from(["page", "скан страницы", "with space", "日本語", "a"]).map(lambda s: s + ".png")
-sizes = st.sampled_from([(1, 1), (1, 400), (400, 1), (16, 16), (37, 23)])
+sizes = st.sampled_from([(1, 1), (1, 400), (400, 1), (1, 4000), (4000, 1), (16, 16), (37, 23)])
 texts = st.text(min_size=1, max_size=30).filter(lambda t: t.strip())
 
 
@@ -66,6 +67,9 @@ def _materialise(split: Path, specs: list[dict]) -> list:
             continue
         if kind == "text-not-string":
             records.append({"image_path": ref, "text": 42})
+            continue
+        if kind == "nul-path":
+            records.append({"image_path": ref + "\x00", "text": spec["text"]})
             continue
         if kind == "path-not-string":
             records.append({"image_path": None, "text": spec["text"]})

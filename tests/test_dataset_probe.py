@@ -55,3 +55,58 @@ def test_split_overlap_is_flagged(tmp_path):
 def test_no_dataset_skips_with_the_option_to_use(tmp_path):
     result = probe("dataset", context(linux_cpu(), data=tmp_path / "nope"))
     assert result.findings[0].code == "dataset.missing"
+
+
+def test_deeply_nested_json_is_a_finding_not_a_crash(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "metadata.json").write_text("[" * 100_000 + "]" * 100_000)
+    table = _bad_rows(probe("dataset", context(linux_cpu(), data=tmp_path)))
+    assert "nested too deeply" in table[0]["reason"]
+
+
+def test_a_nul_byte_in_a_path_names_the_row(tmp_path):
+    split = write_pages(tmp_path / "train", ["one"])
+    rows = json.loads((split / "metadata.json").read_text())
+    rows.append({"image_path": "images/a\x00b.png", "text": "x"})
+    (split / "metadata.json").write_text(json.dumps(rows))
+    by_row = {r["row"]: r["reason"] for r in _bad_rows(probe("dataset", context(linux_cpu(), data=tmp_path)))}
+    assert list(by_row) == [1] and "NUL character" in by_row[1]
+
+
+def test_every_bad_row_reaches_the_json_report_and_the_markdown_says_how_many_are_not_shown(tmp_path):
+    from dsocr_probe import report
+    from dsocr_probe.context import Options
+    from dsocr_probe.findings import RunRecord
+
+    split = write_pages(tmp_path / "data" / "train", ["one"])
+    rows = json.loads((split / "metadata.json").read_text())
+    rows += [{"image_path": f"images/missing-{i}.png", "text": "x"} for i in range(60)]
+    (split / "metadata.json").write_text(json.dumps(rows))
+    result = probe("dataset", context(linux_cpu(), data=tmp_path / "data"))
+    assert len(_bad_rows(result)) == 60
+    record = RunRecord(target={"name": "m"}, environment={"python": "3.11", "os": "Linux", "versions": {}}, results=[result])
+    md, js = report.write(record, Options(report_dir=tmp_path / "reports"))
+    listed = json.loads(js.read_text(encoding="utf-8"))["probes"][0]["findings"]
+    assert len(next(f for f in listed if f["code"] == "dataset.bad-rows")["table"]) == 60
+    text = md.read_text(encoding="utf-8")
+    assert "missing-49.png" in text and "missing-50.png" not in text
+    assert "... and 10 more rows, all in the JSON report" in text
+
+
+def test_the_probe_and_the_builders_refuse_the_same_pixel_counts(tmp_path):
+    """Between PIL's limit and twice that PIL only warns; both sides treat such a page as a bomb."""
+    import pytest
+    from badfiles import bomb_png
+
+    from dsocr_probe.collators.base import BadExample, open_rgb
+
+    split = write_pages(tmp_path / "train", ["one"])
+    (split / "images" / "big.png").write_bytes(bomb_png(10_000, 10_000))  # 1e8 px: over the limit, under twice it
+    rows = json.loads((split / "metadata.json").read_text())
+    rows.append({"image_path": "images/big.png", "text": "x"})
+    (split / "metadata.json").write_text(json.dumps(rows))
+    by_row = {r["row"]: r["reason"] for r in _bad_rows(probe("dataset", context(linux_cpu(), data=tmp_path)))}
+    assert "decompression bomb" in by_row[1]
+    with pytest.raises(BadExample, match="DecompressionBomb") as err:
+        open_rgb(split / "images" / "big.png", 7)
+    assert err.value.index == 7 and err.value.path.endswith("big.png")

@@ -406,6 +406,15 @@ def train_config_project(env):
     yield from probe("train_config", linux).findings  # the same collator with fork: a warning
     config = TrainConfig(cfg, data={"collator": "dsocr_i18n_no_such_module:collate"})
     yield from tc._collator_and_workers(linux, config)
+    # No collator of their own: the verified builder is pickled, here one holding a local function.
+    from dsocr_probe import loading
+
+    holds_a_function = loading.builder_for(linux)
+    holds_a_function.hook = lambda batch: batch
+    env.mp.setattr(loading, "builder_for", lambda ctx: holds_a_function)
+    yield from tc._collator_and_workers(linux, TrainConfig(cfg, data={}, training={"dataloader_num_workers": 2,
+                                                                                   "remove_unused_columns": False}))
+    env.mp.undo()
     no_data = context(installed(), model=str(env.v1_model))
     yield from tc._batch_math(no_data, TrainConfig(cfg, training={"per_device_train_batch_size": 1}))
     yield from tc._lora(linux, TrainConfig(cfg, lora={"task_type": "TOKEN_CLS"}))

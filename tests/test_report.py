@@ -1,6 +1,8 @@
 import datetime as dt
 import json
 
+import pytest
+
 from dsocr_probe import report
 from dsocr_probe.context import Options
 from dsocr_probe.findings import ProbeResult, RunRecord, Status, Verdict, fail, passed, probe_error, warn
@@ -57,7 +59,8 @@ from dsocr_probe import report
 from dsocr_probe.context import Options
 from dsocr_probe.findings import ProbeResult, RunRecord, passed
 
-real_link = os.link
+real_link, real_fdopen = os.link, os.fdopen
+
 
 def slow_link(src, dst):
     # The temporary file is complete here; the kill lands before it is published.
@@ -65,28 +68,65 @@ def slow_link(src, dst):
     time.sleep(60)
     real_link(src, dst)
 
-os.link = slow_link
+
+class HalfWritten:
+    # The kill lands with half of the report in the temporary file.
+    def __init__(self, fh):
+        self.fh = fh
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self.fh.__exit__(*exc)
+
+    def write(self, text):
+        self.fh.write(text[: len(text) // 2])
+        self.fh.flush()
+        print("writing", flush=True)
+        time.sleep(60)
+
+    def __getattr__(self, name):
+        return getattr(self.fh, name)
+
+
+if sys.argv[2] == "publishing":
+    os.link = slow_link
+else:
+    os.fdopen = lambda *a, **kw: HalfWritten(real_fdopen(*a, **kw))
 record = RunRecord(target={"name": "m"}, environment={}, results=[ProbeResult("environment", "Environment", [passed("a", "ok")], 0.1)])
 report.write(record, Options(report_dir=Path(sys.argv[1])))
 """
 
 
-def test_a_run_killed_mid_report_leaves_no_partial_report(tmp_path):
+@pytest.mark.parametrize("moment", ["writing", "publishing"])
+def test_a_run_killed_mid_report_leaves_no_partial_report(tmp_path, moment):
+    import os
     import signal
     import subprocess
     import sys
+    import time
 
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(tmp_path), moment], stdout=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout.readline().strip() == "publishing"
+        assert proc.stdout.readline().strip() == moment
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     assert list(tmp_path.glob("REPORT_*")) == []  # only a hidden temporary may remain, never a half report
-    # The next run is not disturbed by the leftover and still writes a whole report.
+    leftovers = list(tmp_path.glob(".REPORT_*.tmp"))
+    assert leftovers
+    # The next run is not disturbed by the leftover and still writes a whole report; a leftover older than
+    # any run is removed, a recent one (perhaps a live run's) is kept.
+    old = time.time() - report.STALE_TEMPORARY_S - 60
+    for leftover in leftovers:
+        os.utime(leftover, (old, old))
+    live = tmp_path / ".REPORT_m_20260101-000000.md.abc.tmp"
+    live.write_text("another run, still writing")
     md, js = report.write(_record(passed("a", "ok")), Options(report_dir=tmp_path))
     assert md.read_text(encoding="utf-8").startswith("# ") and json.loads(js.read_text(encoding="utf-8"))
+    assert list(tmp_path.glob(".REPORT_*.tmp")) == [live]
 
 
 def test_russian_report_translates_finding_texts(tmp_path):

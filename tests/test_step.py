@@ -238,3 +238,35 @@ def test_missing_weights_are_named(v1_model):
         loading.load_model(context(model=str(v1_model), trust_remote_code=True, allow_unpinned=True), "cpu", torch.float32)
     assert stop.value.finding.code == "loading.no-weights"
     assert "huggingface-cli download" in stop.value.finding.fix
+
+
+@pytest.mark.parametrize("where", ["loading", "moving the batch", "first step"])
+def test_cpu_memory_error_is_a_finding_and_the_process_survives(demo, tmp_path, monkeypatch, where):
+    """Python's MemoryError wherever the step probe allocates: a NO-GO finding, never a crash."""
+    from dsocr_probe.probes import step
+
+    real_load, real_move = loading.load_model, step._to_device
+
+    def load(ctx, device, dtype):
+        if where == "loading":
+            raise MemoryError()
+        model = real_load(ctx, device, dtype)
+        if where == "first step":
+            def no_memory(*args, **kwargs):
+                raise MemoryError("cannot allocate 2.0 GiB")
+            model.forward = no_memory
+        return model
+
+    def move(value, device):
+        if where == "moving the batch":
+            raise MemoryError()
+        return real_move(value, device)
+
+    monkeypatch.setattr(loading, "load_model", load)
+    monkeypatch.setattr(step, "_to_device", move)
+    result = run_step(demo, write_config(tmp_path, demo))
+    finding = by_code(result, "step.out-of-memory")
+    assert finding.status is Status.FAIL and "MemoryError" in finding.detail
+    assert {"loading": "the weights alone", "moving the batch": "the batch beside the weights",
+            "first step": "one sample"}[where] in finding.title
+    assert not [f for f in result.findings if f.status is Status.ERROR]

@@ -89,3 +89,23 @@ def _local():
 def test_pickle_problem_of_local_function():
     assert "local object" in pickle_problem(_local())
     assert pickle_problem(sorted) is None
+
+
+def test_workers_without_a_collator_pickle_the_verified_builder_and_the_dataset(tmp_path, v1_model, monkeypatch):
+    from dsocr_probe import loading
+
+    cfg = _project(tmp_path, {"per_device_train_batch_size": 1, "remove_unused_columns": False, "dataloader_num_workers": 2})
+    spawn = linux_cpu()
+    spawn.mp_start_method = "spawn"
+    ctx = context(spawn, model=str(v1_model), train_config=cfg)
+    f = next(f for f in probe("train_config", ctx).findings if f.code.startswith("train_config.workers"))
+    assert f.status.value == "pass" and f.evidence["pickled"] == "DeepseekOCRCollator, ExampleDataset"
+
+    # A builder holding something that cannot cross into a worker is named.
+    unpicklable = loading.builder_for(ctx)
+    unpicklable.hook = lambda batch: batch
+    monkeypatch.setattr(loading, "builder_for", lambda ctx: unpicklable)
+    f = next(f for f in probe("train_config", context(spawn, model=str(v1_model), train_config=cfg)).findings
+             if f.code.startswith("train_config.workers"))
+    assert f.code == "train_config.workers-pickle" and f.status.value == "fail"
+    assert "DeepseekOCRCollator: " in f.title and "dataloader_num_workers: 0" in f.fix

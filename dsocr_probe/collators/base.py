@@ -13,6 +13,8 @@ the seed datasets name it), ``text`` (the target) and an optional ``prompt``.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -67,6 +69,17 @@ def example_text(example: Mapping[str, Any], index: int, path: str | None = None
     return text
 
 
+@contextlib.contextmanager
+def bombs_refused():
+    """Between PIL's pixel limit and twice that, PIL only warns: a bomb is still a bomb. The dataset
+    probe and the builders refuse the same files."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
 def open_rgb(image: Any, index: int):
     """Decode an image to RGB, or raise BadExample with the path and the decoder's reason."""
     from PIL import Image, ImageOps
@@ -74,12 +87,12 @@ def open_rgb(image: Any, index: int):
     path = str(image) if isinstance(image, (str, Path)) else None
     try:
         if path is not None:
-            with Image.open(path) as im:
+            with bombs_refused(), Image.open(path) as im:
                 im = ImageOps.exif_transpose(im)
                 return _to_rgb(im)
         if isinstance(image, Image.Image):
             return _to_rgb(image)
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
+    except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning, SyntaxError, EOFError) as exc:
         raise BadExample(index, f"cannot decode image: {type(exc).__name__}: {exc}", path) from exc
     raise BadExample(index, f"'image' must be a path or a PIL image, got {type(image).__name__}")
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections import Counter, defaultdict
 from typing import Iterable
 
+from ..collators.base import bombs_refused
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
 
 # Pages outside these bounds still train, but badly: text too small to read, or memory blown.
 MIN_SIDE = 32
 MAX_ASPECT = 20.0
-MAX_ROWS_LISTED = 50
 
 
 def run(ctx) -> Iterable[Finding]:
@@ -54,13 +53,12 @@ def run(ctx) -> Iterable[Finding]:
         yield fail(
             "dataset.bad-rows",
             f"{len(bad)} row(s) cannot be used: training would stop at the first one",
-            table=bad[:MAX_ROWS_LISTED],
-            detail="" if len(bad) <= MAX_ROWS_LISTED else f"... and {len(bad) - MAX_ROWS_LISTED} more (all are in the JSON report).",
+            table=bad,
             fix="Fix or remove each listed row in its metadata file; the batch builder refuses them rather than skip them.",
-            params={"n": len(bad), "more": len(bad) - MAX_ROWS_LISTED if len(bad) > MAX_ROWS_LISTED else None},
+            params={"n": len(bad)},
         )
     if odd:
-        yield warn("dataset.odd-images", f"{len(odd)} image(s) will train poorly", table=odd[:MAX_ROWS_LISTED],
+        yield warn("dataset.odd-images", f"{len(odd)} image(s) will train poorly", table=odd,
                    fix="Re-scan or crop these pages, or drop them from the metadata file.", params={"n": len(odd)})
     yield from _duplicates(by_hash, by_text)
     yield from _lengths(ctx, data)
@@ -78,19 +76,16 @@ def inspect_image(path) -> tuple[str, tuple[int, int], str] | str:
         raw = path.read_bytes()
     except FileNotFoundError:
         return "image file does not exist"
-    except OSError as exc:
-        return f"cannot read the file: {exc.strerror or exc}"
+    except (OSError, ValueError) as exc:  # ValueError: a path the OS cannot name (a NUL byte)
+        return f"cannot read the file: {getattr(exc, 'strerror', None) or exc}"
     if not raw:
         return "image file is empty (0 bytes)"
     import io
 
     try:
-        with warnings.catch_warnings():
-            # Between PIL's pixel limit and twice that, PIL only warns: a bomb is still a bomb.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(raw)) as im:
-                mode, size = im.mode, im.size
-                im.load()
+        with bombs_refused(), Image.open(io.BytesIO(raw)) as im:
+            mode, size = im.mode, im.size
+            im.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return f"refused as a decompression bomb: {exc}"
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -123,12 +118,12 @@ def _duplicates(by_hash, by_text) -> Iterable[Finding]:
             "dataset.split-overlap",
             f"{len(leaks)} item(s) appear in more than one split",
             detail="Validation loss on samples the model trains on measures memory, not reading.",
-            table=leaks[:MAX_ROWS_LISTED],
+            table=leaks,
             fix="Keep each page (and each target text) in one split only.",
             params={"n": len(leaks)},
         )
     if dups:
-        yield warn("dataset.duplicates", f"{len(dups)} duplicated item(s) within a split", table=dups[:MAX_ROWS_LISTED],
+        yield warn("dataset.duplicates", f"{len(dups)} duplicated item(s) within a split", table=dups,
                    fix="Remove the repeated rows, or keep them on purpose as oversampling.", params={"n": len(dups)})
 
 
@@ -160,7 +155,7 @@ def _lengths(ctx, data) -> Iterable[Finding]:
             "dataset.too-long",
             f"{len(too_long)} target(s) exceed max_length {max_length}",
             detail="Truncating a target teaches the model to stop mid-page; the batch builder refuses such rows.",
-            table=too_long[:MAX_ROWS_LISTED],
+            table=too_long,
             evidence=evidence,
             fix=f"Raise data.max_length to at least {max(lengths)} plus the prompt and image tokens, or split these pages.",
             params={"n": len(too_long), "max_length": max_length, "longest": max(lengths)},

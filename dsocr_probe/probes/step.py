@@ -77,7 +77,10 @@ def run(ctx) -> Iterable[Finding]:
 
     lora_kwargs = dict(cfg.lora) if cfg is not None and cfg.lora else {}
     amp = _autocast(training, device)
-    one_dev, two_dev = _to_device(one, device), _to_device(two, device)
+    moved, oom = _guarded(lambda: (_to_device(one, device), _to_device(two, device)), device)
+    if oom:
+        raise ProbeStop(_oom_finding("the batch beside the weights", oom, device, None, training, length=_length(two)))
+    one_dev, two_dev = moved
     yield from _task_type(model, lora_kwargs, one_dev, amp)
     names = [n for n, _ in model.named_modules()]
     peft_model = _prepare(_wrap(model, lora_kwargs), training)

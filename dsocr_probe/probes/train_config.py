@@ -213,8 +213,7 @@ def _collator_and_workers(ctx, cfg) -> Iterable[Finding]:
     spec = cfg.data.get("collator")
     if not spec:
         if workers:
-            yield passed("train_config.workers", f"{workers} DataLoader workers; the verified batch builder pickles",
-                         evidence={"start method": ctx.facts.mp_start_method})
+            yield from _builder_and_dataset_pickle(ctx, workers)
         return
     try:
         collator = import_object(spec, cfg)
@@ -244,6 +243,41 @@ def _collator_and_workers(ctx, cfg) -> Iterable[Finding]:
             fix="Use a top-level collator object such as `dsocr_probe.DeepseekOCRCollator`.",
             evidence=evidence, params={"problem": problem, "workers": workers},
         )
+
+
+def _builder_and_dataset_pickle(ctx, workers: int) -> Iterable[Finding]:
+    """With workers and no collator of the team's own, the training script hands the DataLoader
+    the verified batch builder and an ExampleDataset: pickle both, as a spawned worker will."""
+    from .. import loading
+    from ..training import ExampleDataset
+
+    try:
+        builder = loading.builder_for(ctx)
+    except ProbeStop as stop:
+        yield skip("train_config.workers", f"{workers} DataLoader workers: pickling not checked, the batch builder "
+                   f"cannot be made ({stop.finding.title})", fix=stop.finding.fix)
+        return
+    try:
+        data = ctx.dataset()
+    except ProbeStop:
+        data = None  # the dataset probe reports it
+    train = data.train if data is not None else None
+    parts = {type(builder).__name__: builder}
+    if train is not None:
+        parts["ExampleDataset"] = ExampleDataset(train.rows)
+    problems = {name: problem for name, obj in parts.items() if (problem := pickle_problem(obj))}
+    evidence = {"pickled": ", ".join(parts), "dataloader_num_workers": workers, "start method": ctx.facts.mp_start_method}
+    if problems:
+        listed = "; ".join(f"{name}: {problem}" for name, problem in problems.items())
+        yield fail(
+            "train_config.workers-pickle",
+            f"{workers} DataLoader workers need the batch builder and the dataset to pickle: {listed}",
+            fix="Set `dataloader_num_workers: 0`, and keep model and processor objects with open handles out of the data section.",
+            evidence=evidence, params={"workers": workers, "problem": listed},
+        )
+        return
+    yield passed("train_config.workers", f"{workers} DataLoader workers; the verified batch builder and the dataset pickle",
+                 evidence=evidence)
 
 
 def import_object(spec: str, cfg) -> Any:
