@@ -549,3 +549,11 @@ def test_a_processor_that_changed_is_noticed(tokenizer, monkeypatch):
                         lambda self, *a, **kw: one_more(self, *a, **kw) + self.image_token)
     builder = DeepseekOCR2Collator(processor)
     assert not builder.fast and "input_ids" in builder.fallback_reason
+
+
+def test_describe_reports_the_settings_a_processor_call_uses(tokenizer):
+    processor = _tiny_processor(tokenizer, {"crop_to_patches": True, "min_patches": 2, "max_patches": 6},
+                                crop_to_patches=False)
+    builder = DeepseekOCR2Collator(processor)
+    assert builder.describe()["crop_to_patches"] is True  # the processor's call-time default wins
+    assert builder(_rows([(200, 100)]))["num_local_patches"].tolist() == [2]

@@ -24,7 +24,7 @@ import math
 from typing import Any, Mapping
 
 from .base import BadExample
-from .deepseek_ocr2_images import PageViews, Unsupported, ViewSettings
+from .deepseek_ocr2_images import PageViews, Unsupported, ViewSettings, effective_setting
 from .processor import ProcessorCollator, Row, attention_mask, real_ids
 
 DEFAULT_PROMPT = "<image>\nFree OCR. "
@@ -190,14 +190,13 @@ class DeepseekOCR2Collator(ProcessorCollator):
         return self.slots_per_view(self.global_size) + self.slots_per_view(self.tile_size) * tiles + 1
 
     def describe(self) -> dict[str, Any]:
-        images = self.processor.image_processor
         return {
             **super().describe(),
             "global_size": self.global_size,
             "tile_size": self.tile_size,
             "global_slots": self.slots_per_view(self.global_size),
             "slots_per_tile": self.slots_per_view(self.tile_size),
-            "crop_to_patches": getattr(images, "crop_to_patches", None),
+            "crop_to_patches": effective_setting(self.processor, "crop_to_patches"),
             "pixels_made_by": "builder" if self.fast else "processor",
             "fallback_reason": self.fallback_reason,
         }

@@ -62,12 +62,8 @@ class ViewSettings:
                 f"the image processor is {type(images).__name__}, not {PIL_BACKEND_CLASS} itself "
                 "(another backend or a subclass may make other pixels)"
             )
-        # The processor passes its own image defaults at call time; they beat the image processor's.
-        overrides = getattr(processor, "images_kwargs", None)
-        overrides = dict(overrides) if isinstance(overrides, Mapping) else {}
-
         def setting(name: str) -> Any:
-            return overrides[name] if name in overrides else getattr(images, name, None)
+            return effective_setting(processor, name)
 
         rescale, normalize = bool(setting("do_rescale")), bool(setting("do_normalize"))
         if not (rescale or normalize):
@@ -85,6 +81,15 @@ class ViewSettings:
             std=_per_channel(setting("image_std"), "image_std") if normalize else None,
             convert_rgb=bool(setting("do_convert_rgb")),
         )
+
+
+def effective_setting(processor: Any, name: str) -> Any:
+    """An image setting as a processor call uses it: the processor passes its own image defaults
+    at call time, and they beat the image processor's."""
+    overrides = getattr(processor, "images_kwargs", None)
+    if isinstance(overrides, Mapping) and name in overrides:
+        return overrides[name]
+    return getattr(getattr(processor, "image_processor", None), name, None)
 
 
 class PagePlan(NamedTuple):
