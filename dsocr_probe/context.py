@@ -112,8 +112,8 @@ class ProbeContext:
             if cfg.data_dir is None and cfg.splits():
                 return dataset.load_splits(cfg.splits(), root=cfg.path.parent)
             folder = cfg.data_dir
-        if folder is None:
-            folder = self.target().dataset
+        if folder is None and self.options.model is None:
+            folder = self.target().dataset  # only the built-in demo brings data of its own
         if folder is None:
             return None
         return dataset.load(Path(folder))

@@ -557,3 +557,12 @@ def test_describe_reports_the_settings_a_processor_call_uses(tokenizer):
     builder = DeepseekOCR2Collator(processor)
     assert builder.describe()["crop_to_patches"] is True  # the processor's call-time default wins
     assert builder(_rows([(200, 100)]))["num_local_patches"].tolist() == [2]
+
+
+@pytest.mark.parametrize("case", ["small", "two tiles", "tall", "max tiles"])
+def test_tokens_before_target_match_the_batch(tiny, case):
+    size, _ = PAGES[case]
+    builder = DeepseekOCR2Collator(tiny)
+    batch = builder(_rows([size]))
+    assert builder.tokens_before_target(*size) == int((batch["labels"][0] == -100).sum())
+    assert DeepseekOCR2Collator(tiny, fast=False).tokens_before_target(*size) is None  # only the processor knows

@@ -443,3 +443,12 @@ def test_forward_and_backward_on_a_real_batch(tokenizer, model):
     grad = model.get_parameter("model.layers.0.self_attn.q_proj.weight").grad
     assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
     model.zero_grad(set_to_none=True)
+
+
+@pytest.mark.parametrize("mode", ["tiny", "gundam"])
+@pytest.mark.parametrize("size", [(64, 64), (1400, 700), (700, 1400), (1240, 1754)])
+def test_tokens_before_target_match_the_batch(tokenizer, mode, size):
+    builder = DeepseekOCRCollator(tokenizer, mode)
+    batch = builder([{"image": page(size), "text": "one two"}])
+    unsupervised = int((batch["labels"][0] == -100).sum())  # bos, prompt and image slots; no padding in a batch of 1
+    assert builder.tokens_before_target(*size) == unsupervised

@@ -110,3 +110,60 @@ def test_the_probe_and_the_builders_refuse_the_same_pixel_counts(tmp_path):
     with pytest.raises(BadExample, match="DecompressionBomb") as err:
         open_rgb(split / "images" / "big.png", 7)
     assert err.value.index == 7 and err.value.path.endswith("big.png")
+
+
+def _v1_project(tmp_path, v1_model, size, mode, max_length, exif=None):
+    import yaml
+    from PIL import Image
+
+    split = write_pages(tmp_path / "data" / "train", ["a short line", "another line"], size=size)
+    if exif:  # the stored pixels are turned; the EXIF tag says how to turn them upright
+        page = Image.open(split / "images" / "00001.png")
+        turned = page.transpose(Image.Transpose.ROTATE_90)
+        tag = Image.Exif()
+        tag[0x0112] = exif
+        turned.save(split / "images" / "00001.png", exif=tag)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"data": {"train_dir": str(tmp_path / "data" / "train"), "mode": mode,
+                                            "max_length": max_length}}))
+    return context(linux_cpu(), model=str(v1_model), train_config=cfg)
+
+
+def _counted_before_target(finding) -> list[int]:
+    import re
+
+    return [int(re.search(r"\((\d+) for bos, prompt and image slots", row["reason"]).group(1)) for row in finding.table]
+
+
+def test_sample_length_counts_the_image_slots_not_only_the_target(tmp_path, v1_model):
+    """Gundam on an A4 scan: 900-odd image slots leave little of max_length for the prompt and target."""
+    from dsocr_probe.collators.deepseek_ocr_v1_layout import image_token_count
+
+    slots = image_token_count(1240, 1754, "gundam")
+    result = probe("dataset", _v1_project(tmp_path, v1_model, (1240, 1754), "gundam", slots + 3))
+    f = next(f for f in result.findings if f.code == "dataset.too-long")
+    assert f.status.value == "fail" and len(f.table) == 2 and "mode with fewer image slots" in f.fix
+    assert all(slots < n < slots + 20 for n in _counted_before_target(f))  # slots + bos + prompt
+    assert f.evidence["counted before the target"].endswith("(DeepseekOCRCollator)")
+
+    # The same pages in tiny mode (64 slots) fit.
+    result = probe("dataset", _v1_project(tmp_path / "tiny", v1_model, (1240, 1754), "tiny", slots + 3))
+    assert codes(result)["dataset.lengths"] == "pass"
+
+
+def test_sample_length_uses_the_upright_page(tmp_path, v1_model):
+    """An EXIF-rotated scan is counted as the builder sees it, turned upright first."""
+    from dsocr_probe import loading
+    from dsocr_probe.collators.base import open_rgb
+
+    ctx = _v1_project(tmp_path, v1_model, (1754, 700), "gundam", 1, exif=6)
+    assert open_rgb(tmp_path / "data" / "train" / "images" / "00001.png", 0).size == (1754, 700)  # stored 700x1754
+    builder = loading.builder_for(ctx)
+    assert builder.tokens_before_target(1754, 700) != builder.tokens_before_target(700, 1754)
+    f = next(f for f in probe("dataset", ctx).findings if f.code == "dataset.too-long")
+    assert _counted_before_target(f) == [builder.tokens_before_target(1754, 700)] * 2
+
+
+def test_a_model_that_cannot_be_found_is_not_reported_again_as_a_dataset_problem():
+    result = probe("dataset", context(linux_cpu(), model="dsocr-probe-tests/not-in-any-cache"))
+    assert [(f.code, f.status.value) for f in result.findings] == [("input.no-dataset", "skip")]

@@ -49,6 +49,11 @@ class BatchBuilder:
         """Problems with a batch this builder made (empty when it is sound)."""
         return check_labels(batch)
 
+    def tokens_before_target(self, width: int, height: int, prompt: str | None = None) -> int | None:
+        """Tokens a sample with a ``width x height`` page needs before its target (bos, prompt and
+        image slots), or None when that is only known by running the processor."""
+        return None
+
 
 def example_image(example: Mapping[str, Any], index: int) -> Any:
     """The example's image (path or PIL image), or a BadExample naming what is wrong."""

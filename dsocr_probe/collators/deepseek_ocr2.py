@@ -159,6 +159,15 @@ class DeepseekOCR2Collator(ProcessorCollator):
         except ValueError as exc:
             raise BadExample(row.index, str(exc), row.path) from exc
 
+    def tokens_before_target(self, width: int, height: int, prompt: str | None = None) -> int | None:
+        if self.views is None:
+            return None  # the processor's own settings decide; known only by calling it
+        try:
+            tiles = self.views.plan(width, height).tiles
+        except ValueError:
+            return None  # a page the builder refuses; the dataset probe names it otherwise
+        return len(self._expanded_prompt_ids(self.prompt if prompt is None else prompt, tiles))
+
     def _expanded_prompt_ids(self, prompt: str, tiles: int) -> list[int]:
         """The prompt's ids with its image token written as the page's slots, as the processor
         tokenises it; cached, since a dataset has few prompts and few tile counts."""

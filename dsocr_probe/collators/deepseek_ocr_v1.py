@@ -167,6 +167,10 @@ class DeepseekOCRCollator(BatchBuilder):
             "prompt_len": prompt_len,
         }
 
+    def tokens_before_target(self, width: int, height: int, prompt: str | None = None) -> int:
+        prompt = self.prompt if prompt is None else prompt
+        return self._tokens(prompt, image_token_count(width, height, self.mode), "")["prompt_len"]
+
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False)) if text else []
 

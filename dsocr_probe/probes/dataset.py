@@ -12,6 +12,8 @@ from ..findings import Finding, ProbeStop, fail, passed, skip, warn
 # Pages outside these bounds still train, but badly: text too small to read, or memory blown.
 MIN_SIDE = 32
 MAX_ASPECT = 20.0
+EXIF_ORIENTATION = 0x0112
+QUARTER_TURNS = (5, 6, 7, 8)  # orientations whose upright page has width and height swapped
 
 
 def run(ctx) -> Iterable[Finding]:
@@ -24,6 +26,7 @@ def run(ctx) -> Iterable[Finding]:
     odd: list[dict] = []  # rows that train, but deserve a look
     modes: Counter[str] = Counter()
     sizes: list[tuple[int, int]] = []
+    page_sizes: dict[tuple[str, int], tuple[int, int]] = {}  # (split, row) -> page size, as the builder sees it
     by_hash: dict[str, list[tuple[str, int]]] = defaultdict(list)
     by_text: dict[str, list[tuple[str, int]]] = defaultdict(list)
     counts = []
@@ -42,6 +45,7 @@ def run(ctx) -> Iterable[Finding]:
             mode, size, digest = info
             modes[mode] += 1
             sizes.append(size)
+            page_sizes[split.name, row.index] = size
             by_hash[digest].append((split.name, row.index))
             w, h = size
             if min(w, h) < MIN_SIDE:
@@ -61,7 +65,7 @@ def run(ctx) -> Iterable[Finding]:
         yield warn("dataset.odd-images", f"{len(odd)} image(s) will train poorly", table=odd,
                    fix="Re-scan or crop these pages, or drop them from the metadata file.", params={"n": len(odd)})
     yield from _duplicates(by_hash, by_text)
-    yield from _lengths(ctx, data)
+    yield from _lengths(ctx, data, page_sizes)
 
 
 def _row(split: str, file, index: int | None, reason: str) -> dict:
@@ -86,6 +90,8 @@ def inspect_image(path) -> tuple[str, tuple[int, int], str] | str:
         with bombs_refused(), Image.open(io.BytesIO(raw)) as im:
             mode, size = im.mode, im.size
             im.load()
+            if im.getexif().get(EXIF_ORIENTATION, 1) in QUARTER_TURNS:
+                size = size[::-1]  # the builders turn the page upright first
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return f"refused as a decompression bomb: {exc}"
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -127,7 +133,9 @@ def _duplicates(by_hash, by_text) -> Iterable[Finding]:
                    fix="Remove the repeated rows, or keep them on purpose as oversampling.", params={"n": len(dups)})
 
 
-def _lengths(ctx, data) -> Iterable[Finding]:
+def _lengths(ctx, data, page_sizes: dict[tuple[str, int], tuple[int, int]]) -> Iterable[Finding]:
+    """Each sample's length against max_length: bos, prompt and the page's image slots (from the
+    batch builder's layout, where it knows them without the processor) plus the target and eos."""
     cfg = _config_or_none(ctx)
     max_length = (cfg.data.get("max_length") if cfg else None) or (cfg.training.get("max_length") if cfg else None)
     if not max_length:
@@ -138,30 +146,60 @@ def _lengths(ctx, data) -> Iterable[Finding]:
         yield skip("dataset.lengths", f"Target lengths not measured: {stop.finding.title}", fix=stop.finding.fix,
                    params={**stop.finding.params, "cause": stop.finding.title, "cause_code": stop.finding.code})
         return
-    lengths = []
-    too_long = []
+    builder = _builder_or_none(ctx)
+    targets, totals, too_long = [], [], []
     for split in data.splits.values():
         for row in split.rows:
-            n = len(tokenizer(row.text, add_special_tokens=False)["input_ids"]) + 1  # + eos
-            lengths.append(n)
-            if n > int(max_length):
-                too_long.append(_row(split.name, row.image, row.index, f"target is {n} tokens > max_length {max_length}"))
-    if not lengths:
+            target = len(tokenizer(row.text, add_special_tokens=False)["input_ids"]) + 1  # + eos
+            targets.append(target)
+            size = page_sizes.get((split.name, row.index))
+            before = builder.tokens_before_target(*size) if builder is not None and size else None
+            if before is None:
+                total, reason = target, f"target is {target} tokens > max_length {max_length}"
+            else:
+                total = before + target
+                totals.append(total)
+                reason = (f"needs {total} tokens ({before} for bos, prompt and image slots + {target} for the target "
+                          f"and eos) > max_length {max_length}")
+            if total > int(max_length):
+                too_long.append(_row(split.name, row.image, row.index, reason))
+    if not targets:
         return
-    evidence = {"target tokens min/median/max": f"{min(lengths)} / {sorted(lengths)[len(lengths) // 2]} / {max(lengths)}",
-                "max_length": max_length}
+    evidence = {"target tokens min/median/max": _spread(targets)}
+    if totals:
+        evidence["sample tokens min/median/max"] = _spread(totals)
+        evidence["counted before the target"] = f"bos, prompt and image slots ({type(builder).__name__})"
+    evidence["max_length"] = max_length
     if too_long:
+        longest = max(totals or targets)
         yield fail(
             "dataset.too-long",
-            f"{len(too_long)} target(s) exceed max_length {max_length}",
+            f"{len(too_long)} sample(s) exceed max_length {max_length}",
             detail="Truncating a target teaches the model to stop mid-page; the batch builder refuses such rows.",
             table=too_long,
             evidence=evidence,
-            fix=f"Raise data.max_length to at least {max(lengths)} plus the prompt and image tokens, or split these pages.",
-            params={"n": len(too_long), "max_length": max_length, "longest": max(lengths)},
+            fix=f"Raise data.max_length to at least {longest}, use a mode with fewer image slots, or split these pages."
+            if totals else
+            f"Raise data.max_length to at least {longest} plus the prompt and image tokens, or split these pages.",
+            params={"n": len(too_long), "max_length": max_length, "longest": longest, "whole": bool(totals)},
         )
     else:
-        yield passed("dataset.lengths", "Target lengths fit", evidence=evidence)
+        yield passed("dataset.lengths", "Samples fit max_length" if totals else "Target lengths fit", evidence=evidence)
+
+
+def _spread(values: list[int]) -> str:
+    ordered = sorted(values)
+    return f"{ordered[0]} / {ordered[len(ordered) // 2]} / {ordered[-1]}"
+
+
+def _builder_or_none(ctx):
+    """The verified batch builder, for its layout; None when it cannot be made (the batch probe says why)."""
+    from .. import loading
+
+    try:
+        return loading.builder_for(ctx)
+    except ProbeStop:
+        return None
 
 
 def _config_or_none(ctx):
