@@ -12,6 +12,7 @@ import pickle
 import pytest
 import torch
 import transformers
+from PIL import Image
 
 from dsocr_probe.collators import ProcessorCollator
 from dsocr_probe.collators.base import IGNORE_INDEX, BadExample, open_rgb
@@ -245,3 +246,16 @@ def test_helpers():
     assert prompt_problem("<image>x", "<image>") is None
     assert "found 2" in prompt_problem("<image><image>", "<image>")
     assert "string" in prompt_problem(3, "<image>")
+
+
+def test_a_page_of_one_pixel_is_read_as_rgb_alone_and_in_a_batch(processor):
+    """A 1x1 RGB array is ambiguous to transformers' channel guess; the builder says which it is."""
+    tiny, normal = Image.new("RGB", (1, 1), "white"), Image.new("RGB", (70, 50), "white")
+    builder = ProcessorCollator(processor, prompt=PROMPT)
+    batch = builder([{"image": tiny, "text": "a"}, {"image": normal, "text": "b"}])  # 4.x: "Invalid mode" without it
+    alone = builder([{"image": tiny, "text": "a"}])
+    want = processor(images=[[normal]], text=[PROMPT], return_tensors="pt")["pixel_values"]
+    # A white page gives white tiles: as many as a normal page's, every one equal to the normal page's first.
+    assert alone["pixel_values"].shape == want.shape
+    assert torch.equal(alone["pixel_values"][0, 0], want[0, 0])
+    assert batch["input_ids"].shape[0] == 2

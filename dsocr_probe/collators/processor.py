@@ -24,6 +24,15 @@ PIXEL_PREFIX = "pixel_values"
 DTYPE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
 
 
+def _channels_last() -> dict[str, str]:
+    """The pages are always RGB PIL images: say so. Left to guess, transformers 4.x takes a page
+    of 1 or 3 pixels on a side for channels-first (its shape is ambiguous), makes wrong pixels
+    from it alone and fails on a batch that also holds a normal page."""
+    from transformers.processing_utils import ImagesKwargs
+
+    return {"input_data_format": "channels_last"} if "input_data_format" in getattr(ImagesKwargs, "__annotations__", {}) else {}
+
+
 class Row(NamedTuple):
     """One example, checked and decoded."""
 
@@ -123,7 +132,7 @@ class ProcessorCollator(BatchBuilder):
     def _process(self, rows: list[Row], texts: list[str]) -> dict[str, Any]:
         try:
             images = self.images_argument([r.image for r in rows])
-            out = self.processor(images=images, text=texts, padding=True, return_tensors="pt")
+            out = self.processor(images=images, text=texts, padding=True, return_tensors="pt", **_channels_last())
         except Exception as exc:  # find the example the processor rejects, so it can be named
             raise self._blame(rows, texts, exc) from exc
         return dict(out)
@@ -131,7 +140,7 @@ class ProcessorCollator(BatchBuilder):
     def _blame(self, rows: list[Row], texts: list[str], exc: Exception) -> Exception:
         for row, text in zip(rows, texts):
             try:
-                self.processor(images=self.images_argument([row.image]), text=[text], return_tensors="pt")
+                self.processor(images=self.images_argument([row.image]), text=[text], return_tensors="pt", **_channels_last())
             except Exception as own:
                 return BadExample(row.index, f"the processor rejects it: {type(own).__name__}: {own}", row.path)
         return exc
