@@ -538,6 +538,23 @@ RU: dict[str, dict[str, Any]] = {
         "fix": "Отдавайте по одному image-слоту на визуальный признак: глобальный вид — nb*(nb+1)+1, кропы — "
         "nq*h*(nq*w+1) (число даёт `dsocr_probe.collators.deepseek_ocr_v1.image_token_count(width, height, mode)`).",
     },
+    "batch.image-features": {
+        "status": "fail",
+        "terms": {"per sample": "на пример", "in all": "всего"},
+        "title": "В батче image-слотов {scope!t}: {slots}, а визуальная часть модели выдаёт признаков: {features}",
+        "detail": "Модель записывает по одному визуальному признаку в каждый image-слот по порядку: при таких числах её "
+        "forward падает с `Image features and image tokens do not match` (модель без этой проверки кладёт признаки не "
+        "на свои места). Признаки посчитаны запуском {method} на модели без весов.",
+        "fix": (
+            "{processor} делает image-слотов {scope!t}: {slots}, а визуальная часть модели выдаёт {features}: собирайте "
+            "батчи с настройками процессора, с которыми обучен чекпойнт (`AutoProcessor.from_pretrained` на папке модели "
+            "с файлами процессора, пришедшими вместе с весами, без переопределения размера изображения, нарезки на "
+            "тайлы, patch_size и downsample_ratio); сборщик dsocr_probe на таком процессоре даёт по слоту на признак.",
+            "Отдавайте по одному image-токену на визуальный признак ({features} {scope!t}): пусть image-токен "
+            "разворачивает процессор чекпойнта (`AutoProcessor.from_pretrained` на папке модели), или используйте "
+            "сборщик dsocr_probe для этого семейства моделей.",
+        ),
+    },
     "batch.labels-on-images": {
         "title": "Labels стоят на позициях изображения: {problem}",
         "fix": "Ставьте labels = -100 на всех позициях изображения (где images_seq_mask = True, на каждом "

@@ -77,6 +77,20 @@ def test_the_untampered_builder_passes(tmp_path, v1_model):
     result = probe("batch", context(linux_cpu(), model=str(v1_model), train_config=_project(tmp_path, v1_model, "none")))
     assert result.status.value == "pass", [(f.code, f.title) for f in result.findings]
     assert codes(result)["batch.layout"] == "pass"
+    # v1 is remote code: its slots are checked against the layout facts, not by running a vision path
+    assert "batch.image-features" not in codes(result)
+    layout = next(f for f in result.findings if f.code == "batch.layout")
+    assert layout.title == "Image slots, labels and masks follow the model's layout"
+    assert layout.evidence == {"checked by": "the DeepSeek-OCR v1 layout facts (slots per image, labels, bos)"}
+
+
+def test_v1_batches_are_checked_against_the_layout_facts_not_a_vision_run(tmp_path, v1_model):
+    data = write_pages(tmp_path / "train", ["first page", "second page"])
+    result = probe("batch", context(linux_cpu(), model=str(v1_model), data=data))
+    assert result.status.value == "pass", [(f.code, f.title) for f in result.findings]
+    assert "batch.image-features" not in codes(result)
+    layout = next(f for f in result.findings if f.code == "batch.layout")
+    assert layout.evidence == {"checked by": "DeepseekOCRCollator.validate (the builder's own rules)"}
 
 
 def test_adapters_only_on_vision_modules_is_no_go(tmp_path, v1_model):

@@ -506,6 +506,19 @@ def batch_keys_and_dtypes(env):
     yield from batch._dtype_findings(ctx, {"images": images, "images_seq_mask": torch.zeros(1, 4, dtype=torch.long)})
 
 
+@scenario
+def batch_image_features(env):
+    """Image slots against the features the vision path yields, for a processor builder and a collator of the team's own."""
+    from dsocr_probe.meta_run import FeatureCount
+    from dsocr_probe.probes import batch
+
+    count = FeatureCount(290, [145, 145], "DeepseekOcr2ForConditionalGeneration.get_image_features", "list")
+    flat = FeatureCount(290, None, "Qwen2VLForConditionalGeneration.get_image_features", "tensor [290, 32]")
+    processor_builder = SimpleNamespace(processor=SimpleNamespace())
+    yield batch._compare(processor_builder, [257, 257], count, 7, "config.image_token_id")
+    yield batch._compare(object(), [257, 257], flat, 7, "config.image_token_id")
+
+
 def layout_finding(problem: str) -> Finding:
     """What the batch probe reports for a problem its validators name (as in probes/batch.py)."""
     from dsocr_probe.probes.batch import layout_fix

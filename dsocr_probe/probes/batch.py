@@ -3,6 +3,13 @@
 The batch comes from the collator the config names (data.collator) or, by default, from the
 builder dsocr_probe gives for this model family — the object the training script should pass
 to Trainer(data_collator=...). No weights are loaded.
+
+Image slots: for DeepSeek-OCR v1 (remote code) the slot count is checked against the layout
+facts. For native models the batch's image inputs go through the model's own vision path
+(``get_image_features``) on the weightless meta-device instance, and the visual features it
+yields are counted against the image-token slots in ``input_ids``: a processor whose settings
+do not fit the model is caught here, where the builder's own rule (the processor's formula)
+cannot see it. Where that run is not possible the finding says so and which check was used.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ SYNONYMS = {
 V1_REQUIRED = ("input_ids", "labels", "images", "images_seq_mask", "images_spatial_crop")
 NATIVE_REQUIRED = ("input_ids", "labels", "pixel_values")
 SAMPLES = 2  # two, so padding is exercised
+IGNORE_INDEX = -100  # the label transformers' loss skips
+SLOTS_UNCHECKED = "the slot count was not checked"
 
 
 def run(ctx) -> Iterable[Finding]:
@@ -52,14 +61,31 @@ def run(ctx) -> Iterable[Finding]:
     own = [*check_keys(batch, params), *_dtype_findings(ctx, batch)]
     yield from own
     reported = {f.code for f in own}
-    problems = list(_validate(ctx, builder, batch, params))
+    sk = _native_skeleton(ctx, target)
+    token_id, token_source = _image_token_id(sk, builder)
+    problems, checked_by = _validate(ctx, builder, batch, params)
+    if sk is not None and token_id is not None and not any(layout_fix(p)[0] == "batch.labels-on-images" for p in problems):
+        problems += labels_on_image_tokens(batch, token_id)
+        checked_by += f"; no labels on image tokens (id {token_id}, {token_source})"
+    features, slot_check = _feature_check(target, sk, builder, batch, token_id, token_source, checked_by)
     for problem in problems:
         code, fix = layout_fix(problem)
         if code in reported:
             continue  # already a finding of its own, with the exact fix
-        yield fail(code, problem, fix=fix, params={"problem": problem})
+        yield fail(code, problem, fix=fix, evidence={"checked by": checked_by}, params={"problem": problem})
+    if features is not None:
+        yield features
     if not problems:
-        yield passed("batch.layout", "Image slots, labels and masks follow the model's layout")
+        evidence = {"checked by": checked_by}
+        if slot_check:
+            evidence["image slots vs the model's visual features"] = slot_check
+        if features is not None and features.status.blocks:
+            title = "Labels and masks follow the model's layout (the image slots do not: see above)"
+        elif slot_check and slot_check.endswith(SLOTS_UNCHECKED):
+            title = "Labels and masks follow the model's layout (image slots not checked: see the evidence)"
+        else:
+            title = "Image slots, labels and masks follow the model's layout"
+        yield passed("batch.layout", title, evidence=evidence)
 
 
 # A layout problem (as the builders' validators word it) -> finding code and the exact fix.
@@ -153,14 +179,14 @@ def check_keys(batch: dict, params: list[str]) -> Iterable[Finding]:
         yield passed("batch.keys", f"Batch keys {sorted(batch)} all match forward()")
 
 
-def _validate(ctx, builder, batch, params) -> Iterable[str]:
-    """The builder's own checks; for a foreign collator, the layout facts of the model family."""
+def _validate(ctx, builder, batch, params) -> tuple[list[str], str]:
+    """The builder's own checks; for a foreign collator, the layout facts of the model family.
+    Returns the problems and which check found them (for the report)."""
     from ..collators import base
 
     own = getattr(builder, "validate", None)
     if callable(own):
-        yield from own(batch)
-        return
+        return list(own(batch)), f"{type(builder).__name__}.validate (the builder's own rules)"
     if "images_seq_mask" in params:
         from ..collators.deepseek_ocr_v1_checks import validate_layout
 
@@ -169,9 +195,146 @@ def _validate(ctx, builder, batch, params) -> Iterable[str]:
             ids = {"bos_token_id": tok.bos_token_id, "image_token_id": tok.convert_tokens_to_ids("<image>")}
         except ProbeStop:
             ids = {}
-        yield from validate_layout(batch, **ids)
+        return validate_layout(batch, **ids), "the DeepSeek-OCR v1 layout facts (slots per image, labels, bos)"
+    return base.check_labels(batch), "label checks (a supervised token per sample, none on padding)"
+
+
+def labels_on_image_tokens(batch, token_id: int) -> list[str]:
+    """Supervised labels where input_ids hold the model's image token (a slot a visual feature overwrites)."""
+    import torch
+
+    ids, labels = batch.get("input_ids"), batch.get("labels")
+    if not isinstance(ids, torch.Tensor) or not isinstance(labels, torch.Tensor) or ids.shape != labels.shape:
+        return []
+    n = int(((ids == token_id) & (labels != IGNORE_INDEX)).sum())
+    return [f"{n} label(s) on image token positions (id {token_id}); they must be {IGNORE_INDEX}"] if n else []
+
+
+# ---------------------------------------------------------------- image slots vs the vision path
+
+
+def _native_skeleton(ctx, target):
+    """The weightless instance of a native model, or None (remote code, or it could not be built)."""
+    if target.needs_remote_code:
+        return None
+    try:
+        return ctx.skeleton()
+    except ProbeStop:
+        return None
+
+
+def _image_token_id(sk, builder) -> tuple[int | None, str | None]:
+    """The id the model replaces with visual features: the config's, else the builder's."""
+    config = getattr(sk, "config", None)
+    for name in ("image_token_id", "image_token_index"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value, f"config.{name}"
+    value = getattr(builder, "image_token_id", None)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, f"{type(builder).__name__}.image_token_id"
+    return None, None
+
+
+def _feature_check(target, sk, builder, batch, token_id, token_source, checked_by) -> tuple[Finding | None, str | None]:
+    """A finding comparing image slots with the visual features the model's vision path yields, or
+    (None, why not and what was checked instead) when the vision path could not be run."""
+    import torch
+
+    from .. import meta_run
+
+    if target.needs_remote_code:
+        return None, None  # v1: the layout facts decide (see _validate)
+    if sk is None:
+        why = "the model's weightless instance could not be built (see the model API probe)"
+    elif sk.model is None:
+        why = f"the model's weightless instance could not be built: {sk.build_error}"
+    elif meta_run.image_feature_function(sk.model) is None:
+        why = f"{type(sk.model).__name__} has no get_image_features on transformers {_transformers_version()}"
+    elif token_id is None:
+        why = "neither the config nor the builder names the image token id"
+    elif not isinstance(batch.get("input_ids"), torch.Tensor):
+        why = "the batch has no input_ids tensor"
     else:
-        yield from base.check_labels(batch)
+        slots = (batch["input_ids"] == token_id).sum(dim=-1).tolist()
+        why = _not_comparable(sk, slots)
+        if why is None:
+            try:
+                count = meta_run.count_image_features(sk.model, batch)
+            except meta_run.NotCounted as exc:
+                why = str(exc)
+            else:
+                return _compare(builder, slots, count, token_id, token_source), None
+    if callable(getattr(builder, "validate", None)):
+        return None, f"not compared ({why}); the slot count was checked only by {checked_by}"
+    return None, f"not compared ({why}); {SLOTS_UNCHECKED}"
+
+
+def _not_comparable(sk, slots: list[int]) -> str | None:
+    """Why the count get_image_features gives is not the count the forward merges, on transformers
+    4.x LLaVA-style models: they expand a short run of image tokens themselves ("legacy
+    processing"), and the LLaVA-NeXT family adds its newline features after get_image_features
+    (from 5.0 that packing happens inside it)."""
+    import transformers
+    from packaging.version import Version
+
+    name = type(sk.model).__name__
+    seq = getattr(sk.config, "image_seq_length", None)
+    if hasattr(sk.model, "_merge_input_ids_with_image_features") and isinstance(seq, int) and slots and max(slots) < seq:
+        return f"{name} expands fewer than image_seq_length={seq} image tokens itself (transformers 4.x legacy processing)"
+    if Version(transformers.__version__).major < 5 and callable(getattr(sk.model, "pack_image_features", None)):
+        return (f"on transformers {transformers.__version__} {name} adds features after get_image_features "
+                "(pack_image_features), so its count is not the slot count")
+    return None
+
+
+def _compare(builder, slots: list[int], count, token_id: int, token_source: str) -> Finding:
+    per_sample = count.per_sample(len(slots))
+    if per_sample is not None:
+        have, want, scope = slots, per_sample, "per sample"
+    else:
+        have, want, scope = [sum(slots)], [count.total], "in all"
+    shown_slots, shown_features = ", ".join(map(str, have)), ", ".join(map(str, want))
+    evidence = {
+        "image slots": f"{shown_slots} {scope} (input_ids == {token_id}, {token_source})",
+        "visual features": f"{shown_features} {scope}",
+        "counted by": f"{count.method} on the meta-device instance (no weights loaded)",
+        "output": count.output,
+    }
+    params = {"slots": shown_slots, "features": shown_features, "scope": scope, "method": count.method}
+    if have == want:
+        return passed("batch.image-features",
+                      f"Image slots match the visual features the model's vision path yields: {shown_slots} {scope}",
+                      evidence=evidence, params=params)
+    processor = getattr(builder, "processor", None)
+    if processor is not None:
+        params["processor"] = type(processor).__name__
+        fix = (f"{params['processor']} makes {shown_slots} image slots {scope} but the model's vision path yields "
+               f"{shown_features}: build batches with the processor settings the checkpoint was trained with "
+               "(`AutoProcessor.from_pretrained` on the model folder with the processor files that came with the "
+               "weights, without overriding image size, tiling, patch_size or downsample_ratio); the dsocr_probe "
+               "builder on that processor then emits one slot per feature.")
+    else:
+        fix = (f"Emit one image token per visual feature ({shown_features} {scope}): let the checkpoint's processor "
+               "expand the image token (`AutoProcessor.from_pretrained` on the model folder), or use the dsocr_probe "
+               "builder for this model family.")
+    return fail(
+        "batch.image-features",
+        f"The batch has {shown_slots} image slots {scope} but the model's vision path yields {shown_features} "
+        "visual features",
+        detail=("The model writes one visual feature into each image slot, in order: with these counts its forward "
+                "stops with `Image features and image tokens do not match` (a model that does not check puts the "
+                f"features in the wrong places). Features counted by running {count.method} on the weightless model."),
+        fix=fix,
+        evidence=evidence,
+        params=params,
+    )
+
+
+def _transformers_version() -> str:
+    import transformers
+
+    return transformers.__version__
 
 
 def _dtype_findings(ctx, batch) -> Iterable[Finding]:
