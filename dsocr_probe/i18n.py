@@ -288,6 +288,28 @@ RU: dict[str, dict[str, Any]] = {
         "title": "transformers {transformers} не знает model_type `{model_type}`, а своего кода чекпойнт не подключает",
         "fix": ("`pip install 'transformers>={since}'`", "Обновите transformers до релиза с этой моделью."),
     },
+    "model_api.model-type-mismatch": {
+        "title": (
+            "{file} указывает processor_class {cls} — процессор типа `{other}`, а в config.json model_type `{model_type}`",
+            "В {file} model_type `{other}`, а в config.json — `{model_type}`",
+        ),
+        "detail": (
+            "Файлы чекпойнта расходятся в том, что это за модель: AutoProcessor не может собрать {cls} и возвращает только "
+            "то, что загружается само (у DeepSeek-OCR v1 — голый токенизатор), а не процессор этой модели. При загрузке "
+            "возможно и предупреждение `You are using a model of type {other} to instantiate a model of type "
+            "{model_type}` (у DeepSeek-OCR v1 оно есть): оно из этих файлов, веса в порядке.",
+            "Файлы чекпойнта расходятся в том, что это за модель: то, что AutoProcessor собирает из {file}, относится к "
+            "`{other}`, а не к этой модели. При загрузке возможно и предупреждение `You are using a model of type "
+            "{other} to instantiate a model of type {model_type}` (у DeepSeek-OCR v1 оно есть): оно из этих файлов, "
+            "веса в порядке.",
+        ),
+        "fix": (
+            "Не собирайте батчи через AutoProcessor: используйте `{builder}` — он сам раскладывает изображения для "
+            "{model_type}; тогда предупреждение о типе {other} ни на что не влияет.",
+            "Верните {file} из того чекпойнта, откуда веса (тот же репозиторий и ревизия), чтобы AutoProcessor собирал "
+            "процессор этой модели, или собирайте батчи сборщиком dsocr_probe для этой модели.",
+        ),
+    },
     "model_api.config-import": {
         "title": "Загрузка remote-code конфига падает: {error}",
         "detail": "Загрузка remote-code конфига импортирует модули чекпойнта; какого имени или пакета не хватает — "

@@ -280,6 +280,13 @@ def model_api(env):
     from dsocr_probe.probes import model_api as api
 
     yield from probe("model_api", context(installed(), model=str(toy(env.tmp() / "m")))).findings
+    # The checkpoint's files disagree about the model type: v1's processor_class, and a model_type of another family.
+    yield from probe("model_api", context(installed(), model=str(env.v1_model))).findings
+    other = env.tmp() / "llama"
+    transformers.LlamaConfig(vocab_size=32, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                             num_attention_heads=2, num_key_value_heads=1).save_pretrained(str(other))
+    (other / "tokenizer_config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    yield from probe("model_api", context(installed(), model=str(other))).findings
     yield api.auto_class_finding([api.AutoVerdict("AutoModel", False, "Unrecognized configuration class")])
     yield api._meta_finding(skeleton.Skeleton(config=None, cls=object, how="test", build_error="RuntimeError: meta tensors"))
     unknown = env.tmp() / "unknown"

@@ -7,6 +7,7 @@ trusted, and otherwise its forward signature is read from the source with ``ast`
 from __future__ import annotations
 
 import ast
+import re
 import time
 from dataclasses import dataclass
 from typing import Iterable
@@ -26,6 +27,16 @@ IMAGE_ARGS = (
     "pixel_values", "pixel_values_local", "num_local_patches", "images", "images_seq_mask",
     "images_spatial_crop", "image_sizes", "image_grid_thw", "pixel_attention_mask", "image_flags",
 )
+
+
+# Files beside config.json that may say which model type they belong to.
+TYPE_FILES = ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
+# Processor classes no transformers release ships, and the model type they belong to. The
+# DeepSeek-OCR v1 checkpoint names DeepseekVLV2Processor; its Hub tags say deepseek_vl_v2.
+UNSHIPPED_PROCESSOR_TYPES = {"DeepseekVLV2Processor": "deepseek_vl_v2"}
+_CLASS_SUFFIXES = ("ImageProcessorFast", "ImageProcessor", "FeatureExtractor", "Processor", "TokenizerFast", "Tokenizer")
+# Words of a CamelCase class name: "DeepseekVLV2" -> Deepseek, VL, V2; "Qwen2VL" -> Qwen2, VL.
+_WORDS = re.compile(r"[A-Z][a-z]+[0-9]*|[A-Z][0-9]+|[A-Z]+(?=[A-Z][a-z0-9]|$)|[a-z]+[0-9]*|[0-9]+")
 
 
 @dataclass
@@ -88,6 +99,7 @@ def run(ctx) -> Iterable[Finding]:
         elif not target.needs_remote_code:
             raise
     yield auto_class_finding(auto_class_verdicts(target, config))
+    yield from model_type_findings(ctx, target)
 
     params, how = _forward_params(target, sk)
     if params is None:
@@ -138,6 +150,95 @@ def auto_class_finding(verdicts: list[AutoVerdict]) -> Finding:
         title += f"; {', '.join(refused)} refuse this checkpoint"
         fix = f"Use `{accepted[0]}.from_pretrained(...)`: a script that calls {refused[0]} stops with 'Unrecognized configuration class'."
     return passed("model_api.auto-classes", title, table=table, fix=fix, params={"accepted": accepted, "refused": refused})
+
+
+def model_type_findings(ctx, target) -> Iterable[Finding]:
+    """The checkpoint's processor and tokenizer files against config.json's model_type.
+
+    A file disagrees when it names another ``model_type``, or a ``processor_class`` that neither
+    transformers nor the checkpoint's own code ships and that belongs to another model type (a
+    class that is not shipped is reported by the processor probe; here only the model type it
+    stands for). Shipped classes are left alone: AutoProcessor builds what the file names, and
+    several model types share a processor. Weighed like the processor probe's findings: a warning
+    when a collator of the team's own may use AutoProcessor, else a fact for the report.
+    """
+    from .processor import _all_auto_maps, _custom_collator, _json
+
+    model_type = target.model_type
+    if not isinstance(model_type, str) or not model_type:
+        return
+    weigh = None
+    for file in TYPE_FILES:
+        data = _json(target, file)
+        other, via = _declared_type(data, target, _all_auto_maps)
+        if other is None or _same_type(other, model_type):
+            continue
+        if weigh is None:
+            weigh = warn if _custom_collator(ctx) else passed
+        yield _type_mismatch(weigh, target, file, via, other, model_type)
+
+
+def _declared_type(data: dict, target, auto_maps) -> tuple[str | None, str | None]:
+    """The model type a processor/tokenizer file stands for, and how it says so."""
+    import transformers
+
+    declared = data.get("model_type")
+    if isinstance(declared, str) and declared:
+        return declared, "model_type"
+    cls = data.get("processor_class")
+    if not isinstance(cls, str) or not cls or hasattr(transformers, cls):
+        return None, None
+    if auto_maps(target).get("AutoProcessor", "").endswith("." + cls):
+        return None, None  # the checkpoint's own processor code
+    return UNSHIPPED_PROCESSOR_TYPES.get(cls) or type_of_class(cls), f"processor_class {cls}"
+
+
+def type_of_class(name: str) -> str | None:
+    """The model type a class name stands for by transformers' naming: DeepseekVLV2Processor -> deepseek_vl_v2."""
+    for suffix in _CLASS_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    words = _WORDS.findall(name)
+    return "_".join(w.lower() for w in words) or None
+
+
+def _same_type(a: str, b: str) -> bool:
+    """Equal up to case and separators (DeepseekOCR and deepseek_ocr name the same type)."""
+    def norm(s: str) -> str:
+        return re.sub(r"[^0-9a-z]", "", s.lower())
+
+    return norm(a) == norm(b)
+
+
+def _type_mismatch(weigh, target, file: str, via: str, other: str, model_type: str) -> Finding:
+    from .. import loading
+
+    cls = via.split(" ", 1)[1] if via.startswith("processor_class ") else None
+    builder = "dsocr_probe.DeepseekOCRCollator(tokenizer, mode=...)" if model_type in loading.V1_MODEL_TYPES else None
+    if cls:
+        title = f"{file} names processor_class {cls}, a `{other}` processor, but config.json says model_type `{model_type}`"
+        what = (f"AutoProcessor cannot build {cls} and returns only the part it can load (for DeepSeek-OCR v1 the bare "
+                "tokenizer), not this model's processor")
+    else:
+        title = f"{file} says model_type `{other}` but config.json says `{model_type}`"
+        what = f"what AutoProcessor builds from {file} belongs to `{other}`, not to this model"
+    if builder:
+        fix = (f"Do not build batches with AutoProcessor: use `{builder}`, which lays out the images for {model_type} "
+               f"itself; the warning about type {other} then does not matter.")
+    else:
+        fix = (f"Restore {file} from the checkpoint these weights come from (same repository and revision), so that "
+               "AutoProcessor builds this model's processor; or build batches with the dsocr_probe builder for this model.")
+    return weigh(
+        "model_api.model-type-mismatch",
+        title,
+        detail=(f"The checkpoint's files disagree about the model: {what}. Loading can also print `You are using a "
+                f"model of type {other} to instantiate a model of type {model_type}` (DeepSeek-OCR v1 does); it comes "
+                "from these files, the weights are not affected."),
+        fix=fix,
+        evidence={"config.json model_type": model_type, file: f"{via} → {other}"},
+        params={"file": file, "cls": cls, "other": other, "model_type": model_type, "builder": builder},
+    )
 
 
 def _forward_params(target, sk) -> tuple[list[str] | None, str]:
