@@ -64,6 +64,17 @@ def _hazard(title: str, fix: str, detail: Template = _ON_IMPORT) -> dict[str, Te
     }
 
 
+def _timeout() -> dict[str, Template]:
+    """A probe under --dsocr-timeout that did not finish (plugin._timed_out)."""
+    return {
+        "title": "Проверка «{title}» не закончилась за {limit:g} с",
+        "detail": "Импорт кода чекпойнта, загрузка весов или шаг обучения зависли или идут намного медленнее "
+        "ожидаемого (сетевой диск, своп, мёртвая GPU, блокировка другим процессом).",
+        "fix": "Поднимите --dsocr-timeout выше {limit:g}, если машина просто медленная; иначе запустите с "
+        "`-k {probe} -s` и посмотрите, где остановится.",
+    }
+
+
 def _prerequisite() -> dict[str, Template]:
     return {"title": "Не проверено: {cause}", "detail": "{cause_detail}", "fix": "{cause_fix}"}
 
@@ -503,10 +514,14 @@ RU: dict[str, dict[str, Any]] = {
         "fix": "Уберите повторы или оставьте их намеренно, как oversampling.",
     },
     "dataset.too-long": {
-        "title": "Целевых текстов длиннее max_length {max_length}: {n}",
+        "title": "Примеров длиннее max_length {max_length}: {n}",
         "detail": "Обрезанный целевой текст учит модель останавливаться посреди страницы; сборщик батчей такие строки "
         "не принимает.",
-        "fix": "Поднимите data.max_length хотя бы до {longest} плюс токены промпта и изображения или разбейте эти страницы.",
+        "fix": (
+            "Поднимите data.max_length хотя бы до {longest_whole}, возьмите режим с меньшим числом image-токенов "
+            "или разбейте эти страницы.",
+            "Поднимите data.max_length хотя бы до {longest} плюс токены промпта и изображения или разбейте эти страницы.",
+        ),
     },
     "dataset.lengths": {
         "status": "skip",
@@ -813,13 +828,10 @@ RU: dict[str, dict[str, Any]] = {
         "title": "gradient_checkpointing включён, но модель его не поддерживает: {error}",
         "fix": "Поставьте `gradient_checkpointing: false`, а вместо этого уменьшите батч или max length.",
     },
-    "step.timeout": {
-        "title": "Проверка «{title}» не закончилась за {limit:g} с",
-        "detail": "Загрузка весов или шаг обучения зависли или идут намного медленнее ожидаемого (сетевой диск, своп, "
-        "мёртвая GPU, блокировка другим процессом).",
-        "fix": "Поднимите --dsocr-timeout выше {limit:g}, если машина просто медленная; иначе запустите с "
-        "`-k {probe} -s` и посмотрите, где остановится.",
-    },
+    "step.timeout": _timeout(),
+    "model_api.timeout": _timeout(),
+    "processor.timeout": _timeout(),
+    "batch.timeout": _timeout(),
     "step.no-data": {
         "title": "Нет обучающих строк, чтобы собрать батч",
         "fix": "Передайте --dsocr-data DIR (train/metadata.json со строками image_path и text).",

@@ -34,7 +34,7 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("report-dir", "string", "reports", "where REPORT_<topic>_<time>.md and .json are written"),
     ("lang", "string", "en", "report language: en or ru"),
     ("device", "string", None, "device for the step probe (default: cuda when available, else cpu)"),
-    ("timeout", "string", "0", "seconds a probe that loads weights may take (0: no limit)"),
+    ("timeout", "string", "0", "seconds a probe that imports model code or loads weights may take (0: no limit)"),
 )
 
 
@@ -205,8 +205,8 @@ def run_probe(spec: probes_mod.ProbeSpec, ctx: ProbeContext) -> ProbeResult:
             findings.append(probe_error(spec.name, exc))
 
     limit = ctx.options.timeout_s
-    if spec.loads_weights and limit > 0:
-        # A hung load or step becomes a finding; the thread is left behind as a daemon.
+    if spec.time_limited and limit > 0:
+        # A hung import, load or step becomes a finding; the thread is left behind as a daemon.
         worker = threading.Thread(target=collect, name=f"dsocr-probe-{spec.name}", daemon=True)
         worker.start()
         worker.join(limit)
@@ -222,8 +222,8 @@ def _timed_out(spec: probes_mod.ProbeSpec, limit: float) -> Finding:
         Status.FAIL,
         f"{spec.name}.timeout",
         f"The {spec.title.lower()} probe did not finish within {limit:g} s",
-        detail="Loading the weights or the training step hangs or is far slower than expected "
-        "(a network mount, swapping, a dead GPU, a lock held by another process).",
+        detail="Importing the checkpoint's code, loading the weights or the training step hangs or is far slower "
+        "than expected (a network mount, swapping, a dead GPU, a lock held by another process).",
         fix=f"Raise --dsocr-timeout above {limit:g} if the machine is just slow; otherwise run with "
         "`-k " + spec.name + " -s` and watch where it stops.",
         params={"limit": limit, "probe": spec.name, "title": spec.title},

@@ -118,7 +118,7 @@ def test_a_hanging_weight_loading_probe_times_out(pytester, monkeypatch):
 
             return hang
 
-    monkeypatch.setattr(probes, "PROBES", probes.PROBES + (Hang("hang", "Hang", "step", loads_weights=True),))
+    monkeypatch.setattr(probes, "PROBES", probes.PROBES + (Hang("hang", "Hang", "step", time_limited=True),))
     try:
         result = pytester.runpytest("--dsocr-probe", "-k", "environment or hang", "--dsocr-timeout", "0.5")
     finally:

@@ -20,7 +20,8 @@ class ProbeSpec:
     name: str
     title: str
     module: str
-    loads_weights: bool = False  # only these fall under --dsocr-timeout's model-loading limit
+    # Probes that import the checkpoint's code or load weights can hang; only these run under --dsocr-timeout.
+    time_limited: bool = False
 
     @property
     def run(self) -> Callable[[ProbeContext], Iterable[Finding]]:
@@ -31,11 +32,11 @@ PROBES: tuple[ProbeSpec, ...] = (
     ProbeSpec("environment", "Environment", "environment"),
     ProbeSpec("cuda", "CUDA", "cuda"),
     ProbeSpec("remote_code", "Remote code", "remote_code"),
-    ProbeSpec("model_api", "Model API", "model_api"),
-    ProbeSpec("processor", "Processor", "processor"),
+    ProbeSpec("model_api", "Model API", "model_api", time_limited=True),
+    ProbeSpec("processor", "Processor", "processor", time_limited=True),
     ProbeSpec("train_config", "Training config", "train_config"),
     ProbeSpec("dataset", "Dataset", "dataset"),
-    ProbeSpec("batch", "Batch", "batch"),
-    ProbeSpec("step", "Training step", "step", loads_weights=True),
+    ProbeSpec("batch", "Batch", "batch", time_limited=True),
+    ProbeSpec("step", "Training step", "step", time_limited=True),
 )
 

@@ -181,7 +181,8 @@ def _lengths(ctx, data, page_sizes: dict[tuple[str, int], tuple[int, int]]) -> I
             fix=f"Raise data.max_length to at least {longest}, use a mode with fewer image slots, or split these pages."
             if totals else
             f"Raise data.max_length to at least {longest} plus the prompt and image tokens, or split these pages.",
-            params={"n": len(too_long), "max_length": max_length, "longest": longest, "whole": bool(totals)},
+            params={"n": len(too_long), "max_length": max_length, "longest": longest,
+                    "longest_whole": longest if totals else None},  # set when the whole sample was counted
         )
     else:
         yield passed("dataset.lengths", "Samples fit max_length" if totals else "Target lengths fit", evidence=evidence)
