@@ -28,6 +28,7 @@ import yaml
 from packaging.version import Version
 from pages import write_pages
 from probing import context, linux_cpu, probe
+from toy_remote import CLEAN_MODELING, write_toy
 
 from dsocr_probe import i18n, loading
 from dsocr_probe.context import Options
@@ -109,28 +110,7 @@ def cuda_devices(env):
 
 # ---------------------------------------------------------------- remote code
 
-CONFIGURATION = """
-from transformers import PretrainedConfig
-
-
-class ToyConfig(PretrainedConfig):
-    model_type = "toy_remote"
-"""
-
-MODELING = """
-import torch
-from torch import nn
-from transformers import PreTrainedModel
-
-from .configuration_toy import ToyConfig
-
-
-class ToyModel(PreTrainedModel):
-    config_class = ToyConfig
-
-    def forward(self, input_ids):
-        return input_ids.to(self.device)
-"""
+MODELING = CLEAN_MODELING
 
 # Every hazard kind once, inside a function: it runs only when called.
 HAZARDS_IN_FUNCTION = """
@@ -165,18 +145,8 @@ torch.zeros(1).cuda()
 """
 
 
-def toy(folder: Path, modeling: str = MODELING, *, model_type: str = "toy_remote", auto_map: dict | None = None,
-        saved: str | None = "4.46.3") -> Path:
-    """A remote-code checkpoint (config.json with auto_map and its modules, no weights); never imported."""
-    folder.mkdir(parents=True)
-    config = {"model_type": model_type,
-              "auto_map": auto_map or {"AutoConfig": "configuration_toy.ToyConfig", "AutoModel": "modeling_toy.ToyModel"}}
-    if saved:
-        config["transformers_version"] = saved
-    (folder / "config.json").write_text(json.dumps(config))
-    (folder / "configuration_toy.py").write_text(textwrap.dedent(CONFIGURATION))
-    (folder / "modeling_toy.py").write_text(textwrap.dedent(modeling))
-    return folder
+def toy(folder: Path, modeling: str = MODELING, **kwargs) -> Path:
+    return write_toy(folder, modeling, **kwargs)
 
 
 def remote(folder: Path, facts: EnvFacts | None = None, **options) -> list[Finding]:

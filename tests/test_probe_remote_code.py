@@ -14,6 +14,7 @@ import transformers.modeling_utils  # noqa: F401
 import transformers.models.llama.modeling_llama  # noqa: F401
 from packaging.version import Version
 from probing import context, linux_cpu, probe
+from toy_remote import CLEAN_MODELING, CONFIGURATION, write_toy
 
 from dsocr_probe.findings import Finding, ProbeResult, Status
 
@@ -23,46 +24,11 @@ INSTALLED = {"transformers": transformers.__version__, "torch": importlib.metada
 LEGACY = Version(transformers.__version__) <= Version("4.47.1")  # still ships LlamaFlashAttention2
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
-CONFIGURATION = """
-from transformers import PretrainedConfig
-
-
-class ToyConfig(PretrainedConfig):
-    model_type = "toy_remote"
-"""
-
-CLEAN_MODELING = """
-import torch
-from torch import nn
-from transformers import PreTrainedModel
-
-from .configuration_toy import ToyConfig
-
-
-class ToyModel(PreTrainedModel):
-    config_class = ToyConfig
-
-    def forward(self, input_ids):
-        return input_ids.to(self.device)
-"""
-
 LLAMA_FA2 = "from transformers.models.llama.modeling_llama import LlamaFlashAttention2\n"
 
 
-def standin(folder: Path, modeling: str = CLEAN_MODELING, *, model_type: str = "toy_remote",
-            auto_map: dict | None = None, extra: dict[str, str] | None = None) -> Path:
-    """A remote-code checkpoint folder: config.json with auto_map and the modules it names (no weights)."""
-    folder.mkdir(parents=True)
-    config = {
-        "model_type": model_type,
-        "transformers_version": "4.46.3",
-        "auto_map": auto_map or {"AutoConfig": "configuration_toy.ToyConfig", "AutoModel": "modeling_toy.ToyModel"},
-    }
-    (folder / "config.json").write_text(json.dumps(config))
-    files = {"configuration_toy.py": CONFIGURATION, "modeling_toy.py": modeling, **(extra or {})}
-    for name, text in files.items():
-        (folder / name).write_text(textwrap.dedent(text))
-    return folder
+def standin(folder: Path, modeling: str = CLEAN_MODELING, **kwargs) -> Path:
+    return write_toy(folder, modeling, **kwargs)
 
 
 def run(folder: Path, facts=None, **options) -> ProbeResult:
