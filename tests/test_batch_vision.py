@@ -324,6 +324,67 @@ def test_llava_processor_patch_size_that_does_not_fit_is_no_go(llava, pages, tmp
         transformers.LlavaForConditionalGeneration.from_pretrained(str(folder))(**batch)
 
 
+def test_llava_default_builder_is_counted(llava, pages):
+    """No collator of the team's own: the probe builds ProcessorCollator on LLaVA's processor,
+    which on transformers 4.x refuses one image list per sample and takes a flat list instead."""
+    result = probe("batch", context(linux_cpu(), model=str(llava), data=pages))
+    assert result.status.value == "pass", _shown(result)
+    f = _found(result)["batch.image-features"]
+    assert f.params["slots"] == f.params["features"] == f"{LLAVA_SLOTS}, {LLAVA_SLOTS}", f.evidence
+
+
+def test_llava_builder_is_the_processors_output_plus_labels_and_trains(llava, pages):
+    from dsocr_probe import ProcessorCollator
+    from dsocr_probe.collators.base import IGNORE_INDEX, open_rgb
+
+    builder = ProcessorCollator.from_pretrained(llava)
+    examples = _examples(pages, 3)
+    batch = builder(examples)
+    processor, eos = builder.processor, builder.processor.tokenizer.eos_token
+    texts = [builder.prompt + e["text"] + eos for e in examples]
+    ref = processor(images=[open_rgb(e["image"], i) for i, e in enumerate(examples)], text=texts,
+                    padding=True, return_tensors="pt")
+    assert set(batch) == set(ref) | {"labels"}
+    assert all(torch.equal(batch[k], ref[k]) for k in ref)
+    assert builder.validate(batch) == []
+    for i, example in enumerate(examples):
+        supervised = batch["labels"][i][batch["labels"][i] != IGNORE_INDEX]
+        # The prompt ends in a space, which byte-level BPE may merge into the target's first token: kept supervised.
+        assert processor.tokenizer.decode(supervised) in (example["text"] + eos, " " + example["text"] + eos)
+    model = transformers.LlavaForConditionalGeneration.from_pretrained(str(llava)).train()
+    loss = model(**batch).loss
+    loss.backward()
+    projector = [p.grad for n, p in model.named_parameters() if "multi_modal_projector" in n]
+    assert torch.isfinite(loss) and projector and all(g is not None and g.abs().sum() > 0 for g in projector)
+
+
+@pytest.mark.parametrize("refuses, layout", [((), "per-sample"), (("per-sample",), "flat"),
+                                             (("per-sample", "flat"), "per-sample")])
+def test_builder_passes_pages_in_the_layout_the_processor_takes(llava, refuses, layout):
+    from dsocr_probe import ProcessorCollator
+
+    picky = Picky(transformers.AutoProcessor.from_pretrained(str(llava)), refuses)
+    builder = ProcessorCollator(picky)
+    assert builder.images_layout == builder.describe()["images_layout"] == layout
+    page = torch.zeros(1)  # stands for a page: only the list shape is looked at here
+    assert builder.images_argument([page, page]) == ([[page], [page]] if layout == "per-sample" else [page, page])
+
+
+class Picky:
+    """A processor that refuses some layouts of its ``images`` argument, as 4.x CLIP-based ones refuse nesting."""
+
+    def __init__(self, inner, refuses):
+        self.inner, self.refuses = inner, refuses
+        self.tokenizer, self.image_processor, self.image_token = inner.tokenizer, inner.image_processor, "<image>"
+        self.chat_template = None
+
+    def __call__(self, images, **kwargs):
+        layout = "per-sample" if isinstance(images[0], list) else "flat"
+        if layout in self.refuses:
+            raise ValueError(f"Invalid image type: {layout}")
+        return self.inner(images=[i for row in images for i in row] if layout == "per-sample" else images, **kwargs)
+
+
 # ---------------------------------------------------------------- counting the outputs of every transformers release
 
 

@@ -43,6 +43,7 @@ class DeepseekOCR2Collator(ProcessorCollator):
     """
 
     family = "deepseek-ocr-2"
+    images_layout = "flat"  # the processor's documented form: one page per text
 
     def __init__(
         self,
@@ -120,9 +121,6 @@ class DeepseekOCR2Collator(ProcessorCollator):
         return None
 
     # -- building -------------------------------------------------------------------------
-
-    def images_argument(self, images: list[Any]) -> list[Any]:
-        return list(images)  # the processor's documented form: a flat list, one page per text
 
     def encode(self, rows: list[Row]) -> tuple[dict[str, Any], list[int]]:
         if self.views is None:

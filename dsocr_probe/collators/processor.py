@@ -55,6 +55,10 @@ class ProcessorCollator(BatchBuilder):
     """
 
     family = "processor"
+    #: How pages reach the processor: "per-sample" (``[[page], [page]]``, what Idefics and Mllama
+    #: need) or "flat" (``[page, page]``, all that CLIP-based processors such as LLaVA's take on
+    #: transformers 4.x). None: ask the processor once, when the builder is made.
+    images_layout: str | None = None
 
     def __init__(self, processor: Any, *, prompt: str | None = None, max_length: int | None = None, dtype: Any = "float32"):
         self.processor = processor
@@ -79,6 +83,8 @@ class ProcessorCollator(BatchBuilder):
         self.dtype = torch_dtype(dtype)
         # Some tokenizers append eos themselves; appending another would teach a double stop.
         self._eos_suffix = "" if _appends_eos(self.tokenizer) else self.tokenizer.eos_token
+        if self.images_layout is None:
+            self.images_layout = self._ask_images_layout()
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> "ProcessorCollator":
@@ -126,8 +132,25 @@ class ProcessorCollator(BatchBuilder):
         return Row(index, path, open_rgb(image, index), prompt, text)
 
     def images_argument(self, images: list[Any]) -> list[Any]:
-        """Images as the processor takes them with one text each: one list per sample."""
-        return [[image] for image in images]
+        """Images as the processor takes them with one text each."""
+        return [[image] for image in images] if self.images_layout == "per-sample" else list(images)
+
+    def _ask_images_layout(self) -> str:
+        """The first layout the processor accepts for two blank pages with the prompt. Nesting is
+        tried first: a processor that takes both reads it as one page per text, while a flat list
+        means "all pages to the first text" to some (Idefics2 on transformers 4.x)."""
+        from PIL import Image
+
+        pages = [Image.new("RGB", (64, 64), "white")] * 2
+        for layout in ("per-sample", "flat"):
+            self.images_layout = layout
+            try:
+                self.processor(images=self.images_argument(pages), text=[self.prompt] * 2, padding=True,
+                               return_tensors="pt", **_channels_last())
+            except Exception:  # this layout is refused; the next one may not be
+                continue
+            return layout
+        return "per-sample"  # refused both ways: each batch's own error then names the example
 
     def _process(self, rows: list[Row], texts: list[str]) -> dict[str, Any]:
         try:
@@ -193,6 +216,7 @@ class ProcessorCollator(BatchBuilder):
             "prompt": self.prompt,
             "image_token": self.image_token,
             "image_token_id": self.image_token_id,
+            "images_layout": self.images_layout,
             "bos_token_id": tok.bos_token_id,
             "eos_token_id": tok.eos_token_id,
             "pad_token_id": tok.pad_token_id,
