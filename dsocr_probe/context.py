@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from . import facts as facts_mod
-from .findings import Finding, ProbeStop, Status, skip
+from .findings import Finding, ProbeStop, Status, cause_params, skip
 
 T = TypeVar("T")
 
@@ -158,6 +158,6 @@ class ProbeContext:
                     f"Not checked: {f.title}",
                     detail=f.detail,
                     fix=f.fix,
-                    params={**f.params, "cause": f.title, "cause_code": f.code},
+                    params=cause_params(f),
                 )
             ) from None

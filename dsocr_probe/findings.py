@@ -93,6 +93,12 @@ def skip(code: str, title: str, **kw: Any) -> Finding:
     return Finding(Status.SKIP, code, title, **kw)
 
 
+def cause_params(cause: Finding) -> dict[str, Any]:
+    """Params for a finding that only says ``cause`` stopped it: the cause's own params, its title,
+    and its code, so a translated report can word the cause in the same language."""
+    return {**cause.params, "cause": cause.title, "cause_code": cause.code}
+
+
 def probe_error(probe: str, exc: BaseException, *, frames: int = 6) -> Finding:
     """A probe that raised: the exception and its last frames, so the bug can be filed."""
     tb = traceback.extract_tb(exc.__traceback__)[-frames:]

@@ -58,9 +58,9 @@ def _load_auto(ctx, auto_class: str, remote_keys: tuple[str, ...], what: str, fi
         raise ProbeStop(
             fail(
                 f"loading.{what}",
-                f"{auto_class} cannot load {target.path}: {type(exc).__name__}: {first_line(exc)}",
+                f"{auto_class} cannot load {target.path}: {error_line(exc)}",
                 fix=fix,
-                params={"path": str(target.path), "auto_class": auto_class, "error": f"{type(exc).__name__}: {first_line(exc)}"},
+                params={"path": str(target.path), "auto_class": auto_class, "error": error_line(exc)},
             )
         ) from exc
 
@@ -207,11 +207,11 @@ def load_model(ctx, device: str, dtype: Any):
         raise ProbeStop(
             fail(
                 "loading.device",
-                f"Moving the model to {device} fails: {type(exc).__name__}: {first_line(exc)}",
+                f"Moving the model to {device} fails: {error_line(exc)}",
                 detail="`no kernel image is available` means this torch build has no kernels for the GPU "
                 "(see the CUDA probe); `Torch not compiled with CUDA enabled` means a CPU-only torch.",
                 fix="Install the torch build the CUDA probe names, or run the step on the CPU with --dsocr-device cpu.",
-                params={"device": device, "error": f"{type(exc).__name__}: {first_line(exc)}"},
+                params={"device": device, "error": error_line(exc)},
             )
         ) from exc
 
@@ -220,10 +220,10 @@ def _load_failed(target, how: str, exc: BaseException) -> ProbeStop:
     return ProbeStop(
         fail(
             "loading.model",
-            f"{how.split(' ')[0]}.from_pretrained fails: {type(exc).__name__}: {first_line(exc)}",
+            f"{how.split(' ')[0]}.from_pretrained fails: {error_line(exc)}",
             detail=str(exc)[:2000],
             fix="See the model API probe for the class that loads this checkpoint; check the weight files are complete.",
-            params={"path": str(target.path), "cls": how.split(' ')[0], "error": f"{type(exc).__name__}: {first_line(exc)}"},
+            params={"path": str(target.path), "cls": how.split(' ')[0], "error": error_line(exc)},
         )
     )
 
@@ -362,3 +362,8 @@ def first_line(exc: BaseException) -> str:
     """The exception's message up to its first line break (tracebacks stay in the detail)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else ""
+
+
+def error_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, as findings quote an error."""
+    return f"{type(exc).__name__}: {first_line(exc)}"

@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .loading import first_line
+
 # Index operations whose boolean (mask) indices need the mask's values: a real mask is turned
 # into integer positions before the operation moves to the meta device.
 _INDEX_OPS = ("index.Tensor", "index_put.default", "index_put_.default", "_index_put_impl_.default",
@@ -113,7 +115,7 @@ def count_image_features(model: Any, batch: Mapping[str, Any]) -> FeatureCount:
         with torch.no_grad(), _spill_mode():
             out = fn(**{k: _prepared(v, dtype) for k, v in kwargs.items()})
     except Exception as exc:  # an operation without a meta implementation, a data-dependent step, ...
-        raise NotCounted(f"{name} did not run on the meta device: {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise NotCounted(f"{name} did not run on the meta device: {type(exc).__name__}: {first_line(exc)[:300]}") from exc
     return _count(out, name)
 
 
@@ -195,8 +197,3 @@ def _is_model_output(value: Any) -> bool:
     except ImportError:  # pragma: no cover - transformers is a dependency
         return False
     return isinstance(value, ModelOutput)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else ""

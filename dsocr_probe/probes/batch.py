@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Iterable
 
+from ..collators.base import IGNORE_INDEX
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
 
 # Names other families use for the same input: the fix names the one this model takes.
@@ -30,7 +31,6 @@ SYNONYMS = {
 V1_REQUIRED = ("input_ids", "labels", "images", "images_seq_mask", "images_spatial_crop")
 NATIVE_REQUIRED = ("input_ids", "labels", "pixel_values")
 SAMPLES = 2  # two, so padding is exercised
-IGNORE_INDEX = -100  # the label transformers' loss skips
 SLOTS_UNCHECKED = "the slot count was not checked"
 
 

@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from typing import Iterable
 
 from ..collators.base import bombs_refused
-from ..findings import Finding, ProbeStop, fail, passed, skip, warn
+from ..findings import Finding, ProbeStop, cause_params, fail, passed, skip, warn
 
 # Pages outside these bounds still train, but badly: text too small to read, or memory blown.
 MIN_SIDE = 32
@@ -144,7 +144,7 @@ def _lengths(ctx, data, page_sizes: dict[tuple[str, int], tuple[int, int]]) -> I
         tokenizer = ctx.tokenizer()
     except ProbeStop as stop:
         yield skip("dataset.lengths", f"Target lengths not measured: {stop.finding.title}", fix=stop.finding.fix,
-                   params={**stop.finding.params, "cause": stop.finding.title, "cause_code": stop.finding.code})
+                   params=cause_params(stop.finding))
         return
     builder = _builder_or_none(ctx)
     targets, totals, too_long = [], [], []

@@ -151,7 +151,7 @@ def overfit(model, batch: dict, optimizer, steps: int, device: str, amp: Callabl
     except (RuntimeError, MemoryError) as exc:
         if not loading.is_oom(exc):
             raise
-        message = f"{type(exc).__name__}: {loading.first_line(exc)}"
+        message = loading.error_line(exc)
     if message is not None:  # outside the except block, so the failed step's tensors can be freed
         optimizer.zero_grad(set_to_none=True)
         _release(device)
@@ -223,15 +223,15 @@ def _task_type(model, lora_kwargs: dict, batch: dict, amp) -> Iterable[Finding]:
             with torch.no_grad():
                 _loss(trial, batch, amp)
         except Exception as exc:
-            outcome = f"the first forward fails: {type(exc).__name__}: {loading.first_line(exc)}"
-            forward_error = f"{type(exc).__name__}: {loading.first_line(exc)}"
+            forward_error = loading.error_line(exc)
+            outcome = f"the first forward fails: {forward_error}"
         finally:
             base = trial.unload()  # take the adapters out again; the model goes on with the right task type
             if hasattr(base, "peft_config"):  # left behind by unload(); would make the next wrap a second adapter
                 del base.peft_config
     except Exception as exc:
-        outcome = f"get_peft_model fails: {type(exc).__name__}: {loading.first_line(exc)}"
-        wrap_error = f"{type(exc).__name__}: {loading.first_line(exc)}"
+        wrap_error = loading.error_line(exc)
+        outcome = f"get_peft_model fails: {wrap_error}"
     kind = "decoder-only" if want == "CAUSAL_LM" else "encoder-decoder"
     yield fail(
         "step.task-type",
@@ -251,7 +251,7 @@ def _wrap(model, lora_kwargs: dict):
         raise ProbeStop(
             fail(
                 "step.lora-wrap",
-                f"get_peft_model fails with this LoRA config: {type(exc).__name__}: {loading.first_line(exc)}",
+                f"get_peft_model fails with this LoRA config: {loading.error_line(exc)}",
                 fix=_targets_fix(names),
                 params={"error": loading.first_line(exc), "exception": type(exc).__name__, **_targets_params(names)},
             )
@@ -511,10 +511,9 @@ def _prepare(model, training: dict):
             raise ProbeStop(
                 fail(
                     "step.gradient-checkpointing",
-                    "gradient_checkpointing is set, but the model refuses it: "
-                    f"{type(exc).__name__}: {loading.first_line(exc)}",
+                    f"gradient_checkpointing is set, but the model refuses it: {loading.error_line(exc)}",
                     fix="Set `gradient_checkpointing: false` and lower the batch size or max length instead.",
-                    params={"error": f"{type(exc).__name__}: {loading.first_line(exc)}"},
+                    params={"error": loading.error_line(exc)},
                 )
             ) from exc
     return model
@@ -557,7 +556,7 @@ def _guarded(load: Callable[[], Any], device: str) -> tuple[Any, str | None]:
     except (RuntimeError, MemoryError) as exc:
         if not loading.is_oom(exc):
             raise
-        message = f"{type(exc).__name__}: {loading.first_line(exc)}"
+        message = loading.error_line(exc)
     _release(device)
     return None, message
 

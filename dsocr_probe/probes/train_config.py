@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from packaging.version import Version
 
-from ..findings import Finding, ProbeStop, fail, passed, skip, warn
+from ..findings import Finding, ProbeStop, cause_params, fail, passed, skip, warn
 from ..rules import ARG_RULES
 
 
@@ -335,7 +335,7 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
         names = ctx.skeleton().module_names
     except ProbeStop as stop:
         yield skip("train_config.lora-targets", f"LoRA target_modules not matched: {stop.finding.title}", fix=stop.finding.fix,
-                   params={**stop.finding.params, "cause": stop.finding.title, "cause_code": stop.finding.code})
+                   params=cause_params(stop.finding))
         return
     if not names:
         yield skip("train_config.lora-targets", "LoRA target_modules not matched: the model could not be built without weights",
