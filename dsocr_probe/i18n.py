@@ -386,13 +386,13 @@ RU: dict[str, dict[str, Any]] = {
     },
     "train_config.renamed-argument": {
         "title": (
-            "TrainingArguments не принимает аргумент `{key}` (убран в transformers {removed})",
-            "TrainingArguments не принимает аргумент `{key}` (и никогда не принимал)",
+            "{where} не принимает аргумент `{key}` (убран в transformers {removed})",
+            "{where} не принимает аргумент `{key}` (и никогда не принимал)",
         ),
         "fix": "Используйте `{use}` вместо `{key}`.",
     },
     "train_config.unknown-argument": {
-        "title": "TrainingArguments не принимает аргумент `{key}`",
+        "title": "{where} не принимает аргумент `{key}`",
         "fix": ("Возможно, имелось в виду `{suggestion}`?", "Уберите `{key}`: в transformers {installed} такого аргумента нет."),
     },
     "train_config.trainer-argument": {
@@ -401,7 +401,7 @@ RU: dict[str, dict[str, Any]] = {
         "fix": "Уберите `{key}` из секции training и передайте его как {pass_as}.",
     },
     "train_config.invalid-value": {
-        "title": "TrainingArguments не принимает эти значения на этой машине: {error}",
+        "title": "{where} не принимает эти значения на этой машине: {error}",
         "fix": "Исправьте значение, названное в сообщении.",
     },
     "train_config.auto-class": {
@@ -467,6 +467,10 @@ RU: dict[str, dict[str, Any]] = {
         "title": "LoRA target_modules {targets} не совпадают ни с одним модулем модели",
         "fix": "Берите проекции языковой модели: {suggestion}.",
     },
+    "train_config.lora-refused": {
+        "title": "get_peft_model не принимает эту секцию LoRA: {error}",
+        "fix": "Исправьте значение в секции `lora`, названное в сообщении.",
+    },
     "train_config.lora-vision-only": {
         "title": "Все LoRA-адаптеры стоят на vision-части, а она работает под torch.no_grad(): учиться нечему",
         "fix": "Ставьте адаптеры на языковую модель: {suggestion}.",
@@ -480,6 +484,79 @@ RU: dict[str, dict[str, Any]] = {
         "status": "skip",
         "title": ("LoRA target_modules не сверены: {cause}", "LoRA target_modules не сверены: модель не собирается без весов"),
         "fix": ("{cause_fix}", "См. проверку Model API."),
+    },
+    "train_config.unknown-section": {
+        "title": "`{key}:` — не секция, которую читает скрипт обучения: возможно, имелось в виду `{near}:`?",
+        "detail": "Всё под `{key}:` игнорируется, и вместо этого используются (и проверяются) значения `{near}` по "
+        "умолчанию.",
+        "fix": "Переименуйте `{key}:` в `{near}:`.",
+    },
+    "train_config.unknown-key": {
+        "terms": {"top level": "верхний уровень"},
+        "title": (
+            "`{key}` ({where!t}) скрипт обучения не читает: возможно, имелось в виду `{near}`?",
+            "`{key}` ({where!t}) скрипт обучения не читает",
+        ),
+        "fix": ("Переименуйте его в `{near}`.", "Уберите `{key}` или читайте его в своём коде."),
+    },
+    "train_config.trainer-key": {
+        "title": "{path}: `trainer` должен быть строкой `package.module:Class`, а не {type}",
+        "fix": "Напишите на верхнем уровне, например, `trainer: transformers:Trainer` или `trainer: trl:SFTTrainer`.",
+    },
+    "train_config.trainer-num-items": {
+        "title": "{cls}.{method} не принимает `num_items_in_batch`, а transformers {installed} его передаёт",
+        "detail": "{signature_now} С transformers 4.46.0 Trainer вызывает `compute_loss(model, inputs, "
+        "num_items_in_batch=...)` и `training_step(model, inputs, num_items_in_batch)`; первый же шаг падает с "
+        "`unexpected keyword argument 'num_items_in_batch'` (или с лишним позиционным аргументом).",
+        "fix": "Добавьте параметр: `def {method}(self, model, inputs, {signature}):` и передавайте его в `super()`.",
+    },
+    "train_run.trainer-import": {
+        "title": "trainer `{spec}` не импортируется: {error}",
+        "fix": "Укажите класс Trainer как `package.module:Class`, импортируемый из папки, откуда запускается обучение "
+        "(например, `transformers:Trainer`, `trl:SFTTrainer`), и установите пакет, в котором он лежит.",
+    },
+    "train_run.trainer-type": {
+        "title": "trainer `{spec}` — это {found}, а не подкласс transformers.Trainer",
+        "fix": "Укажите класс Trainer: `transformers:Trainer`, свой подкласс или `trl:SFTTrainer`.",
+    },
+    "train_run.collator-import": {
+        "title": "data.collator `{spec}` не импортируется: {error}",
+        "fix": "Укажите его как `package.module:name`, импортируемый из папки, откуда запускается обучение.",
+    },
+    "train_config.number-as-string": {
+        "title": "`{key}: {value}` читается как строка {value}, а не число",
+        "detail": "YAML 1.1 (PyYAML) читает число без точки или с порядком без знака как текст. TrainingArguments "
+        "сохраняет его как есть, и обучение падает в оптимизаторе или планировщике с "
+        "`'<=' not supported between instances of 'float' and 'str'`.",
+        "fix": "Напишите `{write}`.",
+    },
+    "train_config.bool-as-string": {
+        "title": "`{key}` — строка {value}, а не true или false: любой непустой текст считается истиной",
+        "fix": "Напишите `{write}` без кавычек.",
+    },
+    "train_config.bad-choice": {
+        "title": "`{key}: {value}` — не из значений, которые принимает установленный transformers",
+        "detail": "Допустимо: {expected}.",
+        "fix": ("Используйте `{key}: {near}`.", "Используйте одно из: {expected}."),
+    },
+    "train_config.fp16-and-bf16": {
+        "title": "`fp16` и `bf16` оба true: TrainingArguments допускает не больше одного",
+        "fix": "Оставьте `bf16: true` на GPU с compute capability 8.0 и выше, иначе `fp16: true`; но не оба.",
+    },
+    "train_config.out-of-range": {
+        "title": "`{key}: {value}` вне допустимого диапазона: нужно {expected}",
+        "detail": "TrainingArguments его сохраняет; обучение упадёт или ничему не научится, когда до него дойдёт.",
+        "fix": "Задайте `{key}` значение {expected}.",
+    },
+    "train_config.null-value": {
+        "title": "`{key}` пустой (null): нужно {expected!t}",
+        "terms": {"a number": "число", "a whole number": "целое число", "true or false": "true или false"},
+        "fix": "Уберите строку `{key}:`, чтобы взять значение по умолчанию, или задайте {expected!t}.",
+    },
+    "train_config.wrong-type": {
+        "title": "`{key}: {value}` — неверный тип: нужно {expected!t}",
+        "terms": {"a number": "число", "a whole number": "целое число", "true or false": "true или false"},
+        "fix": ("Напишите `{write}`.", "Задайте `{key}` как {expected!t}."),
     },
     "train_config.batch-math": {
         "status": "skip",
@@ -719,23 +796,20 @@ RU: dict[str, dict[str, Any]] = {
         "fix": "Поставьте `lora.task_type: {want}` (peft `TaskType.{want}`).",
     },
     "step.forward-fails": {
-        "title": "Шаг обучения падает: {exception}: {error}",
-        "detail": "Батч собран проверенным сборщиком, так что под подозрением модель, её dtype или настройки обучения "
-        "(gradient checkpointing, mixed precision).",
+        "title": "Обучение падает: {exception}: {error}",
+        "detail": "Ошибка внутри {trainer}.train(), коллатор {collator}.",
         "fix": (
             "Эмбеддингам включили requires_grad (gradient checkpointing включён до get_peft_model или вызван "
             "enable_input_require_grads), а эта модель пишет в них признаки изображения in-place: пусть Trainer "
             "включает checkpointing после обёртки, с `gradient_checkpointing_kwargs: {checkpointing_kwargs}`.",
+            "Добавьте `{missing_arg}=None` в compute_loss подкласса Trainer (см. проверку конфига обучения).",
+            "Модель считает loss по `{needs}`: коллатор должен класть их в каждый батч (см. проверку Batch).",
             "Сверьтесь с проверками Batch и Model API; если включён gradient_checkpointing, попробуйте без него.",
         ),
     },
-    "step.no-loss": {
-        "title": "{cls} не вернула loss для батча с labels",
-        "fix": "Модель сама считает loss по `labels`; убедитесь, что они есть в батче (см. проверку Batch).",
-    },
     "step.lora-wrap": {
         "title": "get_peft_model падает с этим конфигом LoRA: {exception}: {error}",
-        "fix": _TARGETS_FIX,
+        "fix": (*_TARGETS_FIX, "Исправьте значение в секции `lora`, названное в сообщении (см. проверку конфига обучения)."),
     },
     "step.loss-not-finite": {
         "title": "Loss первого шага: {loss}",
@@ -785,17 +859,24 @@ RU: dict[str, dict[str, Any]] = {
     },
     "step.loss-flat": {
         "title": "Loss не падает на повторяемом батче ({trace})",
-        "detail": "На одном и том же батче AdamW (lr {lr:g}, шагов: {steps}) должен его переобучить. Если этого нет, "
-        "адаптеры не на пути loss, labels не размечают целевой текст или обновления теряются.",
-        "fix": "Проверьте находку про градиенты выше и находки проверки Batch про labels; ставьте LoRA на проекции "
-        "языковой модели.",
+        "detail": "Шагов оптимизатора настроенного обучения на одном и том же батче: {steps}, learning rate до {lr:.3g}: "
+        "адаптеры изменились, а loss за ними не пошёл. В начале warm-up или при малом learning rate это бывает "
+        "нормой; иначе labels не размечают целевой текст.",
+        "fix": "Проверьте находки проверки Batch про labels; если расписание долго разогревается, это ожидаемо.",
+    },
+    "step.no-update": {
+        "title": "Адаптеры не изменились за шагов оптимизатора: {steps}",
+        "detail": "Градиенты до них дошли (см. выше), но обновления не применились: оптимизатор не содержит параметров "
+        "адаптеров или learning rate равен 0.",
+        "fix": "Задайте `learning_rate` больше нуля; подкласс Trainer, переопределяющий `create_optimizer`, должен "
+        "передавать параметры с `requires_grad=True`.",
     },
     "step.forecast-oom": {
         "title": (
             _FORECAST + " (конфига обучения нет: батч {default_batch}): {need}, больше, чем есть у GPU ({have})",
             _FORECAST + ": {need}, больше, чем есть у GPU ({have})",
         ),
-        "detail": "Линейная экстраполяция по двум измеренным размерам: активации и логиты растут с batch x length.",
+        "detail": "Линейно по токенам и image-слотам через измеренные размеры.",
         "fix": "Поставьте `per_device_train_batch_size: {fit_batch}` и больше gradient accumulation, или "
         + _FIX_MEMORY + ".",
     },
@@ -807,10 +888,9 @@ RU: dict[str, dict[str, Any]] = {
         "fix": "Оставьте запас: " + _FIX_MEMORY + ".",
     },
     "step.out-of-memory": {
-        "terms": {"the weights alone": "одних весов", "one sample": "одного примера", "a batch of 2": "батча из 2",
-                  "the batch beside the weights": "батча рядом с весами"},
+        "terms": {"the weights alone": "одних весов"},
         "title": (
-            "Не хватило памяти на {device} для {what!t} (токенов: {tokens})",
+            "Не хватило памяти на {device} для батча из {batch} (токенов: {tokens})",
             "Не хватило памяти на {device} для {what!t}",
         ),
         "detail": (
@@ -835,6 +915,10 @@ RU: dict[str, dict[str, Any]] = {
     "step.no-data": {
         "title": "Нет обучающих строк, чтобы собрать батч",
         "fix": "Передайте --dsocr-data DIR (train/metadata.json со строками image_path и text).",
+    },
+    "step.no-usable-rows": {
+        "title": "Ни у одной обучающей строки изображение не открывается",
+        "fix": "См. проверку Dataset: она называет каждую строку и причину.",
     },
     "step.prerequisite": _prerequisite(),
 }

@@ -208,3 +208,16 @@ def _model_type(target: Any) -> str | None:
     if isinstance(target, Mapping):
         return target.get("model_type")
     return getattr(target, "model_type", None)
+
+
+def trial_wrap(model: Any, lora_kwargs: Mapping[str, Any] | None = None) -> list[str]:
+    """The modules ``get_peft_model`` puts adapters on, found by wrapping a copy of ``model``.
+
+    Run on the weightless meta-device instance, this is peft's own reading of the config
+    (``all-linear``, a regex string, suffixes, ``exclude_modules``) and peft's own refusals (a rank
+    of 0, a module type it cannot adapt), before any weights exist. The model itself is untouched.
+    """
+    import copy
+
+    trial = wrap(copy.deepcopy(model), lora_kwargs)
+    return [n[len("base_model.model."):] if n.startswith("base_model.model.") else n for n in adapter_modules(trial)]

@@ -2,8 +2,10 @@
 
 On CUDA the peak is torch's own ``max_memory_allocated``; on the CPU it is the process's
 resident set, sampled by a background thread while the step runs (no portable resettable peak
-exists there). The forecast is a straight line through two measured sizes, in tokens per
-batch: what grows with the batch (activations, logits) grows with batch x length.
+exists there). The forecast fits the measured sizes with two axes: tokens per batch (what the
+language model's activations and logits grow with) and image slots per batch (what the vision
+encoder's activations grow with, crop by crop). With too few distinct sizes for two axes it
+falls back to tokens alone.
 """
 
 from __future__ import annotations
@@ -27,13 +29,20 @@ class Measure:
     length: int  # padded tokens per sample
     peak_bytes: int  # peak memory while stepping (weights included)
     step_s: float  # wall time of one optimizer step (forward, backward, update)
+    slots: int = 0  # image slots per sample (0: not known)
+    rows: str = ""  # which rows, for the table
 
     @property
     def tokens(self) -> int:
         return self.samples * self.length
 
+    @property
+    def image_slots(self) -> int:
+        return self.samples * self.slots
+
     def row(self) -> dict[str, Any]:
-        return {"batch": self.samples, "tokens / sample": self.length, "peak memory": gib(self.peak_bytes),
+        return {"batch": self.samples, "rows": self.rows, "tokens / sample": self.length,
+                "image slots / sample": self.slots or "?", "peak memory": gib(self.peak_bytes),
                 "time / step": f"{self.step_s:.3f} s"}
 
 
@@ -57,26 +66,49 @@ def gib(n: float | None) -> str:
     return "n/a" if n is None else f"{n / GIB:.2f} GiB"
 
 
-def forecast(small: Measure, large: Measure, samples: int, length: int, capacity_bytes: int | None,
-             headroom: float = 0.9) -> Forecast:
-    """Memory and time at ``samples`` x ``length`` from two measured sizes (linear in tokens).
+def forecast(measures: list[Measure], samples: int, length: int, capacity_bytes: int | None,
+             headroom: float = 0.9, slots: int = 0) -> Forecast:
+    """Memory and time at ``samples`` x ``length`` tokens (``slots`` image slots per sample) from
+    measured sizes: linear in tokens and in image slots per batch, or in tokens alone when the
+    measures do not separate the two.
 
-    ``largest_batch`` is the largest batch at ``length`` whose forecast stays within
+    ``largest_batch`` is the largest batch at this length whose forecast stays within
     ``headroom`` of the capacity (the allocator needs some slack).
     """
-    span = large.tokens - small.tokens
-    mem_slope = max(0.0, (large.peak_bytes - small.peak_bytes) / span) if span > 0 else 0.0
-    time_slope = max(0.0, (large.step_s - small.step_s) / span) if span > 0 else 0.0
-    mem_base = small.peak_bytes - mem_slope * small.tokens
-    time_base = small.step_s - time_slope * small.tokens
-    tokens = samples * length
+    mem = _fit([(m.tokens, m.image_slots, m.peak_bytes) for m in measures])
+    sec = _fit([(m.tokens, m.image_slots, m.step_s) for m in measures])
+
+    def at(model: tuple[float, float, float], n: int) -> float:
+        base, per_token, per_slot = model
+        return base + per_token * n * length + per_slot * n * slots
+
     largest = None
     if capacity_bytes is not None:
-        room = capacity_bytes * headroom - mem_base
-        per_sample = mem_slope * length
+        per_sample = at(mem, 1) - mem[0]
+        room = capacity_bytes * headroom - mem[0]
         largest = max(0, math.floor(room / per_sample)) if per_sample > 0 else None
-    return Forecast(samples, length, max(0, int(mem_base + mem_slope * tokens)),
-                    max(0.0, time_base + time_slope * tokens), capacity_bytes, largest)
+    return Forecast(samples, length, max(0, int(at(mem, samples))), max(0.0, at(sec, samples)), capacity_bytes, largest)
+
+
+def _fit(points: list[tuple[int, int, float]]) -> tuple[float, float, float]:
+    """``value = base + a * tokens + b * slots`` by least squares, slopes kept non-negative;
+    tokens alone (two most distant points) when slots do not vary independently; flat at worst."""
+    import numpy as np
+
+    if len(points) >= 3:
+        design = np.array([[1.0, t, s] for t, s, _ in points])
+        values = np.array([v for _, _, v in points], dtype=float)
+        if np.linalg.matrix_rank(design) == 3:
+            coef, *_ = np.linalg.lstsq(design, values, rcond=None)
+            if coef[1] >= 0 and coef[2] >= 0:
+                return float(coef[0]), float(coef[1]), float(coef[2])
+    ordered = sorted(points, key=lambda p: p[0])
+    low, high = ordered[0], ordered[-1]
+    span = high[0] - low[0]
+    if span <= 0:
+        return float(max(v for _, _, v in points)), 0.0, 0.0
+    slope = max(0.0, (high[2] - low[2]) / span)
+    return float(low[2] - slope * low[0]), slope, 0.0
 
 
 class MemoryMeter:

@@ -17,6 +17,14 @@ from typing import Any
 from .findings import ProbeStop, fail
 
 SECTIONS = ("model", "lora", "training", "data")
+TOP_LEVEL = (*SECTIONS, "trainer")  # trainer: package.module:Class (default transformers:Trainer)
+# Keys of the sections dsocr_probe and scripts/train_lora.py read themselves (lora and training
+# are checked against peft's and transformers' own signatures instead).
+KNOWN_KEYS = {
+    "model": ("name", "revision", "trust_remote_code", "allow_unpinned", "auto_class", "torch_dtype", "dtype",
+              "attn_implementation", "quantization_config", "load_in_4bit", "load_in_8bit", "device_map"),
+    "data": ("train_dir", "val_dir", "test_dir", "data_dir", "max_length", "mode", "collator", "prompt"),
+}
 
 
 @dataclass
@@ -27,6 +35,9 @@ class TrainConfig:
     training: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     sectioned: bool = True  # False: the file was a bare TrainingArguments mapping
+    trainer: str | None = None  # the Trainer class to train with, as `package.module:Class`
+    # Keys the training script would not read: (where, key, the known key it is closest to or None).
+    unknown: list[tuple[str, str, str | None]] = field(default_factory=list)
 
     def resolve_path(self, value: str | Path) -> Path:
         """A path from the config: absolute, or relative to the working directory (where training
@@ -97,7 +108,9 @@ def load(path: Path) -> TrainConfig:
                 params={"path": str(path), "type": type(raw).__name__},
             )
         )
-    if not any(s in raw for s in SECTIONS):
+    misspelled = {k: near for k in raw if k not in TOP_LEVEL and isinstance(raw[k], dict)
+                  and (near := closest(k, SECTIONS))}
+    if not any(s in raw for s in TOP_LEVEL) and not misspelled:
         return TrainConfig(path, training=dict(raw), sectioned=False)
     sections = {}
     for name in SECTIONS:
@@ -112,4 +125,25 @@ def load(path: Path) -> TrainConfig:
                 )
             )
         sections[name] = dict(value)
-    return TrainConfig(path, **sections)
+    trainer = raw.get("trainer")
+    if trainer is not None and not isinstance(trainer, str):
+        raise ProbeStop(
+            fail(
+                "train_config.trainer-key",
+                f"{path}: `trainer` must be `package.module:Class`, got {type(trainer).__name__}",
+                fix="Write e.g. `trainer: transformers:Trainer` or `trainer: trl:SFTTrainer` at the top level.",
+                params={"path": str(path), "type": type(trainer).__name__},
+            )
+        )
+    unknown = [("top level", k, closest(k, TOP_LEVEL)) for k in raw if k not in TOP_LEVEL]
+    for name, known in KNOWN_KEYS.items():
+        unknown += [(name, k, closest(k, known)) for k in sections[name] if k not in known]
+    return TrainConfig(path, **sections, trainer=trainer or None, unknown=unknown)
+
+
+def closest(key: Any, known: tuple[str, ...]) -> str | None:
+    """The known name a mistyped key most likely meant, or None."""
+    import difflib
+
+    found = difflib.get_close_matches(str(key), known, n=1, cutoff=0.75)
+    return found[0] if found else None

@@ -1,5 +1,5 @@
-"""The pieces a LoRA training script needs besides the loaders: a dataset, the model's
-preparation, and the Trainer's arguments for the installed transformers.
+"""The pieces a LoRA training script needs besides the loaders: the dataset in the form the Trainer
+takes, gradient checkpointing's settings, and the Trainer's keyword for the tokenizer or processor.
 
 Everything here is top-level and free of model objects, so DataLoader workers started with
 ``spawn`` (Windows, macOS) can pickle the dataset and the batch builder.
@@ -38,6 +38,17 @@ class ExampleDataset(torch.utils.data.Dataset):
         return dict(self.examples[index])
 
 
+def dataset_for(trainer_cls: type, rows: Iterable[Any]):
+    """The training rows in the form the Trainer class takes: TRL's trainers want a ``datasets.Dataset``
+    (SFTTrainer refuses anything else); transformers' Trainer takes any torch Dataset."""
+    dataset = ExampleDataset(rows)
+    if not trainer_cls.__module__.split(".")[0] == "trl":
+        return dataset
+    import datasets
+
+    return datasets.Dataset.from_list(dataset.examples)
+
+
 def checkpointing_enabled(training: Mapping[str, Any]) -> bool:
     """``gradient_checkpointing: true`` (``activation_checkpointing`` from transformers 5.x)."""
     return any(bool(training.get(name)) for name in CHECKPOINTING)
@@ -57,24 +68,6 @@ def checkpointing_kwargs(training: Mapping[str, Any]) -> dict[str, Any]:
     return {"use_reentrant": False}
 
 
-def prepare_for_training(model: Any, training: Mapping[str, Any]) -> Any:
-    """Turn on gradient checkpointing the way the Trainer does when the config asks for it.
-
-    Call it on the peft-wrapped model: the Trainer enables checkpointing after wrapping. (Enabled
-    before ``get_peft_model``, peft makes the embeddings' output require grad, which DeepSeek-OCR
-    v1's in-place image scatter cannot take.)
-    """
-    if not checkpointing_enabled(training):
-        return model
-    kwargs = checkpointing_kwargs(training)
-    placement = {k: kwargs.pop(k) for k in ("every_n_layers", "offload") if k in kwargs}  # not checkpoint()'s
-    if hasattr(model, "activation_checkpointing_enable"):  # transformers 5.x
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs, **placement)
-    else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs, **placement)
-    return model
-
-
 def trainer_processing_kwargs(processing: Any) -> dict[str, Any]:
     """``processing_class=`` on transformers >= 4.46, ``tokenizer=`` before."""
     import transformers
@@ -82,31 +75,3 @@ def trainer_processing_kwargs(processing: Any) -> dict[str, Any]:
     if Version(transformers.__version__) >= PROCESSING_CLASS_SINCE:
         return {"processing_class": processing}
     return {"tokenizer": processing}
-
-
-def training_arguments(training: Mapping[str, Any], output_dir: str | Path | None = None,
-                       max_steps: int | None = None, use_cpu: bool = False):
-    """``TrainingArguments`` from the config's training section, with what a custom builder needs.
-
-    ``remove_unused_columns`` is always False: with True the Trainer drops ``image`` and ``text``
-    (not forward() arguments) before the builder sees the examples.
-    """
-    from transformers import TrainingArguments
-
-    kwargs = dict(training)
-    if output_dir is not None:
-        kwargs["output_dir"] = str(output_dir)
-    kwargs.setdefault("output_dir", "outputs/lora")
-    if max_steps is not None:
-        kwargs["max_steps"] = int(max_steps)
-    kwargs["remove_unused_columns"] = False
-    if checkpointing_enabled(kwargs) and not any(kwargs.get(name) for name in CHECKPOINTING_KWARGS):
-        # The Trainer enables checkpointing itself: with the arguments prepare_for_training uses.
-        fields = inspect.signature(TrainingArguments.__init__).parameters
-        name = next((n for n in reversed(CHECKPOINTING_KWARGS) if n in fields), CHECKPOINTING_KWARGS[0])
-        kwargs[name] = checkpointing_kwargs(training)
-    kwargs.setdefault("report_to", "none")
-    kwargs.setdefault("disable_tqdm", False)
-    if use_cpu:
-        kwargs["use_cpu"] = True
-    return TrainingArguments(**kwargs)

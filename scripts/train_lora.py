@@ -4,9 +4,10 @@
     python scripts/train_lora.py --config configs/training_config.yaml [--model DIR_OR_ID]
                                  [--output-dir DIR] [--max-steps N] [--device cpu|cuda]
 
-Run `pytest --dsocr-probe --dsocr-train-config <the same YAML> ...` first: every object this
-script builds (tokenizer or processor, model, batch builder, LoRA wrapping) comes from the same
-functions the probes ran. The adapter is saved to the output directory (adapter_config.json,
+Run `pytest --dsocr-probe --dsocr-train-config <the same YAML> ...` first: this script builds
+its run with the function the step probe trained with (`dsocr_probe.trainrun.build`): the
+Trainer class (top-level `trainer:`), its arguments (`training`), the collator (`data.collator` or
+the verified batch builder), the model and its LoRA wrapping. The adapter is saved to the output directory (adapter_config.json,
 adapter_model.safetensors) with the Trainer's state (trainer_state.json: the loss log).
 """
 
@@ -47,13 +48,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def train(args: argparse.Namespace) -> Path:
-    from transformers import Trainer
+def overrides(args: argparse.Namespace) -> dict:
+    """What the command line changes in the training section (name -> (value, why))."""
+    out = {}
+    if args.output_dir is not None:
+        out["output_dir"] = (str(args.output_dir), "--output-dir")
+    if args.max_steps is not None:
+        out["max_steps"] = (int(args.max_steps), "--max-steps")
+    return out
 
-    from dsocr_probe import loading, lora, trainconfig
+
+def build(args: argparse.Namespace):
+    """The run, built by the function the step probe trains with (dsocr_probe.trainrun.build)."""
+    from dsocr_probe import loading, trainconfig, trainrun
     from dsocr_probe.context import Options, ProbeContext
     from dsocr_probe.findings import ProbeStop, fail
-    from dsocr_probe.training import ExampleDataset, prepare_for_training, trainer_processing_kwargs, training_arguments
 
     cfg = trainconfig.load(args.config)
     name = args.model or cfg.model.get("name")
@@ -66,32 +75,23 @@ def train(args: argparse.Namespace) -> Path:
                                train_config=args.config, device=args.device))
     device = loading.default_device(ctx)
     dtype = loading.model_dtype(ctx, device)
-    data = ctx.dataset()
-    if data is None or data.train is None or not data.train.rows:
-        raise ProbeStop(fail("train.no-data", "No training rows", fix="Set data.train_dir to a folder with metadata.json."))
+    try:
+        return trainrun.build(ctx, device, dtype, overrides(args))
+    except trainrun.BuildError as exc:
+        cause = exc.__cause__ or exc
+        raise ProbeStop(fail("train.build", f"{exc.what} fails: {loading.error_line(cause)}",
+                             fix="Run the probes on this config: the training-config probe names the value and the fix.")
+                        ) from exc
 
-    processing = ctx.tokenizer() if loading.family(ctx.target()) == "deepseek-ocr-v1" else loading.load_processor(ctx)
-    builder = loading.builder_for(ctx, processing, dtype)
-    # Checkpointing after wrapping, as the probe did (the Trainer enables it again, the same way).
-    model = prepare_for_training(lora.wrap(loading.load_model(ctx, device, dtype), cfg.lora), cfg.training)
-    model.print_trainable_parameters()
 
-    arguments = training_arguments(cfg.training, args.output_dir, args.max_steps, use_cpu=device == "cpu")
-    val = data.splits.get("val")
-    strategy = getattr(arguments, "eval_strategy", None) or getattr(arguments, "evaluation_strategy", "no")
-    evaluating = getattr(strategy, "value", strategy) != "no"
-    trainer = Trainer(
-        model=model,
-        args=arguments,
-        train_dataset=ExampleDataset(data.train.rows),
-        eval_dataset=ExampleDataset(val.rows) if evaluating and val is not None and val.rows else None,
-        data_collator=builder,
-        **trainer_processing_kwargs(processing),
-    )
+def train(args: argparse.Namespace) -> Path:
+    run = build(args)
+    run.model.print_trainable_parameters()
+    trainer = run.trainer()
     trainer.train()
-    output = Path(arguments.output_dir)
+    output = Path(run.arguments.output_dir)
     trainer.save_state()
-    model.save_pretrained(str(output))
+    run.model.save_pretrained(str(output))
     return output
 
 

@@ -357,10 +357,81 @@ def train_config_arguments(env):
         patched = {k: v for k, v in fields.items() if k != "evaluation_strategy"}
         if has_it:
             patched["evaluation_strategy"] = fields.get("eval_strategy", next(iter(fields.values())))
-        env.mp.setattr(tc, "training_arguments_fields", lambda patched=patched: patched)
+        env.mp.setattr(tc, "training_arguments_fields", lambda args_cls=None, patched=patched: patched)
         yield from tc.check_arguments(training, max(version, Version("4.46.0")))
     env.mp.undo()
-    yield from tc._construct({"optim": "dsocr_no_such_optimizer"})
+    yield from tc._construct(context(installed(), device="cpu"), {"optim": "dsocr_no_such_optimizer"},
+                             transformers.TrainingArguments)
+
+
+@scenario
+def train_config_values(env):
+    """Values the arguments class would store and the run then trips on, and keys nobody reads."""
+    from dsocr_probe import training_values
+    from dsocr_probe.probes import train_config as tc
+    from dsocr_probe.trainconfig import TrainConfig
+
+    training = {"learning_rate": "2e-4", "bf16": "false", "optim": "adamw", "report_to": "none",
+                "lr_scheduler_type": "dsocr_no_such_schedule_zzz", "per_device_train_batch_size": 0,
+                "num_train_epochs": None, "max_steps": "four", "per_device_eval_batch_size": 2.5, "fp16": True}
+    yield from tc._value_findings(training_values.check(training, transformers.TrainingArguments))
+    yield from tc._value_findings(training_values.check({"bf16": True, "fp16": True, "seed": "x"},
+                                                        transformers.TrainingArguments))
+    cfg = TrainConfig(env.tmp() / "c.yaml", unknown=[("top level", "trainig", "training"), ("top level", "wandb", None),
+                                                      ("data", "max_lenght", "max_length")])
+    yield from tc._unknown_keys(cfg)
+
+
+OLD_TRAINERS = """
+from transformers import Trainer
+
+
+class LossOnly(Trainer):
+    def compute_loss(self, model, inputs, return_outputs=False):
+        return model(**inputs).loss
+
+
+class StepOnly(Trainer):
+    def training_step(self, model, inputs):
+        return super().training_step(model, inputs)
+
+
+class NotATrainer:
+    pass
+"""
+
+
+@scenario
+def train_config_trainer(env):
+    from dsocr_probe import trainconfig
+    from dsocr_probe.probes import train_config as tc
+    from dsocr_probe.trainconfig import TrainConfig
+
+    folder = env.tmp()
+    (folder / "dsocr_i18n_old_trainers.py").write_text(OLD_TRAINERS)
+    for spec in ("dsocr_i18n_old_trainers:LossOnly", "dsocr_i18n_old_trainers:StepOnly",
+                 "dsocr_i18n_old_trainers:NotATrainer", "dsocr_no_such_module_here:Trainer"):
+        cfg = TrainConfig(folder / "c.yaml", trainer=spec)
+        found = []
+        gen = tc._trainer(cfg, Version("4.46.0"))
+        try:
+            while True:
+                found.append(next(gen))
+        except StopIteration:
+            pass
+        yield from found
+    (folder / "trainer.yaml").write_text("trainer: [1, 2]\ntraining: {}\n")
+    yield stopped(trainconfig.load, folder / "trainer.yaml")
+    from dsocr_probe import trainrun
+    from dsocr_probe.probes import step
+
+    cfg = TrainConfig(folder / "c.yaml", data={"collator": "dsocr_no_such_module_here:collate"})
+    yield stopped(trainrun.collator, context(installed()), cfg, None, None)
+    data = folder / "data"
+    write_pages(data / "train", ["one", "two"])
+    for image in (data / "train" / "images").iterdir():
+        image.write_bytes(b"not an image")
+    yield stopped(step._rows, context(installed(), model=str(env.v1_model), data=data))
 
 
 @scenario
@@ -418,6 +489,20 @@ def train_config_lora_targets(env):
     yield from tc._lora(ctx, TrainConfig(path, lora={"target_modules": ["q_proj"]}))
     # Untrusted remote code: the skeleton is refused, and that refusal is the cause.
     yield from tc._lora(context(installed(), model=str(env.v1_model)), TrainConfig(path, lora={"target_modules": ["q_proj"]}))
+    # peft's own refusal on the weightless model: a module type LoRA cannot adapt.
+    ctx = context(installed(), model=str(env.v1_model))
+    ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(module_names=["model", "model.norm"], model=_Normed()), None)
+    yield from tc._lora(ctx, TrainConfig(path, lora={"target_modules": ["norm"], "task_type": "CAUSAL_LM"}))
+    # Values peft would take and training would not.
+    from dsocr_probe import training_values
+
+    yield from tc._value_findings(training_values.lora_check({"r": 0, "lora_alpha": "16", "bias": "some"}))
+
+
+class _Normed(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm = torch.nn.LayerNorm(4)
 
 
 # ---------------------------------------------------------------- dataset
@@ -647,20 +732,24 @@ def step_parts(env):
     from dsocr_probe.measure import Measure, forecast
     from dsocr_probe.probes import PROBES, step
 
-    batch = {"input_ids": torch.zeros(1, 4, dtype=torch.long)}
-    in_place = RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-    for model in (_Raises(in_place), _Raises(ValueError("shape mismatch")), _NoLoss()):
-        yield stopped(step._checked_run, model, batch, _optimizer(), "cpu", contextlib.nullcontext, {}, 1)
-    for vision in (True, False):
-        yield stopped(step._wrap, _Towers(vision), {"task_type": "NOT_A_TASK", "target_modules": ["q_proj"]})
-    def refuse_checkpointing(model, training):
-        raise ValueError("DeepseekOCRForCausalLM does not support gradient checkpointing.")
+    from dsocr_probe.trainer_watch import StepRecord
 
-    env.mp.setattr("dsocr_probe.training.prepare_for_training", refuse_checkpointing)
-    yield stopped(step._prepare, _Towers(False), {"gradient_checkpointing": True})
-    yield step._loss_finding(step.Run(losses=[math.nan]))
-    yield step._overfit_finding(step.Run(losses=[2.0, 2.0, 2.0, 2.0, 2.0], times=[0.1] * 5))
-    yield step._overfit_finding(step.Run(losses=[2.0, 1.5, 1.0, 0.6, 0.3], times=[0.1] * 5))
+    described = {"trainer": "transformers.trainer.Trainer (default)", "collator": "team.collate:Collator"}
+    run = SimpleNamespace(describe=lambda: described)
+    for exc in (RuntimeError("a leaf Variable that requires grad is being used in an in-place operation."),
+                ValueError("shape mismatch"),
+                TypeError("TeamTrainer.compute_loss() got an unexpected keyword argument 'num_items_in_batch'"),
+                ValueError("The model did not return a loss from the inputs, only the following keys: logits."),
+                ValueError("DeepseekOCRForCausalLM does not support gradient checkpointing.")):
+        yield step._train_failed(run, exc).finding
+    for vision in (True, False):
+        yield step._wrap_failed(ValueError("Target modules {'q_proj'} not found in the base model."),
+                                [n for n, _ in _Towers(vision).named_modules()]).finding
+    yield step._wrap_failed(ValueError("`r` should be a positive integer value but the value passed is 0"), []).finding
+    yield step._loss_finding(StepRecord(losses=[math.nan]))
+    for losses, changed in (([2.0] * 5, True), ([2.0, 1.5, 1.0, 0.6, 0.3], True), ([2.0] * 5, False)):
+        yield step._learning_finding(StepRecord(losses=losses, times=[0.1] * 5, learning_rates=[2e-4] * 5,
+                                                adapters_changed=changed), {})
 
     lm, vision = "model.layers.0.self_attn.q_proj", "model.vision_model.layers.0.q_proj"
     reports = [
@@ -679,16 +768,17 @@ def step_parts(env):
             yield from step._gradient_findings(report, no_grad, names, reentrant)
 
     gib = 2**30
-    small, large = Measure(1, 100, 2 * gib, 0.1), Measure(2, 120, 3 * gib, 0.2)
-    cfg = SimpleNamespace(data={"max_length": 1000})
-    need = forecast(small, large, 1, 1000, None).peak_bytes
+    measures = [Measure(2, 100, 3 * gib, 0.2, slots=60), Measure(1, 100, 2 * gib, 0.1, slots=60)]
+    need = forecast(measures, 2, 100, None, slots=60).peak_bytes
     for capacity in (need // 2, int(need * 1.05)):  # more than the GPU has; within 10 % of it
         env.mp.setattr(step, "capacity_bytes", lambda device, capacity=capacity: capacity)
-        for training in ({}, {"per_device_train_batch_size": 1}):
-            yield from step._cost_findings(small, large, None, "cuda:0", cfg, training)
+        for has_config in (False, True):
+            yield from step._cost_findings(measures, 2, "cuda:0", {"per_device_train_batch_size": 2}, has_config)
     yield step._oom_finding("the weights alone", "OutOfMemoryError: CUDA out of memory.", "cuda:0", None, {})
-    yield from step._cost_findings(small, None, "OutOfMemoryError: CUDA out of memory.", "cuda:0", None,
-                                   {"per_device_train_batch_size": 4})
+    yield step._oom_finding("a batch of 4", "OutOfMemoryError: CUDA out of memory.", "cuda:0", measures[1],
+                            {"per_device_train_batch_size": 4}, length=100, batch=4)
+    yield step._oom_finding("a batch of 4", "OutOfMemoryError: CUDA out of memory.", "cuda:0", None,
+                            {"per_device_train_batch_size": 4}, batch=4)
     for spec in PROBES:
         if spec.time_limited:
             yield plugin._timed_out(spec, 600.0)

@@ -131,7 +131,7 @@ def test_a_run_killed_mid_report_leaves_no_partial_report(tmp_path, moment):
 
 def test_russian_report_translates_finding_texts(tmp_path):
     f = fail("train_config.renamed-argument", "TrainingArguments got an unexpected keyword argument `optimizer`",
-             fix="Use `optim` instead of `optimizer`.", params={"key": "optimizer", "use": "optim"})
+             fix="Use `optim` instead of `optimizer`.", params={"key": "optimizer", "use": "optim", "where": "TrainingArguments"})
     md, js = report.write(_record(f), Options(report_dir=tmp_path, lang="ru"))
     text = md.read_text(encoding="utf-8")
     assert "TrainingArguments не принимает аргумент `optimizer`" in text

@@ -62,7 +62,7 @@ training:
   per_device_train_batch_size: 4
   gradient_accumulation_steps: 4
   num_train_epochs: 50
-  learning_rate: 0.0002
+  learning_rate: 2e-4
   optimizer: adamw_torch
   dataloader_num_workers: 2
 data:
@@ -77,6 +77,7 @@ EXPECTED = {
     "cuda.no-kernels": "cu128",
     "train_config.auto-class": "AutoModel",
     "train_config.renamed-argument": "optim",
+    "train_config.number-as-string": "learning_rate: 2.0e-4",
     "train_config.batch-larger-than-data": "per_device_train_batch_size",
     "train_config.effective-batch": "gradient_accumulation_steps",
     "train_config.epochs": "epochs",

@@ -61,7 +61,14 @@ def test_go_on_the_demo_model(demo, tmp_path):
     grads = by_code(result, "step.gradients")
     assert grads.evidence["with gradient"] == grads.evidence["adapters"] > 0
     cost = by_code(result, "step.cost")
-    assert [row["batch"] for row in cost.table] == [1, 2, "2 (forecast)"]  # the config's batch size
+    # The configured batch of the largest rows, the first rows, and one sample for a second size.
+    assert [(row["batch"], row["rows"]) for row in cost.table] == [(2, "largest 2"), (2, "first 2"), (1, "largest 1")]
+    ran = by_code(result, "step.run")
+    assert ran.evidence["trainer"].startswith("transformers.trainer.Trainer")
+    assert "verified batch builder" in ran.evidence["collator"]
+    used = {row["argument"]: row for row in ran.table}
+    assert used["max_steps"]["used"] == "5" and used["max_steps"]["changed by"] != "—"
+    assert used["learning_rate"]["changed by"] == "—"  # the team's own value, as configured
 
 
 @pytest.mark.filterwarnings("ignore:None of the inputs have requires_grad=True:UserWarning")  # the cause, shown
@@ -126,10 +133,10 @@ def test_out_of_memory_is_a_finding_with_what_fitted(demo, tmp_path, monkeypatch
 
     finding = by_code(result, "step.out-of-memory")
     assert finding.status is Status.FAIL
-    assert "batch of 2" in finding.title
+    assert "batch of 4" in finding.title  # the configured batch, of the demo's four largest rows
     assert "largest setting that fitted: batch 1" in finding.detail
     assert "per_device_train_batch_size: 1" in finding.fix and "gradient_accumulation_steps: 4" in finding.fix
-    assert codes(result)["step.loss-falls"] == "pass"  # batch 1 was fully checked before
+    assert codes(result)["step.loss-falls"] == "pass"  # batch 1 was then checked as fully
 
 
 def test_untrusted_remote_code_is_not_imported(v1_model, seed_data):
@@ -200,13 +207,30 @@ def test_forecast_is_linear_in_tokens():
     small = Measure(samples=1, length=100, peak_bytes=1_000, step_s=1.0)
     large = Measure(samples=2, length=100, peak_bytes=1_400, step_s=1.5)
 
-    guess = forecast(small, large, samples=4, length=200, capacity_bytes=10_000, headroom=0.9)
+    guess = forecast([small, large], samples=4, length=200, capacity_bytes=10_000, headroom=0.9)
 
     # 4 bytes and 0.005 s per token on top of 600 bytes and 0.5 s; 800 tokens.
     assert guess.peak_bytes == 600 + 4 * 800
     assert guess.step_s == pytest.approx(0.5 + 0.005 * 800)
     assert guess.fits
     assert guess.largest_batch == (9_000 - 600) // (4 * 200)
+
+
+def test_forecast_takes_image_slots_as_an_axis_of_their_own():
+    """Crops cost the vision encoder memory beyond their tokens: 3 sizes separate the two slopes."""
+    def peak(samples, length, slots):  # 500 base, 2 per token, 10 more per image slot
+        return 500 + 2 * samples * length + 10 * samples * slots
+
+    sizes = [(2, 300, 200), (2, 150, 40), (1, 300, 200)]
+    measures = [Measure(b, t, peak(b, t, s), 1.0, slots=s) for b, t, s in sizes]
+
+    guess = forecast(measures, samples=4, length=300, capacity_bytes=None, slots=200)
+    assert guess.peak_bytes == pytest.approx(peak(4, 300, 200), abs=2)
+    tokens_only = forecast(measures[:1] + measures[2:], samples=4, length=300, capacity_bytes=None, slots=200)
+    assert tokens_only.peak_bytes == pytest.approx(peak(4, 300, 200), abs=2)  # same slots per sample: tokens carry it
+    # A long text-only page has many tokens and no slots: a tokens-only line would overestimate it.
+    text_page = forecast(measures, samples=4, length=300, capacity_bytes=None, slots=0)
+    assert text_page.peak_bytes == pytest.approx(peak(4, 300, 0), abs=2)
 
 
 # ---------------------------------------------------------------- loading
@@ -240,12 +264,12 @@ def test_missing_weights_are_named(v1_model):
     assert "huggingface-cli download" in stop.value.finding.fix
 
 
-@pytest.mark.parametrize("where", ["loading", "moving the batch", "first step"])
+@pytest.mark.parametrize("where", ["loading", "first step"])
 def test_cpu_memory_error_is_a_finding_and_the_process_survives(demo, tmp_path, monkeypatch, where):
     """Python's MemoryError wherever the step probe allocates: a NO-GO finding, never a crash."""
     from dsocr_probe.probes import step
 
-    real_load, real_move = loading.load_model, step._to_device
+    real_load = loading.load_model
 
     def load(ctx, device, dtype):
         if where == "loading":
@@ -257,16 +281,10 @@ def test_cpu_memory_error_is_a_finding_and_the_process_survives(demo, tmp_path, 
             model.forward = no_memory
         return model
 
-    def move(value, device):
-        if where == "moving the batch":
-            raise MemoryError()
-        return real_move(value, device)
-
     monkeypatch.setattr(loading, "load_model", load)
-    monkeypatch.setattr(step, "_to_device", move)
     result = run_step(demo, write_config(tmp_path, demo))
     finding = by_code(result, "step.out-of-memory")
     assert finding.status is Status.FAIL and "MemoryError" in finding.detail
-    assert {"loading": "the weights alone", "moving the batch": "the batch beside the weights",
-            "first step": "one sample"}[where] in finding.title
+    assert {"loading": "the weights alone", "first step": "a batch of 2"}[where] in finding.title
+    assert "Nothing fitted" in finding.detail
     assert not [f for f in result.findings if f.status is Status.ERROR]

@@ -128,9 +128,15 @@ def test_training_arguments_keep_the_examples_whole(tmp_path):
     import transformers
     from packaging.version import Version
 
-    from dsocr_probe.training import trainer_processing_kwargs, training_arguments
+    from dsocr_probe.trainrun import build_arguments
+    from dsocr_probe.training import trainer_processing_kwargs
 
-    args = training_arguments({"remove_unused_columns": True, "per_device_train_batch_size": 1}, tmp_path, max_steps=3)
+    args, settings = build_arguments(transformers.TrainingArguments,
+                                     {"remove_unused_columns": True, "per_device_train_batch_size": 1},
+                                     {"output_dir": (str(tmp_path), "--output-dir"), "max_steps": (3, "--max-steps")})
     assert args.remove_unused_columns is False and args.max_steps == 3 and args.output_dir == str(tmp_path)
+    changed = {s.name: s for s in settings if s.by}
+    assert changed["remove_unused_columns"].configured is True and "image and text" in changed["remove_unused_columns"].by
+    assert set(changed) == {"remove_unused_columns", "output_dir", "max_steps"}
     expected = "processing_class" if Version(transformers.__version__) >= Version("4.46.0") else "tokenizer"
     assert list(trainer_processing_kwargs(object())) == [expected]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Iterable
 
+from .. import samples
 from ..collators.base import IGNORE_INDEX
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
 
@@ -40,9 +41,11 @@ def run(ctx) -> Iterable[Finding]:
     builder, origin = _builder(ctx)
     data = ctx.require(ctx.dataset, "dataset", "Pass --dsocr-data DIR so the batch is built from real rows.")
     train = data.train
-    if train is None or not train.rows:
+    # Rows whose image does not open are the dataset probe's findings; the batch is built from the others.
+    rows = samples.usable(train.rows) if train is not None else []
+    if not rows:
         raise ProbeStop(skip("batch.no-rows", "No usable training rows to build a batch from", fix="See the dataset probe."))
-    examples = [r.example() for r in train.rows[:SAMPLES]]
+    examples = [r.example() for r in rows[:SAMPLES]]
     try:
         batch = builder(examples)
     except Exception as exc:
@@ -134,11 +137,11 @@ def _builder(ctx) -> tuple[Any, str]:
     except ProbeStop:
         pass
     if cfg is not None and cfg.data.get("collator"):
-        from .train_config import import_object
+        from ..trainrun import resolve_object
 
         spec = cfg.data["collator"]
         try:
-            return import_object(spec, cfg), f"collator `{spec}`"
+            return resolve_object(spec, cfg), f"collator `{spec}`"
         except Exception as exc:
             raise ProbeStop(fail("batch.collator-import", f"data.collator `{spec}` cannot be imported: {exc}",
                                  fix="Give it as `package.module:name`.", params={"spec": spec, "error": str(exc)})) from exc

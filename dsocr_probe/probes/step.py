@@ -1,31 +1,39 @@
-"""Probe 9: one real training step — will it start, fit and learn?
+"""Probe 9: the team's own training run, for a few optimizer steps — will it start, fit and learn?
 
-On the step device (--dsocr-device; else cuda when present, else cpu): load the weights, wrap
-them with LoRA as the training config says (or with the language-model defaults), build a real
-batch from the data with the verified batch builder, and train:
+The run is built by :func:`dsocr_probe.trainrun.build`, the function ``scripts/train_lora.py``
+trains with: the configured Trainer class (``trainer:``, default ``transformers.Trainer``), its
+arguments from the ``training`` section, the collator from ``data.collator`` or the verified batch
+builder, LoRA from the ``lora`` section, the model the checkpoint maps. Only what a probe must
+change is overridden (a few steps, a temporary output folder, no saving, reporting or evaluation),
+and the report lists each override beside the configured value. Then the Trainer's own
+``train()`` runs, so its optimizer and scheduler, ``compute_loss``, gradient checkpointing, mixed
+precision, gradient accumulation and DataLoader workers all run as they will. From that run
+(callbacks on the Trainer, see :mod:`dsocr_probe.trainer_watch`):
 
-1. the first step's loss is finite; after its backward every adapter has a finite, non-zero
-   gradient, frozen weights have none, and adapters without one are named with the reason
-   (DeepSeek-OCR v1 runs its vision encoders under ``torch.no_grad()``);
-2. the same batch for a few optimizer steps: the loss must fall (overfit one batch);
-3. peak memory and time per step at two batch sizes, and a forecast for the configured batch
-   size and max length. Out-of-memory is a finding with the largest size that fitted.
+1. the loss is finite; at the first step every adapter has a finite, non-zero gradient, frozen
+   weights have none, and adapters without one are named with the reason (DeepSeek-OCR v1 runs its
+   vision encoders under ``torch.no_grad()``; MoE experts no token was routed to);
+2. the training batch is the largest the run will see: ``per_device_train_batch_size`` rows with
+   the most image slots and the longest targets; repeated, its loss must fall and the adapters
+   must change;
+3. peak memory and time per step, measured on that batch, on the first rows and at a second batch
+   size, and a forecast along tokens and image slots. Out-of-memory is a finding with what fitted.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import time
-from dataclasses import dataclass, field
+import math
+import tempfile
 from typing import Any, Callable, Iterable
 
-from .. import gradients, loading, lora
+from .. import gradients, loading, lora, samples as samples_mod, trainrun
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
-from ..measure import MemoryMeter, Measure, Stopwatch, capacity_bytes, forecast, gib
+from ..measure import Measure, MemoryMeter, capacity_bytes, forecast, gib
 
-STEPS = 5  # optimizer steps on the same batch
-LEARNING_RATE = 1e-3  # high for LoRA on purpose, yet safe for a pretrained model
+NO_GRAD_PATH = "does not require grad"  # backward() on a loss no trainable weight contributes to
+STEPS = 5  # optimizer steps of the training run on the largest batch
+MEASURE_STEPS = 2  # optimizer steps of each further size measured for the forecast
 MIN_DROP = 0.005  # a fall of 0.5 % counts even when the losses zigzag (dropout, bf16)
 HEADROOM = 0.9  # a forecast above 90 % of the device's memory is a warning
 FIX_MEMORY = ("set `gradient_checkpointing: true`, lower `per_device_train_batch_size` (raise "
@@ -33,62 +41,309 @@ FIX_MEMORY = ("set `gradient_checkpointing: true`, lower `per_device_train_batch
               "mode with fewer image tokens (tiny/small)")
 
 
-@dataclass
-class Run:
-    """What a few optimizer steps on one batch gave."""
-
-    losses: list[float] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)
-    peak_bytes: int = 0
-    grads: gradients.GradientReport | None = None
-    oom: str | None = None  # the out-of-memory message, when it ran out
-
-    @property
-    def step_s(self) -> float:
-        steady = self.times[1:] or self.times  # the first step pays for warm-up
-        return min(steady) if steady else 0.0  # the least disturbed by other work on the machine
+def probe_overrides(output_dir: str, steps: int, training: dict[str, Any], configured: bool = True
+                    ) -> dict[str, tuple[Any, str]]:
+    """What the probe changes in the configured arguments, and why (each is listed in the report)."""
+    why = "a probe neither saves, reports nor evaluates"
+    overrides = {} if configured else {"per_device_train_batch_size": (1, "no training config: one sample")}
+    overrides.update({
+        "max_steps": (steps, "a few optimizer steps are enough to see the run start, fit and learn"),
+        "output_dir": (output_dir, "a temporary folder: the probe never writes into the run's output"),
+        "save_strategy": ("no", why),
+        "report_to": ("none", why),
+        "push_to_hub": (False, why),
+        "eval_strategy": ("no", why),
+        "logging_steps": (1, "the loss of every step is read"),
+        "logging_strategy": ("steps", "the loss of every step is read"),
+        "disable_tqdm": (True, "no progress bar in the probe's output"),
+    })
+    if "evaluation_strategy" in training:  # the old name, still read by transformers < 4.51
+        overrides["evaluation_strategy"] = ("no", why)
+    if training.get("load_best_model_at_end"):
+        overrides["load_best_model_at_end"] = (False, "needs evaluation and saving, which the probe turns off")
+    return overrides
 
 
 def run(ctx) -> Iterable[Finding]:
     import torch
 
-    target = ctx.needs(ctx.target, "step")
+    ctx.needs(ctx.target, "step")
     cfg = _train_config(ctx)
     training = dict(cfg.training) if cfg is not None else {}
     device = loading.default_device(ctx)
     dtype = ctx.needs(lambda: loading.model_dtype(ctx, device), "step")
-    examples = _examples(ctx)
-    builder = ctx.needs(lambda: loading.builder_for(ctx, None, dtype), "step")
-    one, two = (_build(builder, examples[:1]), _build(builder, examples[:2] if len(examples) > 1 else examples[:1] * 2))
+    ctx.needs(lambda: trainrun.trainer_class(cfg), "step")
+    rows = _rows(ctx)
+    measured = samples_mod.measure(rows, _layout_builder(ctx, dtype), _tokenizer(ctx))
+    batch_size = _configured_batch(training) if cfg is not None else 1
+    worst = samples_mod.largest(measured, batch_size)
+    first = measured[:batch_size]
 
     torch.manual_seed(0)
-    start = time.perf_counter()
     model, oom = _guarded(lambda: loading.load_model(ctx, device, dtype), device)
     if oom:
         raise ProbeStop(_oom_finding("the weights alone", oom, device, None, training))
     yield passed(
         "step.model-loaded",
-        f"Loaded {type(model).__name__} in {_name(dtype)} on {device} in {time.perf_counter() - start:.1f} s",
+        f"Loaded {type(model).__name__} in {_name(dtype)} on {device}",
         evidence={"class": loading.model_class(ctx)[1], "dtype": _name(dtype), "device": device,
                   "parameters": f"{sum(p.numel() for p in model.parameters()):,}",
                   "memory after loading": gib(_allocated(device))},
         params={"cls": type(model).__name__, "dtype": _name(dtype), "device": device},
     )
 
-    lora_kwargs = dict(cfg.lora) if cfg is not None and cfg.lora else {}
-    amp = _autocast(training, device)
-    moved, oom = _guarded(lambda: (_to_device(one, device), _to_device(two, device)), device)
-    if oom:
-        raise ProbeStop(_oom_finding("the batch beside the weights", oom, device, None, training, length=_length(two)))
-    one_dev, two_dev = moved
-    yield from _task_type(model, lora_kwargs, one_dev, amp)
-    names = [n for n, _ in model.named_modules()]
-    peft_model = _prepare(_wrap(model, lora_kwargs), training)
+    with tempfile.TemporaryDirectory(prefix="dsocr-step-") as output_dir:
+        overrides = probe_overrides(output_dir, STEPS, training, configured=cfg is not None)
+        lora_kwargs = dict(cfg.lora) if cfg is not None and cfg.lora else {}
+        if lora.normalise_task_type(lora_kwargs.get("task_type")) not in (None, lora.task_type_for(model.config)):
+            builder = ctx.needs(lambda: loading.builder_for(ctx, None, dtype), "step")
+            batch = _to_device(builder([s.row.example() for s in first[:1]]), device)
+            yield from _task_type(model, lora_kwargs, batch, _autocast(training, device))
+        names = [n for n, _ in model.named_modules()]
+        training_run = _build(ctx, device, dtype, overrides, [s.row for s in worst], model, lora_kwargs, names)
+        yield _run_finding(training_run, worst, first)
+        yield _rows_finding(worst, first)
+        yield _lora_finding(ctx, training_run, lora_kwargs)
+
+        adapted = [gradients.strip_peft_prefix(n) for n in lora.adapter_modules(training_run.model)]
+        no_grad = set(lora.no_grad_modules(ctx.target(), adapted))
+        main = _train(training_run, worst, device, STEPS, inspect=gradients.collect)
+        out_of_memory = main.oom is not None
+        if out_of_memory:  # what does fit: one sample of the largest, checked as fully as the batch would be
+            smaller = _train(training_run, samples_mod.largest(worst, 1), device, STEPS, inspect=gradients.collect,
+                             batch_size=1) if len(worst) > 1 else None
+            fitted = smaller.measure("largest 1") if smaller is not None and not smaller.oom else None
+            yield _oom_finding(f"a batch of {len(worst)}", main.oom, device, fitted, training, length=main.length,
+                               batch=len(worst))
+            if fitted is None:
+                return
+            main, worst = smaller, samples_mod.largest(worst, 1)
+        record = main.record
+        if main.no_grad_path is None:
+            yield _loss_finding(record)
+        grad_findings = list(_gradient_findings(record.grads, no_grad, names, _reentrant(training),
+                                                trainer_error=main.no_grad_path))
+        yield from grad_findings
+        if any(f.status.blocks for f in grad_findings) or not record.losses or not _finite(record.losses[0]):
+            return
+        yield _learning_finding(record, training)
+        if out_of_memory:
+            return  # the out-of-memory finding already says what fits
+
+        measures = [main.measure(f"largest {len(worst)}")]
+        if {s.row.index for s in first} != {s.row.index for s in worst}:
+            extra = _train(training_run, first, device, MEASURE_STEPS)
+            if not extra.oom:
+                measures.append(extra.measure(f"first {len(first)}"))
+        other = _other_size(measured, worst)
+        extra = _train(training_run, other, device, MEASURE_STEPS, batch_size=len(other))
+        if extra.oom:
+            yield _oom_finding(f"a batch of {len(other)}", extra.oom, device, measures[0], training,
+                               length=extra.length, blocking=False, batch=len(other))
+        else:
+            measures.append(extra.measure(f"largest {len(other)}"))
+        yield from _cost_findings(measures, batch_size, device, training, has_config=cfg is not None)
+
+
+# ---------------------------------------------------------------- the Trainer's run
+
+
+class Trained:
+    """One ``Trainer.train()``: what the watch recorded, peak memory, the batch's size."""
+
+    def __init__(self, rows: list, length: int, slots: int):
+        from ..trainer_watch import StepRecord
+
+        self.record = StepRecord()
+        self.rows = rows
+        self.length = length
+        self.slots = slots
+        self.peak_bytes = 0
+        self.oom: str | None = None
+        self.no_grad_path: str | None = None  # the Trainer's error when nothing trainable is on the loss's path
+
+    def measure(self, label: str) -> Measure:
+        return Measure(len(self.rows), self.length, self.peak_bytes, self.record.step_s, self.slots, label)
+
+
+def _train(training_run, chosen: list, device: str, steps: int, inspect: Callable | None = None,
+           batch_size: int | None = None) -> Trained:
+    """The configured Trainer's ``train()`` on ``chosen`` samples for ``steps`` optimizer steps.
+
+    Out-of-memory ends it with ``oom`` set, its memory released; any other error stops the probe
+    with the Trainer's own message.
+    """
+    from ..trainer_watch import StepWatch
+    from ..training import dataset_for
+
+    rows = [s.row for s in chosen]
+    length = _batch_length(training_run.collator, rows)
+    slots = round(sum(s.before or 0 for s in chosen) / max(1, len(chosen)))
+    result = Trained(rows, length, slots)
+    extra = {"max_steps": (steps, "a few optimizer steps are enough to see the run start, fit and learn")}
+    if batch_size is not None:
+        extra["per_device_train_batch_size"] = (batch_size, "a second batch size for the memory forecast")
+    arguments = training_run.arguments_with(extra)
+    watch = StepWatch(device, inspect=inspect)
+    message = None
+    trainer = None
+    try:
+        trainer = training_run.trainer(train_dataset=dataset_for(training_run.trainer_class, rows), arguments=arguments)
+        _quiet(trainer)
+        watch.attach(trainer)
+        with MemoryMeter(device) as meter:
+            trainer.train()
+        result.peak_bytes = meter.peak_bytes
+    except (RuntimeError, MemoryError) as exc:
+        if NO_GRAD_PATH in str(exc) and inspect is not None:
+            # backward() refused: no adapter is on the loss's path. The gradient report says which and why.
+            result.no_grad_path = loading.error_line(exc)
+            watch.record.grads = inspect(training_run.model)
+        elif not loading.is_oom(exc):
+            raise _train_failed(training_run, exc) from exc
+        else:
+            message = loading.error_line(exc)
+    except ProbeStop:
+        raise
+    except Exception as exc:
+        raise _train_failed(training_run, exc) from exc
+    finally:
+        del trainer
+    result.record = watch.record
+    if message is not None:  # outside the except block, so the failed step's tensors can be freed
+        training_run.model.zero_grad(set_to_none=True)
+        _release(device)
+        result.oom = message
+    return result
+
+
+def _quiet(trainer) -> None:
+    """No loss dicts or progress bars from the probe's runs in the terminal (display only)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    for callback in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(callback)
+
+
+def _train_failed(training_run, exc: BaseException) -> ProbeStop:
+    message = loading.first_line(exc)
+    fix = "Compare with the batch and model API probes; with gradient_checkpointing on, try it off."
+    checkpointing_kwargs = missing_arg = needs = None
+    if "in-place operation" in message:
+        checkpointing_kwargs = "{use_reentrant: false}"
+        fix = ("The embeddings were made to require grad (gradient checkpointing enabled before get_peft_model, "
+               "or enable_input_require_grads), and this model writes the image features into them in place: "
+               "let the Trainer enable checkpointing after wrapping, with "
+               "`gradient_checkpointing_kwargs: {use_reentrant: false}`.")
+    elif "num_items_in_batch" in message:
+        missing_arg = "num_items_in_batch"
+        fix = "Add `num_items_in_batch=None` to the Trainer subclass's compute_loss (see the training-config probe)."
+    elif "did not return a loss" in message or "returned no loss" in message:
+        needs = "labels"
+        fix = "The model computes the loss from `labels`: the collator must put them in every batch (see the batch probe)."
+    described = training_run.describe()
+    if "checkpointing" in message.lower() and "support" in message.lower():
+        return ProbeStop(
+            fail(
+                "step.gradient-checkpointing",
+                f"gradient_checkpointing is set, but the model refuses it: {loading.error_line(exc)}",
+                fix="Set `gradient_checkpointing: false` and lower the batch size or max length instead.",
+                evidence=described,
+                params={"error": loading.error_line(exc)},
+            )
+        )
+    return ProbeStop(
+        fail(
+            "step.forward-fails",
+            f"The training run fails: {type(exc).__name__}: {message}",
+            detail=f"Raised inside {described['trainer']}.train(), with the collator {described['collator']}.",
+            fix=fix,
+            evidence=described,
+            params={"error": message, "exception": type(exc).__name__, "checkpointing_kwargs": checkpointing_kwargs,
+                    "missing_arg": missing_arg, "needs": needs, "trainer": described["trainer"],
+                    "collator": described["collator"]},
+        )
+    )
+
+
+def _batch_length(collator: Any, rows: list) -> int:
+    """Padded tokens per sample of the batch the collator makes from these rows (0 when it cannot)."""
+    try:
+        batch = collator([r.example() for r in rows])
+        return int(batch["input_ids"].shape[-1])
+    except Exception:
+        return 0  # the Trainer's own run shows the collator's error
+
+
+# ---------------------------------------------------------------- building the run
+
+
+def _build(ctx, device: str, dtype: Any, overrides: dict, rows: list, model: Any, lora_kwargs: dict, names: list[str]):
+    """The run as scripts/train_lora.py builds it. A part the training-config or batch probe already
+    reports (the Trainer class, the collator's import) makes this probe SKIP; LoRA wrapping fails here."""
+    try:
+        return ctx.needs(lambda: trainrun.build(ctx, device, dtype, overrides, rows=rows, model=model,
+                                                lora_settings=lora_kwargs), "step")
+    except trainrun.BuildError as exc:
+        cause = exc.__cause__ or exc
+        if exc.stage == "lora":
+            raise _wrap_failed(cause, names) from exc
+        raise ProbeStop(
+            skip(
+                "step.prerequisite",
+                f"Not run: {exc.what} fails: {loading.error_line(cause)}",
+                fix="See the training-config probe, which names the value and the fix.",
+                params={"cause": f"{exc.what}: {loading.error_line(cause)}"},
+            )
+        ) from exc
+
+
+def _wrap_failed(cause: BaseException, names: list[str]) -> ProbeStop:
+    """peft refused the LoRA section: the targets, when they are what it names; else the value it names."""
+    about_targets = "target module" in str(cause).lower() or "not found in the base model" in str(cause)
+    return ProbeStop(
+        fail(
+            "step.lora-wrap",
+            f"get_peft_model fails with this LoRA config: {loading.error_line(cause)}",
+            fix=_targets_fix(names) if about_targets
+            else "Correct the `lora` value the message names (see the training-config probe).",
+            params={"error": loading.first_line(cause), "exception": type(cause).__name__,
+                    **(_targets_params(names) if about_targets else {})},
+        )
+    )
+
+
+def _run_finding(training_run, worst: list, first: list) -> Finding:
+    """Which run was checked: Trainer, collator, the arguments as configured and as used."""
+    described = training_run.describe()
+    table = [{"argument": s.name, "in the config": _shown(s.configured), "used": _shown(s.used),
+              "changed by": s.by or "—"} for s in training_run.settings]
+    overrides = [s.name for s in training_run.overrides()]
+    return passed(
+        "step.run",
+        f"Ran {training_run.trainer_class.__qualname__}.train() with {_short(training_run.collator)} "
+        f"on the largest batch of the split ({len(worst)} rows)",
+        detail="Overridden for the probe: " + ", ".join(f"`{n}`" for n in overrides) + ". Everything else as configured.",
+        table=table,
+        evidence={**described, "largest batch": _rows_text(worst), "first rows": _rows_text(first)},
+        params={"trainer": training_run.trainer_class.__qualname__, "collator": _short(training_run.collator),
+                "rows": len(worst), "overrides": ", ".join(overrides)},
+    )
+
+
+def _rows_finding(worst: list, first: list) -> Finding:
+    table = [{"batch": "largest", **s.describe()} for s in worst]
+    table += [{"batch": "first rows", **s.describe()} for s in first if s not in worst]
+    return passed("step.rows", f"Batches measured: the {len(worst)} largest rows and the first {len(first)}", table=table,
+                  params={"largest": len(worst), "first": len(first)})
+
+
+def _lora_finding(ctx, training_run, lora_kwargs: dict) -> Finding:
+    peft_model = training_run.model
     adapted = [gradients.strip_peft_prefix(n) for n in lora.adapter_modules(peft_model)]
-    no_grad = set(lora.no_grad_modules(target, adapted))
     trainable, total = _counts(peft_model)
     settings = peft_model.peft_config[peft_model.active_adapter]
-    yield passed(
+    return passed(
         "step.lora",
         f"LoRA ({lora.normalise_task_type(settings.task_type)}) on {len(adapted)} modules: "
         f"{trainable:,} trainable of {total:,} parameters",
@@ -100,114 +355,11 @@ def run(ctx) -> Iterable[Finding]:
         params={"modules": len(adapted), "trainable": trainable},
     )
 
-    peft_model.train()
-    params = [p for p in peft_model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=LEARNING_RATE)
-    first = _checked_run(peft_model, one_dev, optimizer, device, amp, training, STEPS, inspect=gradients.collect)
-    if first.oom:
-        raise ProbeStop(_oom_finding("one sample", first.oom, device, None, training, length=_length(one)))
-    yield _loss_finding(first)
-    grad_findings = list(_gradient_findings(first.grads, no_grad, names, _reentrant(training)))
-    yield from grad_findings
-    if any(f.status.blocks for f in grad_findings) or not first.losses or not _finite(first.losses[0]):
-        return
-    yield _overfit_finding(first)
-
-    small = Measure(1, _length(one), first.peak_bytes, first.step_s)
-    second = _checked_run(peft_model, two_dev, optimizer, device, amp, training, 3)
-    large = None if second.oom else Measure(2, _length(two), second.peak_bytes, second.step_s)
-    yield from _cost_findings(small, large, second.oom, device, cfg, training)
-
-
-# ---------------------------------------------------------------- the training loop
-
-
-def overfit(model, batch: dict, optimizer, steps: int, device: str, amp: Callable[[], Any],
-            inspect: Callable[[Any], gradients.GradientReport] | None = None) -> Run:
-    """``steps`` optimizer steps on one batch; peak memory over all of them, time of each.
-
-    ``inspect`` is called after the first backward, before the update, to see the gradients.
-    Out-of-memory ends the run with ``run.oom`` set; the memory is released before returning.
-    """
-    result = Run()
-    message = None
-    try:
-        with MemoryMeter(device) as meter:
-            for i in range(steps):
-                with Stopwatch(device) as watch:
-                    loss = _loss(model, batch, amp)
-                    if not loss.requires_grad:  # no trainable weight on the loss's path
-                        result.losses.append(float(loss.detach()))
-                        result.grads = inspect(model) if inspect else None
-                        break
-                    loss.backward()
-                    if i == 0 and inspect is not None:
-                        result.grads = inspect(model)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                result.losses.append(float(loss.detach()))
-                result.times.append(watch.seconds)
-        result.peak_bytes = meter.peak_bytes
-    except (RuntimeError, MemoryError) as exc:
-        if not loading.is_oom(exc):
-            raise
-        message = loading.error_line(exc)
-    if message is not None:  # outside the except block, so the failed step's tensors can be freed
-        optimizer.zero_grad(set_to_none=True)
-        _release(device)
-        result.oom = message
-    return result
-
-
-def _checked_run(model, batch: dict, optimizer, device: str, amp, training: dict, steps: int, inspect=None) -> Run:
-    """:func:`overfit`, with an error raised in the model's own code turned into a finding."""
-    try:
-        return overfit(model, batch, optimizer, steps, device, amp, inspect=inspect)
-    except ProbeStop:
-        raise
-    except Exception as exc:
-        message = loading.first_line(exc)
-        fix = "Compare with the batch and model API probes; with gradient_checkpointing on, try it off."
-        checkpointing_kwargs = None
-        if "in-place operation" in message:
-            checkpointing_kwargs = "{use_reentrant: false}"
-            fix = ("The embeddings were made to require grad (gradient checkpointing enabled before get_peft_model, "
-                   "or enable_input_require_grads), and this model writes the image features into them in place: "
-                   "let the Trainer enable checkpointing after wrapping, with "
-                   "`gradient_checkpointing_kwargs: {use_reentrant: false}`.")
-        raise ProbeStop(
-            fail(
-                "step.forward-fails",
-                f"The training step fails: {type(exc).__name__}: {message}",
-                detail="The batch came from the verified builder, so the model, its dtype or the training settings "
-                "(gradient checkpointing, mixed precision) are the suspects.",
-                fix=fix,
-                params={"error": message, "exception": type(exc).__name__, "checkpointing_kwargs": checkpointing_kwargs},
-            )
-        ) from exc
-
-
-def _loss(model, batch: dict, amp: Callable[[], Any]):
-    with amp():
-        out = model(**batch)
-    loss = out.get("loss") if isinstance(out, dict) else getattr(out, "loss", None)
-    if loss is None:
-        raise ProbeStop(
-            fail(
-                "step.no-loss",
-                f"{type(model).__name__} returned no loss for a batch with labels",
-                fix="The model computes the loss itself from `labels`; make sure the batch carries them "
-                "(see the batch probe).",
-                params={"cls": type(model).__name__},
-            )
-        )
-    return loss
-
 
 # ---------------------------------------------------------------- findings
 
 
-def _task_type(model, lora_kwargs: dict, batch: dict, amp) -> Iterable[Finding]:
+def _task_type(model, lora_kwargs: dict, batch: dict, amp: Callable[[], Any]) -> Iterable[Finding]:
     """A task type that does not fit the architecture: show what it does, then go on with the right one."""
     want = lora.task_type_for(model.config)
     given = lora.normalise_task_type(lora_kwargs.get("task_type"))
@@ -220,8 +372,8 @@ def _task_type(model, lora_kwargs: dict, batch: dict, amp) -> Iterable[Finding]:
         try:
             import torch
 
-            with torch.no_grad():
-                _loss(trial, batch, amp)
+            with torch.no_grad(), amp():
+                trial(**batch)
         except Exception as exc:
             forward_error = loading.error_line(exc)
             outcome = f"the first forward fails: {forward_error}"
@@ -243,21 +395,6 @@ def _task_type(model, lora_kwargs: dict, batch: dict, amp) -> Iterable[Finding]:
     lora_kwargs["task_type"] = want
 
 
-def _wrap(model, lora_kwargs: dict):
-    try:
-        return lora.wrap(model, lora_kwargs)
-    except Exception as exc:
-        names = [n for n, _ in model.named_modules()]
-        raise ProbeStop(
-            fail(
-                "step.lora-wrap",
-                f"get_peft_model fails with this LoRA config: {loading.error_line(exc)}",
-                fix=_targets_fix(names),
-                params={"error": loading.first_line(exc), "exception": type(exc).__name__, **_targets_params(names)},
-            )
-        ) from exc
-
-
 def _targets_fix(names: list[str]) -> str:
     """Adapters on the language model's projections, in the config's words."""
     targets = "[" + ", ".join(lora.language_model_targets(names)) + "]"
@@ -272,8 +409,8 @@ def _targets_params(names: list[str]) -> dict[str, Any]:
             "exclude": lora.vision_exclude_pattern(names) or None}
 
 
-def _loss_finding(first: Run) -> Finding:
-    loss = first.losses[0] if first.losses else None
+def _loss_finding(record) -> Finding:
+    loss = record.losses[0] if record.losses else None
     if loss is None or not _finite(loss):
         return fail(
             "step.loss-not-finite",
@@ -287,7 +424,7 @@ def _loss_finding(first: Run) -> Finding:
 
 
 def _gradient_findings(grads: gradients.GradientReport | None, no_grad: set[str], names: list[str],
-                       reentrant: bool = False) -> Iterable[Finding]:
+                       reentrant: bool = False, trainer_error: str | None = None) -> Iterable[Finding]:
     if grads is None:
         return
     rows = gradients.grouped_rows(grads.adapters, no_grad)
@@ -295,6 +432,8 @@ def _gradient_findings(grads: gradients.GradientReport | None, no_grad: set[str]
     fix_targets = _targets_fix(names)
     targets = _targets_params(names)
     evidence = {"adapters": len(grads.adapters), "with gradient": len(learning), "without": len(silent)}
+    if trainer_error:
+        evidence["Trainer.train() stopped with"] = trainer_error
     if grads.non_finite:
         yield fail(
             "step.gradients-not-finite",
@@ -366,26 +505,47 @@ def _gradient_findings(grads: gradients.GradientReport | None, no_grad: set[str]
         )
 
 
-def _overfit_finding(first: Run) -> Finding:
-    losses = first.losses
-    table = [{"step": i + 1, "loss": f"{v:.5f}", "time": f"{t:.3f} s"} for i, (v, t) in enumerate(zip(losses, first.times))]
-    fell = loss_falls(losses)
-    if fell:
+def _learning_finding(record, training: dict) -> Finding:
+    """The same batch, repeated: the adapters must move, and the loss should fall.
+
+    Unchanged adapters after the Trainer's steps mean the updates are lost (an optimizer without
+    them, a zero learning rate): NO-GO. A loss that does not fall while they move is a warning, not
+    a verdict: in its first few steps the configured schedule may still be warming up, and a low
+    rate moves a loss slowly.
+    """
+    losses, rates = record.losses, record.learning_rates
+    table = [{"step": i + 1, "loss": f"{v:.5f}", "learning rate": f"{r:.3g}" if r is not None else "?",
+              "time": f"{t:.3f} s"}
+             for i, (v, r, t) in enumerate(zip(losses, rates + [None] * len(losses), record.times))]
+    evidence = {"optimizer steps": len(losses), "learning rates": ", ".join(f"{r:.3g}" for r in rates) or "?"}
+    if record.adapters_changed is False:
+        return fail(
+            "step.no-update",
+            f"The adapters did not change in {len(losses)} optimizer steps",
+            detail="The gradients reached them (see above), but no update was applied: the optimizer does not hold "
+            "the adapters' parameters, or the learning rate is 0.",
+            fix="Give `learning_rate` a positive value; a Trainer subclass that overrides `create_optimizer` must "
+            "pass the parameters with `requires_grad=True`.",
+            table=table, evidence=evidence, params={"steps": len(losses)},
+        )
+    if loss_falls(losses):
         return passed(
             "step.loss-falls",
             f"The loss falls on a repeated batch: {losses[0]:.5f} → {losses[-1]:.5f} in {len(losses)} steps",
-            table=table, evidence={"optimizer": f"AdamW lr {LEARNING_RATE:g}"},
+            table=table, evidence=evidence,
             params={"first": round(losses[0], 4), "last": round(losses[-1], 4), "steps": len(losses)},
         )
-    return fail(
+    low = max(rates, default=0.0)
+    return warn(
         "step.loss-flat",
         f"The loss does not fall on a repeated batch ({' → '.join(f'{v:.5f}' for v in losses)})",
-        detail=f"{len(losses)} AdamW steps at lr {LEARNING_RATE:g} on the same batch should overfit it. If they do not, "
-        "the adapters are not on the loss's path, the labels do not supervise the target, or the updates are lost.",
-        fix="Check the gradient finding above and the batch probe's label findings; target the language model's "
-        "projections with LoRA.",
-        table=table, params={"losses": [round(v, 4) for v in losses], "trace": " → ".join(f"{v:.5f}" for v in losses),
-                             "steps": len(losses), "lr": LEARNING_RATE},
+        detail=f"{len(losses)} optimizer steps of the configured run on the same batch, at learning rates up to "
+        f"{low:.3g}: the adapters moved, but the loss did not follow. Early in a warm-up, or at a low rate, "
+        "that can be normal; otherwise the labels do not supervise the target.",
+        fix="Check the batch probe's label findings; if the schedule warms up over many steps, this is expected.",
+        table=table, evidence=evidence,
+        params={"losses": [round(v, 4) for v in losses], "trace": " → ".join(f"{v:.5f}" for v in losses),
+                "steps": len(losses), "lr": low},
     )
 
 
@@ -403,65 +563,68 @@ def loss_falls(losses: list[float]) -> bool:
     return all(b < a for a, b in zip(losses, losses[1:]))
 
 
-def _cost_findings(small: Measure, large: Measure | None, oom: str | None, device: str, cfg,
-                   training: dict) -> Iterable[Finding]:
+def _cost_findings(measures: list[Measure], configured: int, device: str, training: dict,
+                   has_config: bool = True) -> Iterable[Finding]:
     capacity = capacity_bytes(device)
-    table = [small.row()] + ([large.row()] if large else [])
-    configured = int(training["per_device_train_batch_size"]) if "per_device_train_batch_size" in training else None
-    max_length = int(cfg.data["max_length"]) if cfg is not None and cfg.data.get("max_length") else None
-    evidence = {"device": device, "device memory": gib(capacity)}
-    if large is None:
-        yield _oom_finding("a batch of 2", oom or "", device, small, training, length=small.length,
-                           blocking=(configured or 1) >= 2)
-        return
-    batch = configured or 1
-    length = max_length or large.length
-    guess = forecast(small, large, batch, length, capacity, HEADROOM)
-    table.append({"batch": f"{batch} (forecast)", "tokens / sample": length, "peak memory": gib(guess.peak_bytes),
-                  "time / step": f"{guess.step_s:.3f} s"})
+    main = measures[0]
+    guess = forecast(measures, configured, main.length, capacity, HEADROOM, slots=main.slots)
+    table = [m.row() for m in measures]
+    if configured != main.samples:  # fewer rows than the configured batch: the forecast says what a full one needs
+        table.append({"batch": f"{configured} (forecast)", "rows": "", "tokens / sample": main.length,
+                      "image slots / sample": main.slots or "?", "peak memory": gib(guess.peak_bytes),
+                      "time / step": f"{guess.step_s:.3f} s"})
+        peak, seconds = guess.peak_bytes, guess.step_s
+    else:
+        peak, seconds = main.peak_bytes, main.step_s
+    evidence = {"device": device, "device memory": gib(capacity),
+                "forecast": "linear in tokens and image slots per batch, through the measured sizes"}
     if device.startswith("cuda"):
         evidence.update({"largest batch expected to fit at this length": guess.largest_batch,
                          "memory measured as": "torch.cuda.max_memory_allocated"})
     else:  # the resident set barely moves for small models: no batch limit can be read from it
         evidence["memory measured as"] = "process RSS, sampled (includes the Python process itself)"
-    what = f"batch {batch} x {length} tokens" + ("" if configured else " (no training config: batch 1)")
-    if device.startswith("cuda") and capacity and guess.peak_bytes > capacity:
+    what = f"batch {configured} x {main.length} tokens" + (
+        "" if not has_config or "per_device_train_batch_size" in training
+        else " (no batch size configured: the Trainer's default)") + ("" if has_config else " (no training config: batch 1)")
+    if device.startswith("cuda") and capacity and peak > capacity:
         yield fail(
             "step.forecast-oom",
-            f"Forecast for {what}: {gib(guess.peak_bytes)}, more than the GPU's {gib(capacity)}",
-            detail="Linear in tokens through the two measured sizes; activations and logits grow with batch x length.",
+            f"Forecast for {what}: {gib(peak)}, more than the GPU's {gib(capacity)}",
+            detail="Linear in tokens and image slots through the measured sizes.",
             fix=f"Use `per_device_train_batch_size: {max(1, guess.largest_batch or 1)}` with more gradient accumulation, or "
             + FIX_MEMORY + ".",
             table=table, evidence=evidence,
-            params={"need": gib(guess.peak_bytes), "have": gib(capacity), "largest": guess.largest_batch,
-                    "batch": batch, "length": length, "default_batch": None if configured else batch,
+            params={"need": gib(peak), "have": gib(capacity), "largest": guess.largest_batch,
+                    "batch": configured, "length": main.length, "default_batch": None if has_config else configured,
                     "fit_batch": max(1, guess.largest_batch or 1)},
         )
-    elif capacity and guess.peak_bytes > capacity * HEADROOM:
+    elif capacity and peak > capacity * HEADROOM:
         yield warn(
             "step.forecast-tight",
-            f"Forecast for {what}: {gib(guess.peak_bytes)} of {gib(capacity)} ({guess.peak_bytes / capacity:.0%})",
+            f"Forecast for {what}: {gib(peak)} of {gib(capacity)} ({peak / capacity:.0%})",
             fix="Leave headroom: " + FIX_MEMORY + ".",
             table=table, evidence=evidence,
-            params={"need": gib(guess.peak_bytes), "have": gib(capacity), "share": f"{guess.peak_bytes / capacity:.0%}",
-                    "batch": batch, "length": length, "default_batch": None if configured else batch},
+            params={"need": gib(peak), "have": gib(capacity), "share": f"{peak / capacity:.0%}",
+                    "batch": configured, "length": main.length, "default_batch": None if has_config else configured},
         )
     else:
         yield passed(
             "step.cost",
-            f"One step of {what}: about {gib(guess.peak_bytes)} peak and {guess.step_s:.2f} s",
+            f"One step of {what}: about {gib(peak)} peak and {seconds:.2f} s",
             table=table, evidence=evidence,
-            params={"peak": gib(guess.peak_bytes), "seconds": round(guess.step_s, 3)},
+            params={"peak": gib(peak), "seconds": round(seconds, 3)},
         )
 
 
 def _oom_finding(what: str, message: str, device: str, fitted: Measure | None, training: dict,
-                 length: int | None = None, blocking: bool = True) -> Finding:
+                 length: int | None = None, blocking: bool = True, batch: int | None = None) -> Finding:
     largest = (f"The largest setting that fitted: batch {fitted.samples} x {fitted.length} tokens "
                f"({gib(fitted.peak_bytes)} peak)." if fitted else "Nothing fitted.")
     configured = training.get("per_device_train_batch_size")
+    effective = _configured_batch(training) * _whole(training.get("gradient_accumulation_steps"), 1)
+    accumulation = max(1, effective // fitted.samples) if fitted else None
     fix = (f"Set `per_device_train_batch_size: {fitted.samples}` and `gradient_accumulation_steps: "
-           f"{max(1, int(configured or 1) // fitted.samples)}`, or " if fitted else "Load in bf16, ") + FIX_MEMORY + "."
+           f"{accumulation}`, or " if fitted else "Load in bf16, ") + FIX_MEMORY + "."
     make = fail if blocking else warn
     return make(
         "step.out-of-memory",
@@ -469,54 +632,63 @@ def _oom_finding(what: str, message: str, device: str, fitted: Measure | None, t
         detail=f"{message}\n{largest}",
         fix=fix,
         evidence={"device memory": gib(capacity_bytes(device)), "configured batch": configured},
-        params={"what": what, "device": device, "tokens": length, "message": message,
+        params={"what": what, "device": device, "tokens": length, "message": message, "batch": batch,
                 "fit_batch": fitted.samples if fitted else None, "fit_length": fitted.length if fitted else None,
                 "fit_peak": gib(fitted.peak_bytes) if fitted else None,
-                "accumulation": max(1, int(configured or 1) // fitted.samples) if fitted else None},
+                "accumulation": accumulation},
     )
+
 
 
 # ---------------------------------------------------------------- inputs and helpers
 
 
-def _examples(ctx) -> list[dict]:
+def _rows(ctx) -> list:
+    """The training rows the dataset probe accepts (a broken row is its finding, not a reason to stop here)."""
     data = ctx.needs(ctx.dataset, "step")
     if data is None or data.train is None or not data.train.rows:
         raise ProbeStop(skip("step.no-data", "No training rows to build a batch from",
                              fix="Pass --dsocr-data DIR (train/metadata.json with image_path and text rows)."))
-    return [r.example() for r in data.train.rows[:2]]
+    rows = samples_mod.usable(data.train.rows)
+    if not rows:
+        raise ProbeStop(skip("step.no-usable-rows", "No training row has an image that opens",
+                             fix="See the dataset probe: it names each row and why its image cannot be read."))
+    return rows
 
 
-def _build(builder, examples: list[dict]) -> dict:
+def _layout_builder(ctx, dtype: Any):
+    """The verified builder, for its layout facts (image slots by page size); None when it cannot be made."""
     try:
-        return builder(examples)
-    except Exception as exc:
-        raise ProbeStop(
-            skip(
-                "step.prerequisite",
-                f"Not run: the batch builder refuses the first training rows: {type(exc).__name__}: {exc}",
-                fix="See the batch and dataset probes; fix the row named in the message.",
-            )
-        ) from exc
+        return loading.builder_for(ctx, None, dtype)
+    except ProbeStop:
+        return None
 
 
-def _prepare(model, training: dict):
-    """What the Trainer does to the wrapped model when the config asks for it."""
-    from ..training import checkpointing_enabled, prepare_for_training
+def _tokenizer(ctx):
+    try:
+        return ctx.tokenizer()
+    except ProbeStop:
+        return None
 
-    if checkpointing_enabled(training):
-        try:
-            return prepare_for_training(model, training)
-        except Exception as exc:
-            raise ProbeStop(
-                fail(
-                    "step.gradient-checkpointing",
-                    f"gradient_checkpointing is set, but the model refuses it: {loading.error_line(exc)}",
-                    fix="Set `gradient_checkpointing: false` and lower the batch size or max length instead.",
-                    params={"error": loading.error_line(exc)},
-                )
-            ) from exc
-    return model
+
+def _configured_batch(training: dict) -> int:
+    """per_device_train_batch_size as the run reads it (the Trainer's default 8 when unset; 1 when unusable)."""
+    return _whole(training.get("per_device_train_batch_size", 8), 1)
+
+
+def _whole(value: Any, default: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1 or value != int(value):
+        return default
+    return int(value)
+
+
+def _other_size(measured: list, worst: list) -> list:
+    """A second batch size for the forecast: one sample of the largest, or two when the run takes one."""
+    if len(worst) > 1:
+        return samples_mod.largest(worst, 1)
+    if len(measured) > 1:
+        return samples_mod.largest(measured, 2)
+    return worst * 2  # the only row twice: the DataLoader does not care that it repeats
 
 
 def _reentrant(training: dict) -> bool:
@@ -527,12 +699,14 @@ def _reentrant(training: dict) -> bool:
 
 def _autocast(training: dict, device: str) -> Callable[[], Any]:
     """The Trainer's mixed precision (bf16 / fp16 in the training section) as a context factory."""
+    import contextlib
+
     import torch
 
     kind = "cuda" if device.startswith("cuda") else "cpu"
-    if training.get("bf16"):
+    if training.get("bf16") is True:
         return lambda: torch.autocast(kind, dtype=torch.bfloat16)
-    if training.get("fp16") and kind == "cuda":
+    if training.get("fp16") is True and kind == "cuda":
         return lambda: torch.autocast(kind, dtype=torch.float16)
     return contextlib.nullcontext
 
@@ -579,13 +753,23 @@ def _allocated(device: str) -> int | None:
     return rss_bytes()
 
 
-def _length(batch: dict) -> int:
-    return int(batch["input_ids"].shape[-1])
-
-
 def _counts(model) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, sum(p.numel() for p in model.parameters())
+
+
+def _rows_text(chosen: list) -> str:
+    return ", ".join(f"#{s.row.index} {s.row.image.name}" for s in chosen)
+
+
+def _short(obj: Any) -> str:
+    owner = obj if isinstance(obj, type) else type(obj)
+    return owner.__qualname__ if owner.__qualname__ != "function" else getattr(obj, "__qualname__", repr(obj))
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) and value != trainrun.UNSET else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _name(dtype: Any) -> str:
@@ -593,8 +777,6 @@ def _name(dtype: Any) -> str:
 
 
 def _finite(x: float) -> bool:
-    import math
-
     return math.isfinite(x)
 
 

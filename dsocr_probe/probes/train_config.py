@@ -14,8 +14,15 @@ from typing import Any, Iterable
 
 from packaging.version import Version
 
+from .. import trainrun, training_values
 from ..findings import Finding, ProbeStop, cause_params, fail, passed, skip, warn
 from ..rules import ARG_RULES
+
+# transformers passes num_items_in_batch to compute_loss (by keyword) and training_step (third
+# positional) from 4.46.0 on; a subclass written for an older release fails on the first step.
+NUM_ITEMS_SINCE = Version("4.46.0")
+_NUM_ITEMS_SIGNATURE = {"compute_loss": "return_outputs=False, num_items_in_batch=None",
+                        "training_step": "num_items_in_batch=None"}
 
 
 def run(ctx) -> Iterable[Finding]:
@@ -27,23 +34,29 @@ def run(ctx) -> Iterable[Finding]:
     import transformers
 
     installed = Version(transformers.__version__)
-    yield from check_arguments(cfg.training, installed)
-    if not ctx.facts.injected:
-        yield from _construct(cfg.training)
+    yield from _unknown_keys(cfg)
+    trainer_cls = yield from _trainer(cfg, installed)
+    args_cls = trainrun.arguments_class(trainer_cls) if trainer_cls is not None else None
+    yield from check_arguments(cfg.training, installed, args_cls)
+    problems = training_values.check(cfg.training, args_cls or transformers.TrainingArguments)
+    yield from _value_findings(problems)
+    if not ctx.facts.injected and not problems and trainer_cls is not None:
+        yield from _construct(ctx, cfg.training, args_cls)
     yield from _auto_class(ctx, cfg)
-    yield from _batch_math(ctx, cfg)
+    yield from _batch_math(ctx, cfg, bad={p.key for p in problems})
     yield from _collator_and_workers(ctx, cfg)
     yield from _lora(ctx, cfg)
 
 
-def training_arguments_fields() -> dict[str, inspect.Parameter]:
+def training_arguments_fields(args_cls: type | None = None) -> dict[str, inspect.Parameter]:
     from transformers import TrainingArguments
 
-    return {n: p for n, p in inspect.signature(TrainingArguments.__init__).parameters.items() if n != "self"}
+    return trainrun.arguments_fields(args_cls or TrainingArguments)
 
 
-def check_arguments(training: dict[str, Any], installed: Version) -> Iterable[Finding]:
-    fields = training_arguments_fields()
+def check_arguments(training: dict[str, Any], installed: Version, args_cls: type | None = None) -> Iterable[Finding]:
+    fields = training_arguments_fields(args_cls)
+    where = (args_cls.__name__ if args_cls is not None else "TrainingArguments")
     bad = 0
     for key in training:
         rule = ARG_RULES.get(key)
@@ -72,18 +85,19 @@ def check_arguments(training: dict[str, Any], installed: Version) -> Iterable[Fi
             when = f" (removed in transformers {rule.removed})" if rule.removed else " (it never was one)"
             yield fail(
                 "train_config.renamed-argument",
-                f"TrainingArguments got an unexpected keyword argument `{key}`{when}",
+                f"{where} got an unexpected keyword argument `{key}`{when}",
                 fix=f"Use `{rule.use}` instead of `{key}`.",
                 source=rule.source,
-                params={"key": key, "use": rule.use, "removed": rule.removed},
+                params={"key": key, "use": rule.use, "removed": rule.removed, "where": where},
             )
         else:
             close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.75)
             yield fail(
                 "train_config.unknown-argument",
-                f"TrainingArguments got an unexpected keyword argument `{key}`",
-                fix=f"Did you mean `{close[0]}`?" if close else f"Remove `{key}`; transformers {installed} has no such argument.",
-                params={"key": key, "suggestion": close[0] if close else None, "installed": str(installed)},
+                f"{where} got an unexpected keyword argument `{key}`",
+                fix=f"Did you mean `{close[0]}`?" if close else f"Remove `{key}`; {where} of transformers {installed} has no such argument.",
+                params={"key": key, "suggestion": close[0] if close else None, "installed": str(installed),
+                        "where": where},
             )
     if not bad:
         yield passed("train_config.arguments", f"All {len(training)} training arguments exist in transformers {installed}")
@@ -95,24 +109,155 @@ def _trainer_argument(key: str, installed: Version) -> str:
     return f"`Trainer({key}=...)`"
 
 
-def _construct(training: dict[str, Any]) -> Iterable[Finding]:
-    """Build TrainingArguments for real: catches bad values (an unknown optim name, bf16 without support)."""
-    from transformers import TrainingArguments
+def _construct(ctx, training: dict[str, Any], args_cls: type) -> Iterable[Finding]:
+    """Build the arguments for real, as the run will (bad choices, bf16 without support, conflicting flags)."""
+    from .. import loading
 
-    fields = training_arguments_fields()
-    kwargs = {k: v for k, v in training.items() if k in fields}
     with tempfile.TemporaryDirectory() as tmp:
-        kwargs.setdefault("output_dir", tmp)
-        kwargs["output_dir"] = tmp  # never create the run's real output folder from a probe
         try:
-            TrainingArguments(**kwargs)
+            # use_cpu as the run sets it, so a CPU run gets the class's own message, not "needs a GPU"
+            trainrun.build_arguments(args_cls, training, {"output_dir": (tmp, "never create the run's folder")},
+                                     use_cpu=loading.default_device(ctx) == "cpu")
         except Exception as exc:
             yield fail(
                 "train_config.invalid-value",
-                f"TrainingArguments rejects these values on this machine: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                f"{args_cls.__name__} rejects these values on this machine: {type(exc).__name__}: {str(exc).splitlines()[0]}",
                 detail=str(exc),
                 fix="Correct the value named in the message.",
-                params={"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"},
+                params={"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}", "where": args_cls.__name__},
+            )
+
+
+def _unknown_keys(cfg) -> Iterable[Finding]:
+    """Keys the training script would not read: a misspelled section is NO-GO (its settings would
+    silently fall back to defaults); other unknown keys are named with the closest known one."""
+    for where, key, near in cfg.unknown:
+        if where == "top level" and near:
+            yield fail(
+                "train_config.unknown-section",
+                f"`{key}:` is not a section the training script reads: did you mean `{near}:`?",
+                detail=f"Everything under `{key}:` is ignored, and the defaults of `{near}` are used (and judged) instead.",
+                fix=f"Rename `{key}:` to `{near}:`.",
+                params={"key": key, "near": near},
+            )
+        else:
+            yield warn(
+                "train_config.unknown-key",
+                f"`{key}` ({where}) is not read by the training script" + (f": did you mean `{near}`?" if near else ""),
+                fix=f"Rename it to `{near}`." if near else f"Remove `{key}`, or read it in your own code.",
+                params={"key": key, "where": where, "near": near},
+            )
+
+
+def _trainer(cfg, installed: Version):
+    """The configured Trainer class: it must import, be a Trainer, and take the arguments the
+    installed Trainer passes to the methods it overrides. Returns the class (None when unusable)."""
+    try:
+        cls, source = trainrun.trainer_class(cfg)
+    except ProbeStop as stop:
+        yield stop.finding
+        return None
+    problems = []
+    if installed >= NUM_ITEMS_SINCE:
+        problems = [(name, why) for name, why in _overrides_without_num_items(cls)]
+    for method, why in problems:
+        yield fail(
+            "train_config.trainer-num-items",
+            f"{cls.__qualname__}.{method} does not take `num_items_in_batch`: transformers {installed} passes it",
+            detail=f"{why} Since transformers 4.46.0 the Trainer calls `compute_loss(model, inputs, "
+            "num_items_in_batch=...)` and `training_step(model, inputs, num_items_in_batch)`; the first step fails "
+            "with `unexpected keyword argument 'num_items_in_batch'` (or too many positional arguments).",
+            fix=f"Add the parameter: `def {method}(self, model, inputs, {_NUM_ITEMS_SIGNATURE[method]}):` and pass it "
+            "on to `super()`.",
+            params={"cls": cls.__qualname__, "method": method, "installed": str(installed), "signature_now": why,
+                    "signature": _NUM_ITEMS_SIGNATURE[method]},
+        )
+    if not problems:
+        args_cls = trainrun.arguments_class(cls)
+        yield passed("train_config.trainer", f"Trainer: {cls.__module__}.{cls.__qualname__} with {args_cls.__name__}",
+                     evidence={"trainer": f"{cls.__module__}.{cls.__qualname__}", "from": source,
+                               "arguments class": f"{args_cls.__module__}.{args_cls.__name__}"},
+                     params={"cls": f"{cls.__module__}.{cls.__qualname__}", "args": args_cls.__name__})
+    return cls
+
+
+def _overrides_without_num_items(cls: type) -> Iterable[tuple[str, str]]:
+    """Methods a Trainer subclass overrides whose signature cannot take ``num_items_in_batch``:
+    compute_loss gets it by keyword, training_step as its third positional argument."""
+    for name in ("compute_loss", "training_step"):
+        owner = next((k for k in cls.__mro__ if name in k.__dict__), None)
+        if owner is None or owner.__module__.split(".")[0] in ("transformers", "trl"):
+            continue  # the library's own methods match the library's own calls
+        signature = inspect.signature(getattr(cls, name))
+        params = signature.parameters.values()
+        kinds = [p.kind for p in params]
+        if name == "compute_loss":
+            fits = "num_items_in_batch" in signature.parameters or inspect.Parameter.VAR_KEYWORD in kinds
+        else:
+            positional = sum(k in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                             for k in kinds)
+            fits = positional >= 4 or inspect.Parameter.VAR_POSITIONAL in kinds  # self, model, inputs, num_items
+        if not fits:
+            yield name, f"`{owner.__module__}.{owner.__qualname__}.{name}{signature}`."
+
+
+def _value_findings(problems: list[training_values.ValueProblem]) -> Iterable[Finding]:
+    for p in problems:
+        params = {"key": p.key, "value": p.shown, "expected": p.expected, "write": p.write}
+        if p.kind == "number-as-string":
+            yield fail(
+                "train_config.number-as-string",
+                f"`{p.key}: {p.value}` is read as the string {p.shown}, not a number",
+                detail="YAML 1.1 (PyYAML) reads a number without a dot, or with an exponent without a sign, as text. "
+                "TrainingArguments stores it as given, and training fails in the optimizer or scheduler with "
+                "`'<=' not supported between instances of 'float' and 'str'`.",
+                fix=f"Write `{p.write}`.",
+                params=params,
+            )
+        elif p.kind == "bool-as-string":
+            yield fail(
+                "train_config.bool-as-string",
+                f"`{p.key}` is the string {p.shown}, not true or false: any non-empty text counts as true",
+                fix=f"Write `{p.write}` without quotes.",
+                params=params,
+            )
+        elif p.kind == "choice":
+            near = difflib.get_close_matches(str(p.value), p.expected.split(", "), n=1, cutoff=0.5)
+            yield fail(
+                "train_config.bad-choice",
+                f"`{p.key}: {p.value}` is not one of the values the installed transformers accepts",
+                detail=f"Accepted: {p.expected}.",
+                fix=f"Use `{p.key}: {near[0]}`." if near else f"Use one of: {p.expected}.",
+                params={**params, "near": near[0] if near else None},
+            )
+        elif p.kind == "conflict":
+            yield fail(
+                "train_config.fp16-and-bf16",
+                "`fp16` and `bf16` are both true: TrainingArguments allows at most one of them",
+                fix="Keep `bf16: true` on GPUs with compute capability 8.0 or higher, else `fp16: true`; not both.",
+                params=params,
+            )
+        elif p.kind == "range":
+            yield fail(
+                "train_config.out-of-range",
+                f"`{p.key}: {p.value}` is out of range: it must be {p.expected}",
+                detail="TrainingArguments stores it; the run fails or learns nothing once it gets there.",
+                fix=f"Set `{p.key}` to a value {p.expected}.",
+                params=params,
+            )
+        elif p.kind == "null":
+            yield fail(
+                "train_config.null-value",
+                f"`{p.key}` is empty (null): it needs {p.expected}",
+                fix=f"Remove the `{p.key}:` line to use the default, or give it {p.expected}.",
+                params=params,
+            )
+        else:
+            yield fail(
+                "train_config.wrong-type",
+                f"`{p.key}: {p.value}` has the wrong type: it needs {p.expected}",
+                fix=f"Write `{p.write}`." if p.write else f"Give `{p.key}` {p.expected}.",
+                params=params,
             )
 
 
@@ -142,8 +287,10 @@ def _auto_class(ctx, cfg) -> Iterable[Finding]:
         )
 
 
-def _batch_math(ctx, cfg) -> Iterable[Finding]:
+def _batch_math(ctx, cfg, bad: set[str] = frozenset()) -> Iterable[Finding]:
     t = cfg.training
+    if bad & {"per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "max_steps"}:
+        return  # the value findings above name the problem; no arithmetic on values the run cannot use
     bs = int(t.get("per_device_train_batch_size", 8))
     ga = int(t.get("gradient_accumulation_steps", 1))
     epochs = float(t.get("num_train_epochs", 3))
@@ -216,7 +363,7 @@ def _collator_and_workers(ctx, cfg) -> Iterable[Finding]:
             yield from _builder_and_dataset_pickle(ctx, workers)
         return
     try:
-        collator = import_object(spec, cfg)
+        collator = trainrun.resolve_object(spec, cfg)
     except Exception as exc:
         yield fail("train_config.collator-import", f"data.collator `{spec}` cannot be imported: {type(exc).__name__}: {exc}",
                    fix="Give it as `package.module:name`, importable from the directory training starts in.",
@@ -280,18 +427,6 @@ def _builder_and_dataset_pickle(ctx, workers: int) -> Iterable[Finding]:
                  evidence=evidence)
 
 
-def import_object(spec: str, cfg) -> Any:
-    """``package.module:attr.path`` relative to the working directory or the config's project."""
-    module_name, _, attr = spec.partition(":")
-    for base in (str(cfg.path.parent), str(cfg.path.parent.parent)):
-        if base not in sys.path:
-            sys.path.append(base)
-    obj = importlib.import_module(module_name)
-    for part in filter(None, attr.split(".")):
-        obj = getattr(obj, part)
-    return obj
-
-
 def pickle_problem(obj: Any) -> str | None:
     """Why a spawned DataLoader worker could not receive ``obj``, or None."""
     try:
@@ -328,30 +463,46 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
         )
     elif task:
         yield passed("train_config.task-type", f"LoRA task_type {task} fits the architecture")
+    problems = training_values.lora_check(cfg.lora)
+    yield from _value_findings(problems)
     targets = cfg.lora.get("target_modules")
-    if not targets:
+    if not targets or problems:
         return
     try:
-        names = ctx.skeleton().module_names
+        sk = ctx.skeleton()
     except ProbeStop as stop:
         yield skip("train_config.lora-targets", f"LoRA target_modules not matched: {stop.finding.title}", fix=stop.finding.fix,
                    params=cause_params(stop.finding))
         return
+    names = sk.module_names
     if not names:
         yield skip("train_config.lora-targets", "LoRA target_modules not matched: the model could not be built without weights",
                    fix="See the model API probe.")
         return
-    matched = lora_mod.match_targets(names, targets, cfg.lora.get("exclude_modules"))
     suggested = lora_mod.default_settings(names)
+    try:  # peft's own reading of the section, on the weightless model: all-linear, regexes, exclude_modules
+        matched = (lora_mod.trial_wrap(sk.model, {**cfg.lora, "task_type": want}) if getattr(sk, "model", None) is not None
+                   else lora_mod.match_targets(names, targets, cfg.lora.get("exclude_modules")))
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if "not found in the base model" not in str(exc) and "did not match" not in str(exc):
+            yield fail(
+                "train_config.lora-refused",
+                f"get_peft_model refuses this LoRA section: {error}",
+                fix="Correct the `lora` value the message names.",
+                params={"error": error},
+            )
+            return
+        matched = []
     suggestion = f"`target_modules: [{', '.join(suggested['target_modules'])}]`" + (
         f" with `exclude_modules: '{suggested['exclude_modules']}'`" if suggested.get("exclude_modules") else "")
     frozen = lora_mod.no_grad_modules(target, matched)
     evidence = {"target_modules": targets, "matched modules": len(matched),
-                "on modules that never get gradients": len(frozen)}
+                "on modules that never get gradients": len(frozen), "matched by": "peft get_peft_model on the weightless model"}
     if not matched:
         yield fail(
             "train_config.lora-targets-missing",
-            f"LoRA target_modules {targets} match no module of the model",
+            f"LoRA target_modules {_shown_targets(targets)} match no module of the model",
             fix=f"Use the language-model projections: {suggestion}.",
             evidence=evidence,
             params={"targets": targets if isinstance(targets, str) else list(targets), "suggestion": suggestion},
@@ -374,4 +525,10 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
             params={"frozen": len(frozen), "matched": len(matched), "modules": ", ".join(frozen[:8])},
         )
     else:
-        yield passed("train_config.lora-targets", f"LoRA target_modules match {len(matched)} modules", evidence=evidence)
+        yield passed("train_config.lora-targets", f"LoRA target_modules {_shown_targets(targets)} match {len(matched)} modules",
+                     evidence=evidence)
+
+
+def _shown_targets(targets: Any) -> str:
+    """A regex string as written, in backquotes (never cut); a list as a list."""
+    return f"`{targets}`" if isinstance(targets, str) else str(list(targets))

@@ -1,0 +1,89 @@
+"""The training rows a run can use, and how large each sample is, without decoding a pixel.
+
+A row whose image cannot be opened is left out here: the dataset probe reports it once, with its
+reason, and the batch and step probes go on with the rows that work. Sizes come from the image
+header; image slots (with bos and prompt) from the batch builder's layout where it knows it
+without the processor; target tokens from the tokenizer.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .dataset import Row
+
+
+@dataclass
+class Sample:
+    row: Row
+    size: tuple[int, int] | None = None  # width, height from the image header
+    before: int | None = None  # bos, prompt and image slots (None: the builder cannot say without the processor)
+    target: int | None = None  # target tokens with eos
+
+    @property
+    def total(self) -> int | None:
+        if self.before is None and self.target is None:
+            return None
+        return (self.before or 0) + (self.target or 0)
+
+    def describe(self) -> dict[str, Any]:
+        return {"row": self.row.index, "image": str(self.row.image),
+                "size": f"{self.size[0]}x{self.size[1]}" if self.size else "?",
+                "image slots + prompt": self.before if self.before is not None else "?",
+                "target tokens": self.target if self.target is not None else "?",
+                "tokens": self.total if self.total is not None else "?"}
+
+
+def page_size(path: Any) -> tuple[int, int] | None:
+    """Width and height from the header of a regular image file; None when it cannot be read."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a device or a pipe would be read without end
+            return None
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return image.size
+    except Exception:
+        return None
+
+
+def usable(rows: Iterable[Row]) -> list[Row]:
+    """The rows whose image header reads (the others are the dataset probe's findings)."""
+    return [r for r in rows if page_size(r.image) is not None]
+
+
+def measure(rows: Iterable[Row], builder: Any = None, tokenizer: Any = None) -> list[Sample]:
+    """Each usable row with its page size, image-side tokens and target tokens (what can be known)."""
+    out = []
+    for row in rows:
+        size = page_size(row.image)
+        if size is None:
+            continue
+        before = None
+        if builder is not None and hasattr(builder, "tokens_before_target"):
+            try:
+                before = builder.tokens_before_target(*size)
+            except Exception:
+                before = None
+        target = None
+        if tokenizer is not None:
+            try:
+                target = len(tokenizer(row.text, add_special_tokens=False)["input_ids"]) + 1  # + eos
+            except Exception:
+                target = None
+        out.append(Sample(row, size, before, target))
+    return out
+
+
+def largest(samples: list[Sample], n: int) -> list[Sample]:
+    """The ``n`` samples that make the largest batch: most image slots, then the longest target,
+    then the largest page (for builders that cannot count slots without the processor)."""
+    def weight(s: Sample) -> tuple[int, int, int]:
+        area = s.size[0] * s.size[1] if s.size else 0
+        return (s.before or 0, s.target or 0, area)
+
+    ranked = sorted(samples, key=weight, reverse=True)
+    return sorted(ranked[:max(1, n)], key=lambda s: s.row.index)

@@ -1,0 +1,200 @@
+"""The training section's values against the fields of the installed arguments class, before anything runs.
+
+TrainingArguments accepts much that training then trips on: ``learning_rate: 2e-4`` is the string
+``'2e-4'`` to PyYAML (YAML 1.1 wants a dot and a signed exponent), and the optimizer fails on it
+many minutes later; ``bf16: "false"`` is a non-empty string, so it is true; a batch size of 0 is
+stored and the DataLoader refuses it. Each value is checked here against the field's declared type
+(read from the installed class, so renamed or retyped fields follow the version), its choices
+(enum fields) and the bounds below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import re
+import typing
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+# Bounds training needs, beyond what the arguments class checks itself: (lowest, lowest allowed?,
+# highest, highest allowed?). Each was seen to fail later in the run (DataLoader, optimizer,
+# scheduler, the Trainer's step arithmetic) or to make the run learn nothing.
+BOUNDS: dict[str, tuple[float | None, bool, float | None, bool]] = {
+    "per_device_train_batch_size": (1, True, None, False),
+    "per_device_eval_batch_size": (1, True, None, False),
+    "gradient_accumulation_steps": (1, True, None, False),
+    "num_train_epochs": (0, False, None, False),
+    "learning_rate": (0, False, None, False),
+    "weight_decay": (0, True, None, False),
+    "warmup_ratio": (0, True, 1, True),
+    "warmup_steps": (0, True, None, False),
+    "max_grad_norm": (0, True, None, False),
+    "dataloader_num_workers": (0, True, None, False),
+    "logging_steps": (0, False, None, False),
+    "save_steps": (0, False, None, False),
+    "eval_steps": (0, False, None, False),
+    "adam_beta1": (0, True, 1, False),
+    "adam_beta2": (0, True, 1, False),
+    "adam_epsilon": (0, True, None, False),
+    "seed": (0, True, 2**32 - 1, True),
+}
+# The LoRA section: a rank of 0 or an alpha of 0 gives adapters that never change the output.
+LORA_BOUNDS: dict[str, tuple[float | None, bool, float | None, bool]] = {
+    "r": (1, True, None, False),
+    "lora_alpha": (0, False, None, False),
+    "lora_dropout": (0, True, 1, False),
+}
+LORA_NUMBERS = ("lora_alpha",)  # typed int by peft, but any positive number scales the adapters
+# With max_steps > 0 the epoch count is not used.
+UNUSED_WITH_MAX_STEPS = ("num_train_epochs",)
+FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+@dataclass
+class ValueProblem:
+    """A training value the run cannot use as written."""
+
+    key: str
+    value: Any
+    kind: str  # number-as-string, bool-as-string, wrong-type, null, choice, range
+    expected: str  # what the field takes, in words
+    write: str | None = None  # the YAML line that fixes it, when there is one
+
+    @property
+    def shown(self) -> str:
+        return repr(self.value) if isinstance(self.value, str) else str(self.value)
+
+
+def yaml_float(text: str) -> str:
+    """``text`` (a number PyYAML read as a string) rewritten so that it reads back as a float: a dot
+    in the mantissa and a signed exponent (``2e-4`` -> ``2.0e-4``, ``1E5`` -> ``1.0e+5``)."""
+    mantissa, e, exponent = text.strip().lower().partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    elif mantissa.endswith("."):
+        mantissa += "0"
+    if not e:
+        return mantissa
+    return f"{mantissa}e{exponent if exponent.startswith(('-', '+')) else '+' + exponent}"
+
+
+def field_types(args_cls: type) -> dict[str, Any]:
+    """Declared type of each field of the arguments dataclass (on every transformers version)."""
+    try:
+        hints = typing.get_type_hints(args_cls)
+    except Exception:
+        hints = {}
+    return {f.name: hints.get(f.name, f.type) for f in dataclasses.fields(args_cls)}
+
+
+def check(training: Mapping[str, Any], args_cls: type, bounds: Mapping[str, tuple] = BOUNDS,
+          numbers: tuple[str, ...] = ()) -> list[ValueProblem]:
+    """Every problem with the section's values (unknown keys are the names check's business).
+
+    ``bounds``: the ranges to hold the values to; ``numbers``: int-typed fields that take any number.
+    """
+    types = field_types(args_cls)
+    problems = []
+    max_steps = training.get("max_steps")
+    for key, value in training.items():
+        if key not in types:
+            continue
+        hint = float if key in numbers else types[key]
+        problem = _type_problem(key, value, hint)
+        if problem is None and not (key in UNUSED_WITH_MAX_STEPS and isinstance(max_steps, int) and max_steps > 0):
+            problem = _range_problem(key, value, bounds)
+        if problem is not None:
+            problems.append(problem)
+    if training.get("fp16") is True and training.get("bf16") is True:
+        problems.append(ValueProblem("fp16", True, "conflict", "at most one of fp16 and bf16", "bf16: true"))
+    return problems
+
+
+def _members(hint: Any) -> list[Any]:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", typing.Union)) and args:
+        return [m for a in args for m in _members(a)]
+    return [hint]
+
+
+def _type_problem(key: str, value: Any, hint: Any) -> ValueProblem | None:
+    members = _members(hint)
+    plain = {typing.get_origin(m) or m for m in members}
+    optional = type(None) in plain
+    enums = [m for m in members if isinstance(m, type) and issubclass(m, enum.Enum)]
+    literals = [v for m in members if typing.get_origin(m) is typing.Literal for v in typing.get_args(m)]
+    if value is None:
+        if optional:
+            return None
+        return ValueProblem(key, value, "null", _describe(plain, enums), None)
+    if literals and not (plain - {typing.Literal, type(None)}):
+        if value in literals:
+            return None
+        return ValueProblem(key, value, "choice", ", ".join(map(str, literals)), None)
+    if enums:
+        choices = [str(e.value) for cls in enums for e in cls]
+        if isinstance(value, enum.Enum) or str(value) in choices:
+            return None
+        return ValueProblem(key, value, "choice", ", ".join(choices), None)
+    if isinstance(value, str) and str not in plain:
+        if plain & {int, float} and FLOAT_TEXT.match(value.strip()):
+            number = float(value)
+            write = f"{key}: {int(number)}" if float not in plain and number.is_integer() else f"{key}: {yaml_float(value)}"
+            return ValueProblem(key, value, "number-as-string", _describe(plain, enums), write)
+        if bool in plain and value.strip().lower() in ("true", "false", "yes", "no", "on", "off"):
+            truth = value.strip().lower() in ("true", "yes", "on")
+            return ValueProblem(key, value, "bool-as-string", "true or false", f"{key}: {str(truth).lower()}")
+        return ValueProblem(key, value, "wrong-type", _describe(plain, enums), None)
+    if plain == {int} or plain == {int, type(None)}:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return ValueProblem(key, value, "wrong-type", "a whole number", None)
+        if isinstance(value, float) and not value.is_integer():
+            return ValueProblem(key, value, "wrong-type", "a whole number", f"{key}: {math.floor(value) or 1}")
+    if plain <= {float, int, type(None)} and float in plain:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return ValueProblem(key, value, "wrong-type", "a number", None)
+    if plain <= {bool, type(None)} and not isinstance(value, bool):
+        return ValueProblem(key, value, "wrong-type", "true or false", None)
+    return None
+
+
+def lora_check(lora: Mapping[str, Any]) -> list[ValueProblem]:
+    """The LoRA section's values against the installed ``peft.LoraConfig`` (keys named ``lora.<key>``)."""
+    from peft import LoraConfig
+
+    problems = check(lora, LoraConfig, LORA_BOUNDS, LORA_NUMBERS)
+    for p in problems:
+        p.key = f"lora.{p.key}"
+    return problems
+
+
+def _range_problem(key: str, value: Any, bounds: Mapping[str, tuple] = BOUNDS) -> ValueProblem | None:
+    if key not in bounds or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    low, low_ok, high, high_ok = bounds[key]
+    if key == "eval_steps" and value is None:
+        return None
+    too_low = low is not None and (value < low or (value == low and not low_ok))
+    too_high = high is not None and (value > high or (value == high and not high_ok))
+    if not (too_low or too_high):
+        return None
+    parts = []
+    if low is not None:
+        parts.append(f"{'≥' if low_ok else '>'} {_number(low)}")
+    if high is not None:
+        parts.append(f"{'≤' if high_ok else '<'} {_number(high)}")
+    return ValueProblem(key, value, "range", " and ".join(parts), None)
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _describe(plain: set, enums: list) -> str:
+    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text", dict: "a mapping",
+             list: "a list"}
+    words = [names.get(t, getattr(t, "__name__", str(t))) for t in plain if t is not type(None)]
+    words += [f"one of {cls.__name__}" for cls in enums]
+    return " or ".join(dict.fromkeys(words)) or "a value"
