@@ -130,7 +130,13 @@ def hazards(x, mask):
     open("/etc/dsocr-probe-test", "w")
     base64.b64decode("aGk=")
     return mask.cuda()
+
+
+class ToyModelReached(ToyModel):
+    def forward(self, input_ids):
+        return hazards(input_ids, input_ids)
 """
+REACHED = {"AutoConfig": "configuration_toy.ToyConfig", "AutoModel": "modeling_toy.ToyModelReached"}
 
 # ... and once more at module level: it runs as soon as from_pretrained imports the file.
 HAZARDS_ON_IMPORT = """
@@ -157,8 +163,8 @@ def remote(folder: Path, facts: EnvFacts | None = None, **options) -> list[Findi
 def remote_code_hazards(env):
     for torch_version in ("2.13.0", "2.5.1"):
         facts = linux_cpu(transformers=INSTALLED_TRANSFORMERS, torch=torch_version)
-        yield from remote(toy(env.tmp() / "m", MODELING + HAZARDS_IN_FUNCTION), facts)
-        yield from remote(toy(env.tmp() / "m", MODELING + HAZARDS_IN_FUNCTION + HAZARDS_ON_IMPORT), facts)
+        yield from remote(toy(env.tmp() / "m", MODELING + HAZARDS_IN_FUNCTION, auto_map=REACHED), facts)
+        yield from remote(toy(env.tmp() / "m", MODELING + HAZARDS_IN_FUNCTION + HAZARDS_ON_IMPORT, auto_map=REACHED), facts)
 
 
 @scenario
@@ -771,3 +777,18 @@ def test_russian_texts_are_russian_and_keep_the_values(findings):
         title = chosen.get("title", (None, f.title))[1]
         assert any("а" <= ch.lower() <= "я" for ch in title), (f.code, title)
         assert "None" not in title, (f.code, title)  # a missing value is a variant, never printed
+
+
+# ---------------------------------------------------------------- remote code: hazards weighed by reach
+
+
+@scenario
+def remote_code_off_path(env):
+    """eval only in an inference method (one call); the v1 stand-in (seven evals, a guarded torch.load)."""
+    infer_only = MODELING + "\n\ndef unused(s):\n    return eval(s)\n"
+    yield from remote(toy(env.tmp() / "m", infer_only))
+    yield from remote(env.v1_model, trust_remote_code=True, allow_unpinned=True)
+    builder = "import torch\n\ndef build(checkpoint=None):\n    if checkpoint is not None:\n        torch.load(checkpoint)\n"
+    guarded_only = MODELING.replace("    def forward", "    def __init__(self, config):\n        build()\n\n    def forward")
+    yield from remote(toy(env.tmp() / "m", guarded_only + builder))
+

@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from .. import codescan
+from .. import callgraph, codescan
 from .. import transformers_symbols as symbols
 from ..codescan import Hazard, ImportRef, RemoteCode
 from ..findings import Finding, Status, fail, passed, skip, warn
@@ -31,13 +31,18 @@ TORCH_SAFE_LOAD_SINCE = "2.6"
 class HazardRule:
     title: str
     at_import: Status  # the call sits at module level: it runs when from_pretrained imports the file
-    when_called: Status  # inside a function: it runs when that function is called
+    when_called: Status  # inside a function that loading or a training step reaches
     fix: str  # formatted with the first occurrence's {call} and {where}
+
+
+# Where a hazard runs, as the findings' tables say it.
+RUNS = {callgraph.IMPORT: "on import", callgraph.LOAD: "in from_pretrained", callgraph.FORWARD: "in the training step",
+        callgraph.INFERENCE: "only when called (not by training)", callgraph.UNREACHED: "never (nothing calls it)"}
 
 
 HAZARD_RULES: dict[str, HazardRule] = {
     codescan.NETWORK: HazardRule(
-        "Network access", Status.FAIL, Status.WARN,
+        "Network access", Status.FAIL, Status.FAIL,
         "Remove the network call `{call}` at {where}: loading and training read local files only "
         "(pass local paths or PIL images instead of URLs).",
     ),
@@ -415,15 +420,25 @@ def _package_rows(found: dict[str, list[ImportRef]]) -> list[dict]:
 
 
 def _hazards(ctx, code: RemoteCode, weigh) -> Iterable[Finding]:
+    """One finding per kind of hazard that loading or training reaches, one warning for all the others.
+
+    Obfuscated code is judged wherever it sits: hidden text defeats reading the call graph.
+    """
     by_kind: dict[str, list[Hazard]] = defaultdict(list)
+    off_path: list[Hazard] = []
     for hazard in code.hazards():
-        by_kind[hazard.kind].append(hazard)
-    if not by_kind:
+        if hazard.on_training_path or hazard.kind == codescan.OBFUSCATED:
+            by_kind[hazard.kind].append(hazard)
+        else:
+            off_path.append(hazard)
+    if not by_kind and not off_path:
         yield passed(
             f"{PROBE}.no-hazards",
             f"No network, process, eval, unpickling, file-write, obfuscation or hard-coded CUDA calls in {_files(len(code.modules))}",
         )
         return
+    if off_path:
+        yield _off_path_finding(off_path)
     torch_version = ctx.facts.version("torch")
     for kind in codescan.HAZARD_KINDS:
         found = by_kind.get(kind)
@@ -443,8 +458,7 @@ def _hazards(ctx, code: RemoteCode, weigh) -> Iterable[Finding]:
             detail=_hazard_detail(kind, found, torch_version),
             fix=fix,
             table=[
-                {"where": h.where, "call": h.call, "runs": "when called" if h.in_function else "on import",
-                 "note": h.note, "code": h.code}
+                {"where": h.where, "call": h.call, "runs": _runs(h), "note": h.note, "code": h.code}
                 for h in found
             ],
             params={"kind": kind, "count": len(found), "where": first.where, "call": first.call,
@@ -452,6 +466,49 @@ def _hazards(ctx, code: RemoteCode, weigh) -> Iterable[Finding]:
                     "on_import": ", ".join(h.where for h in found if not h.in_function) or None,
                     **_torch_load_params(kind, torch_version)},
         )
+
+
+def _runs(h: Hazard) -> str:
+    """``in the training step: DeepseekOCRModel.forward → .cuda()``: when, and along which calls."""
+    if h.reach is None:
+        return "when called" if h.in_function else "on import"
+    runs = RUNS[h.reach.phase]
+    return f"{runs}: {h.reach.describe(h.call)}" if h.reach.path else runs
+
+
+def _off_path_finding(found: list[Hazard]) -> Finding:
+    """Risky calls that neither loading nor a training step reaches: they run only if a script calls them."""
+    guarded = [h for h in found if h.reach and h.reach.guard]
+    found = [h for h in found if h not in guarded] + guarded  # what only a script runs first; guarded loads last
+    first = found[0]
+    roots = list(dict.fromkeys(h.reach.path[0] for h in found if h.reach and h.reach.path and not h.reach.guard))
+    kinds = list(dict.fromkeys(h.kind for h in found))
+    more = len(found) - 1
+    path = first.reach.describe(first.call) if first.reach else first.call
+    detail = ("None of them runs on import, in from_pretrained or in a training step; they run only when "
+              f"{', '.join(roots)} is called.") if roots else ""
+    guard_text = None
+    if guarded:
+        g = guarded[0]
+        guard_text = (f"{g.where} (`{g.call}`) is on the loading or training path ({' → '.join(g.reach.path)}), but only under "
+                      f"`{g.reach.guard}`, and no call on that path sets it.")
+        detail = f"{detail} {guard_text}".strip()
+    return warn(
+        f"{PROBE}.off-path",
+        f"Risky calls outside loading and training: `{first.call}` in {path}" + (f" (+{more} more)" if more else ""),
+        detail=detail,
+        fix=(f"Training can start. Before calling {', '.join(roots)} yourself, review the listed lines (eval of "
+             "generated text runs whatever the model writes; `ast.literal_eval` parses literals safely)."
+             if roots else "Training can start. Review the listed lines before passing that argument yourself."),
+        table=[{"kind": h.kind, "where": h.where, "call": h.call, "runs": _runs(h),
+                "note": "; ".join(x for x in (h.note, h.reach.guard if h.reach else "") if x), "code": h.code}
+               for h in found],
+        params={"count": len(found), "call": first.call, "path": path, "where": first.where,
+                "more": more or None, "kinds": kinds, "roots": ", ".join(roots) or None,
+                "guarded": guard_text and guarded[0].where, "guard": guard_text and guarded[0].reach.guard,
+                "guard_call": guard_text and guarded[0].call,
+                "guard_path": guard_text and " → ".join(guarded[0].reach.path)},
+    )
 
 
 def _hazard_status(rule: HazardRule, hazard: Hazard, torch_version: str | None) -> Status:
