@@ -295,14 +295,17 @@ def test_allow_unpinned_turns_the_failure_into_a_warning(tmp_path):
     assert f.status is Status.WARN
 
 
-def test_trusted_and_pinned_records_commit_and_hashes(tmp_path):
+def test_trusted_and_pinned_by_content_records_the_digest_and_hashes(tmp_path):
     import hashlib
 
+    from dsocr_probe.pinning import content_digest
+
     folder = standin(tmp_path / "model")
-    result = run(folder, trust_remote_code=True, revision=COMMIT)
+    digest = content_digest(folder)
+    result = run(folder, trust_remote_code=True, revision=digest)
     f = one(result, "remote_code.pinned")
-    assert f.status is Status.PASS and COMMIT in f.title
-    assert f.evidence["resolved commit"] != COMMIT and "cannot be checked" in f.detail  # a plain folder shows no commit
+    assert f.status is Status.PASS and digest in f.title
+    assert f.evidence["content digest (--dsocr-revision)"] == digest
     assert f.evidence["sha256"]["modeling_toy.py"] == hashlib.sha256((folder / "modeling_toy.py").read_bytes()).hexdigest()
     assert one(result, "remote_code.modules").status is Status.PASS
 
