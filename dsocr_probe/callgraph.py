@@ -142,8 +142,8 @@ class CallGraph:
             return Reach(UNREACHED, ("if __name__ == '__main__'",))
         fn = self._enclosing(file, line)
         if fn is None:
-            # A lambda outside any def: assume it runs whenever the module is used.
-            return Reach(LOAD, (f"<lambda at {file}:{line}>",))
+            # Code the graph does not place (a lambda outside any def): assume loading runs it.
+            return Reach(LOAD, (f"<unplaced code at {file}:{line}>",))
         phase, path = self.phase.get(fn.key, (UNREACHED, (fn.key[1],)))
         guard = self._guard(fn, line) if phase in ON_TRAINING_PATH else None
         if guard is None:
@@ -167,7 +167,11 @@ class CallGraph:
     def _define(self, rel: str, tree: ast.Module) -> None:
         space: dict[str, tuple] = {}
         self.namespaces[rel] = space
-        for node in tree.body:
+        self._define_in(rel, tree.body, space)
+
+    def _define_in(self, rel: str, statements: list[ast.stmt], space: dict[str, tuple]) -> None:
+        """Top-level definitions, also those under a module-level `if` or `try` (optional kernels, fallbacks)."""
+        for node in statements:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 space[node.name] = self._add_function(rel, node.name, node, None)
             elif isinstance(node, ast.ClassDef):
@@ -178,6 +182,11 @@ class CallGraph:
                         space[t.id] = self._add_function(rel, t.id, node.value, None)
             elif isinstance(node, ast.If) and _is_main_guard(node.test):
                 self.main_blocks[rel].append((node.lineno, node.end_lineno or node.lineno))
+            elif isinstance(node, ast.If):
+                self._define_in(rel, [*node.body, *node.orelse], space)
+            elif isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+                handlers = [s for h in node.handlers for s in h.body]
+                self._define_in(rel, [*node.body, *handlers, *node.orelse, *node.finalbody], space)
 
     def _add_function(self, rel: str, qual: str, node, cls: str | None) -> tuple[str, str]:
         key = (rel, qual)
@@ -502,6 +511,12 @@ def _module_level(tree: ast.Module) -> list[ast.AST]:
                 visit(node.body)
             elif isinstance(node, ast.If) and _is_main_guard(node.test):
                 continue
+            elif isinstance(node, ast.If):
+                out.append(node.test)
+                visit([*node.body, *node.orelse])
+            elif isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+                out.extend(h.type for h in node.handlers if h.type is not None)
+                visit([*node.body, *(s for h in node.handlers for s in h.body), *node.orelse, *node.finalbody])
             elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda):
                 continue
             else:

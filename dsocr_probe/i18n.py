@@ -692,7 +692,8 @@ RU: dict[str, dict[str, Any]] = {
     },
     "loading.unpinned": {
         "terms": {"tokenizer": "Токенизатор", "processor": "Процессор", "model": "Модель"},
-        "title": "{what!t} — это remote code ({parts}): из ревизии, которая не закрепляет его проверяемо, не импортируется",
+        "title": "{what!t} — это remote code ({parts}): не импортируется, revision — не закреплённый коммит и не дайджест, "
+        "сверенный с его файлами",
         "fix": "Закрепите проверенные файлы: --dsocr-revision {digest} (`model.revision` в конфиге обучения; коммит "
         "снапшота хаба или чистого git-checkout тоже закрепляет) или, если риск осознан, --dsocr-allow-unpinned "
         "(`--allow-unpinned` для scripts/train_lora.py).",

@@ -351,7 +351,8 @@ def _refuse_untrusted(ctx, parts: list[str], what: str) -> None:
         raise ProbeStop(
             skip(
                 "loading.unpinned",
-                f"The {what} is remote code ({', '.join(parts)}): not imported from a revision that does not pin it verifiably",
+                f"The {what} is remote code ({', '.join(parts)}): not imported, the revision is not a pinned commit "
+                "or content digest verified against its files",
                 fix=f"Pin the reviewed files: --dsocr-revision {target.pin.digest} (`model.revision` in the training "
                 "config; a hub snapshot's or a clean git checkout's commit also pins), or accept the risk with "
                 "--dsocr-allow-unpinned (`--allow-unpinned` for scripts/train_lora.py).",

@@ -218,3 +218,18 @@ def test_v1_standin_evals_only_in_infer_and_loads_sam_only_when_given_a_path(tmp
     assert found["remote_code.off-path"].status is Status.WARN and found["remote_code.off-path"].params["count"] == 8
     assert found["remote_code.cuda"].table[0]["runs"] == "in the training step: DeepseekOCRModel.forward → .cuda()"
     assert not {"remote_code.eval", "remote_code.torch-load"} & set(found)
+
+
+def test_functions_defined_under_a_module_level_try_are_placed_too(tmp_path):
+    fallback = textwrap.dedent("""
+        try:
+            from flash_attn import flash_attn_func
+        except ImportError:
+            def flash_attn_func(q):
+                return eval(q)
+        """)
+    infer_only = run(toy(tmp_path, fallback + model(in_infer="flash_attn_func(prompt)")))
+    assert "remote_code.eval" not in infer_only
+    assert infer_only["remote_code.off-path"].table[0]["runs"].endswith("ToyModel.infer → flash_attn_func → eval")
+    in_forward = run(toy(tmp_path / "b", fallback + model(in_forward="flash_attn_func('1')")))
+    assert in_forward["remote_code.eval"].status is Status.FAIL
