@@ -31,6 +31,7 @@ Nothing here imports the code.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -370,7 +371,7 @@ class CallGraph:
             methods = self._mro_methods(rel, name)
             model = auto_class.startswith("AutoModel")
             for method, key in methods.items():
-                phase = LOAD if method in LOAD_HOOKS else FORWARD if (method in TRAIN_HOOKS or not model) else INFERENCE
+                phase = LOAD if method in LOAD_HOOKS else _hook_phase(method) if model else FORWARD
                 queues[phase].append((key, ()))
                 self.roots.setdefault(key, phase)
         for phase in PHASES[:-1]:
@@ -387,7 +388,7 @@ class CallGraph:
                             queue.append((key, path))  # its arguments come from the instantiating call
                             continue
                         # Called by the framework or a parent module, with arguments we cannot see.
-                        later = max(phase, FORWARD if method in TRAIN_HOOKS else INFERENCE, key=PHASES.index)
+                        later = max(phase, _hook_phase(method), key=PHASES.index)
                         queues[later].append((key, ()))
                         self.roots.setdefault(key, later)
                     continue
@@ -445,6 +446,35 @@ class CallGraph:
 
 
 _UNKNOWN = object()
+
+
+def _hook_phase(method: str) -> str:
+    """When the framework may call a method of a model or module class: a training step for the hooks above
+    and for anything that overrides a name of torch's ``nn.Module`` or transformers' ``PreTrainedModel``
+    (which the framework may call while loading or training); inference for generation's own methods and
+    for names the framework does not know (``infer``, ``chat``, drawing helpers)."""
+    if method in TRAIN_HOOKS:
+        return FORWARD
+    known = _framework_names()
+    if known is None:
+        return INFERENCE
+    framework, generation = known
+    if method in generation:
+        return INFERENCE
+    return FORWARD if method in framework else INFERENCE
+
+
+@functools.lru_cache(maxsize=1)
+def _framework_names() -> tuple[frozenset, frozenset] | None:
+    try:
+        import torch
+        import transformers
+        from transformers.generation import GenerationMixin
+    except Exception:  # no torch or transformers to ask: the hook lists above decide alone
+        return None
+    generation = frozenset(dir(GenerationMixin)) - frozenset(dir(torch.nn.Module)) - frozenset(dir(object))
+    framework = frozenset(dir(transformers.PreTrainedModel)) | frozenset(dir(torch.nn.Module))
+    return framework - frozenset(dir(object)) - generation, generation
 
 
 def _bound_argument(call: ast.Call, fn: _Function, param: str, shift: int):

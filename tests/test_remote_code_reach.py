@@ -233,3 +233,13 @@ def test_functions_defined_under_a_module_level_try_are_placed_too(tmp_path):
     assert infer_only["remote_code.off-path"].table[0]["runs"].endswith("ToyModel.infer → flash_attn_func → eval")
     in_forward = run(toy(tmp_path / "b", fallback + model(in_forward="flash_attn_func('1')")))
     assert in_forward["remote_code.eval"].status is Status.FAIL
+
+
+def test_an_override_of_a_framework_method_counts_as_run_by_training(tmp_path):
+    # nn.Module.named_parameters is what an optimizer and PEFT call; `chat` is no framework name.
+    methods = ("\n    def named_parameters(self, *args, **kwargs):\n        eval('1')\n        return super().named_parameters()\n"
+               "\n    def chat(self, text):\n        return eval(text)\n")
+    found = run(toy(tmp_path, model() + methods))
+    assert found["remote_code.eval"].status is Status.FAIL
+    assert found["remote_code.eval"].table[0]["runs"] == "in the training step: ToyModel.named_parameters → eval"
+    assert found["remote_code.off-path"].table[0]["runs"] == "only when called (not by training): ToyModel.chat → eval"
