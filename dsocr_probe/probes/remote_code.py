@@ -476,6 +476,8 @@ def _runs(h: Hazard) -> str:
     if h.reach is None:
         return "when called" if h.in_function else "on import"
     runs = RUNS[h.reach.phase]
+    if h.reach.guard:
+        runs += f" only under `{h.reach.guard}`, which that path never sets"
     return f"{runs}: {h.reach.describe(h.call)}" if h.reach.path else runs
 
 
@@ -504,7 +506,7 @@ def _off_path_finding(found: list[Hazard]) -> Finding:
              "generated text runs whatever the model writes; `ast.literal_eval` parses literals safely)."
              if roots else "Training can start. Review the listed lines before passing that argument yourself."),
         table=[{"kind": h.kind, "where": h.where, "call": h.call, "runs": _runs(h),
-                "note": "; ".join(x for x in (h.note, h.reach.guard if h.reach else "") if x), "code": h.code}
+                "note": h.note, "code": h.code}
                for h in found],
         params={"count": len(found), "call": first.call, "path": path, "where": first.where,
                 "more": more or None, "kinds": kinds, "roots": ", ".join(roots) or None,
