@@ -15,9 +15,11 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator
+
+from .callgraph import CallGraph, Reach
 
 # The JSON files whose auto_map makes transformers import code from the checkpoint.
 AUTO_MAP_FILES = ("config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json")
@@ -113,10 +115,16 @@ class Hazard:
     in_function: bool  # False: runs as soon as the module is imported
     note: str = ""
     column: int = 0
+    reach: Reach | None = None  # when it runs (import, loading, forward, inference only); None: not placed
 
     @property
     def where(self) -> str:
         return f"{self.file}:{self.line}"
+
+    @property
+    def on_training_path(self) -> bool:
+        """Runs on import, in from_pretrained or in a training step (unplaced code counts as running)."""
+        return self.reach is None or self.reach.on_training_path
 
 
 @dataclass
@@ -282,7 +290,17 @@ def collect(folder: Path) -> RemoteCode:
             for target in _local_files(ref, folder) or ():
                 queue.append((target, f"import at {ref.where}"))
     code.missing = list(missing.values())
+    _place_hazards(code)
     return code
+
+
+def _place_hazards(code: RemoteCode) -> None:
+    """Attach to every hazard when it runs, from the call graph of the collected files."""
+    files = [m.file for m in code.modules if m.scan.error is None]
+    roots = [(e.auto_class, e.file, e.reference.rsplit(".", 1)[-1]) for e in code.entries if e.repo is None]
+    graph = CallGraph(code.root, files, roots)
+    for m in code.modules:
+        m.scan.hazards = [replace(h, reach=graph.reach(h.file, h.line, h.in_function)) for h in m.scan.hazards]
 
 
 def _local_files(ref: ImportRef, root: Path) -> list[str] | None:

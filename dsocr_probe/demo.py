@@ -23,7 +23,7 @@ from typing import Any
 from .target import Target
 
 # Bump when the demo's files change shape, so cached folders from older releases are not reused.
-FORMAT = 2
+FORMAT = 3
 SEED = 0
 CACHE_ENV = "DSOCR_PROBE_CACHE"
 MANIFEST = "demo.json"  # written last: its presence marks a complete build

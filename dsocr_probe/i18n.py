@@ -50,8 +50,8 @@ _VERSION_FIX = (
 _ON_IMPORT = "Выполняется сразу, как только from_pretrained импортирует файл: {on_import}."
 _TRUST_FIX = ("Прочитайте находки проверки Remote code, затем перезапустите с --dsocr-trust-remote-code "
               "--dsocr-revision <commit>.")
-_UNPINNED_RISK = ("Без хеша коммита следующая загрузка может принести другой код, и он выполнится с вашими правами "
-                  "(папка модели: {path}). sha256 каждого проверенного файла — в evidence.")
+_UNPINNED_RISK = ("Без проверенного закрепления следующая загрузка или правка может принести другой код, и он "
+                  "выполнится с вашими правами (папка модели: {path}). sha256 каждого проверенного файла — в evidence.")
 _FORECAST = "Прогноз для батча {batch} x {length} токенов"
 
 
@@ -164,13 +164,13 @@ RU: dict[str, dict[str, Any]] = {
             "Для загрузки модели нужен trust_remote_code, но ни один файл его кода не читается",
         ),
         "detail": "Ничего не импортировалось: файлы прочитаны как текст. Находки ниже — о том, что они сделали бы.",
-        "fix": "Просмотрите эти файлы, затем перезапустите с `--dsocr-trust-remote-code --dsocr-revision <40-hex commit>`, "
-        "а в скрипте обучения передайте в from_pretrained тот же `revision=` вместе с `trust_remote_code=True`.",
+        "fix": "Просмотрите эти файлы, затем перезапустите с `--dsocr-trust-remote-code --dsocr-revision <pin>`: коммит "
+        "чекпойнта (снапшот хаба или чистый git-checkout) или `{digest}` — дайджест этих файлов.",
     },
     "remote_code.missing-module": {
         "title": "Remote code ссылается на файлы, которых нет в чекпойнте: {names}",
         "detail": "Загрузка остановится с ошибкой импорта на первом из них.",
-        "fix": "Восстановите {names} из того же коммита чекпойнта (например, `huggingface-cli download <repo> "
+        "fix": "Восстановите {names} из того же коммита чекпойнта (например, `{download} <repo> "
         "{file_args} --revision <commit>`) или уберите ссылку.",
     },
     "remote_code.external-module": {
@@ -259,17 +259,28 @@ RU: dict[str, dict[str, Any]] = {
     ),
     "remote_code.unpinned": {
         "title": (
-            "Remote code разрешён (trust_remote_code) без закреплённого коммита (revision: {revision_shown})",
-            "Remote code не импортируется: revision — не закреплённый коммит",
+            "Remote code разрешён (trust_remote_code) без проверенного закрепления (revision: {revision_shown}) — "
+            "принято, потому что задан {allowed_by}",
+            "Remote code разрешён (trust_remote_code) без проверенного закрепления (revision: {revision_shown})",
+            "Remote code не импортируется: revision не закрепляет его проверяемо",
         ),
-        "detail": (_UNPINNED_RISK + " Принято, потому что задан {allowed_by}.", _UNPINNED_RISK),
+        "detail": (
+            "Файлы remote code не совпадают с {given}: сейчас их дайджест {digest}. " + _UNPINNED_RISK,
+            "Git-checkout стоит на {revision}, но эти файлы remote code отличаются от коммита (изменены, не "
+            "отслеживаются или игнорируются): {dirty}. " + _UNPINNED_RISK,
+            "В папке коммит {head}, а не {revision}. " + _UNPINNED_RISK,
+            "{plain_folder} — ни git-checkout, ни снапшот кэша хаба, поэтому ничто не показывает, из какого коммита "
+            "её файлы: хеш коммита для неё ничего не доказывает. " + _UNPINNED_RISK,
+            "`{branch}` — имя ветки или тега, а не коммит: завтра оно может указывать на другой код. " + _UNPINNED_RISK,
+            "--dsocr-revision не задан. " + _UNPINNED_RISK,
+        ),
         "fix": (
             "Закрепите проверенный здесь коммит: `--dsocr-revision {commit}`, а в скрипте обучения — "
             "`from_pretrained(..., revision=\"{commit}\", trust_remote_code=True)`.",
-            "Закрепите проверенный коммит: `--dsocr-revision <40-hex commit>` (история файлов на хабе или "
-            "`git -C {path} rev-parse HEAD`), а в скрипте обучения передайте в from_pretrained тот же `revision=` "
-            "вместе с `trust_remote_code=True`.",
-            "Перезапустите с --dsocr-revision <40-hex commit> (или с --dsocr-allow-unpinned, если принимаете риск).",
+            "Закрепите проверенные здесь файлы по содержимому: `--dsocr-revision {digest}` (`model.revision` в "
+            "конфиге обучения); любое их изменение меняет дайджест.",
+            "Перезапустите с --dsocr-revision {pin} (дайджест прочитанных здесь файлов) или с --dsocr-allow-unpinned, "
+            "если принимаете риск.",
         ),
     },
     "remote_code.untrusted": {
@@ -758,9 +769,11 @@ RU: dict[str, dict[str, Any]] = {
     },
     "loading.unpinned": {
         "terms": {"tokenizer": "Токенизатор", "processor": "Процессор", "model": "Модель"},
-        "title": "{what!t} — это remote code ({parts}): из ревизии, не закреплённой коммитом, не импортируется",
-        "fix": "Закрепите проверенный коммит: --dsocr-revision <40-значный хеш> (`model.revision` в конфиге обучения) "
-        "или, если риск осознан, --dsocr-allow-unpinned (`--allow-unpinned` для scripts/train_lora.py).",
+        "title": "{what!t} — это remote code ({parts}): не импортируется, revision — не закреплённый коммит и не дайджест, "
+        "сверенный с его файлами",
+        "fix": "Закрепите проверенные файлы: --dsocr-revision {digest} (`model.revision` в конфиге обучения; коммит "
+        "снапшота хаба или чистого git-checkout тоже закрепляет) или, если риск осознан, --dsocr-allow-unpinned "
+        "(`--allow-unpinned` для scripts/train_lora.py).",
     },
     # ---------------------------------------------------------------- target
     "target.not-a-folder": {
@@ -773,7 +786,7 @@ RU: dict[str, dict[str, Any]] = {
     },
     "target.not-cached": {
         "title": "`{model}` нет в локальном кэше Hugging Face",
-        "fix": "Проверки ничего не скачивают. Скачайте один раз: `huggingface-cli download {model}{rev}` "
+        "fix": "Проверки ничего не скачивают. Скачайте один раз: `{download} {model}{rev}` "
         "или передайте локальную папку через --dsocr-model.",
     },
     "target.no-config": {
@@ -921,6 +934,41 @@ RU: dict[str, dict[str, Any]] = {
         "fix": "См. проверку Dataset: она называет каждую строку и причину.",
     },
     "step.prerequisite": _prerequisite(),
+    # --- target: folders that are not there
+    "target.windows-path": {
+        "title": "`{model}` — путь Windows, а эта машина работает под {system}",
+        "detail": "Буквы дисков и пути с обратными слэшами здесь ничего не значат: папка ищется как относительный путь "
+        "и не находится.",
+        "fix": "Передайте папку так, как её видит эта машина (в WSL `C:\\models\\x` — это `/mnt/c/models/x`), или "
+        "скопируйте папку модели сюда.",
+    },
+    "target.missing-folder": {
+        "title": "Папки модели `{model}` нет ({absolute})",
+        "detail": "Относительные пути отсчитываются от папки, в которой запущен pytest: {cwd}.",
+        "fix": "Проверьте путь на опечатки (`ls` родительской папки) или передайте id на хабе вида "
+        "`deepseek-ai/DeepSeek-OCR`, уже лежащий в локальном кэше.",
+    },
+    # --- remote code: hazards weighed by reach
+    "remote_code.off-path": {
+        "title": (
+            "Опасные вызовы вне загрузки и обучения: `{call}` в {path} (и ещё {more})",
+            "Опасные вызовы вне загрузки и обучения: `{call}` в {path}",
+        ),
+        "detail": (
+            "Ни один из них не выполняется при импорте, в from_pretrained или на шаге обучения; они выполняются, "
+            "только когда вызывают {roots}. {guarded} (`{guard_call}`) лежит на пути загрузки или обучения "
+            "({guard_path}), но только под `{guard}`, а ни один вызов на этом пути его не задаёт.",
+            "Ни один из них не выполняется при импорте, в from_pretrained или на шаге обучения; они выполняются, "
+            "только когда вызывают {roots}.",
+            "{guarded} (`{guard_call}`) лежит на пути загрузки или обучения ({guard_path}), но только под `{guard}`, "
+            "а ни один вызов на этом пути его не задаёт.",
+        ),
+        "fix": (
+            "Обучение можно запускать. Прежде чем самим вызывать {roots}, просмотрите строки из таблицы (eval "
+            "сгенерированного текста выполнит всё, что напишет модель; `ast.literal_eval` безопасно разбирает литералы).",
+            "Обучение можно запускать. Просмотрите строки из таблицы, прежде чем самим передавать этот аргумент.",
+        ),
+    },
 }
 
 

@@ -346,14 +346,17 @@ def _refuse_untrusted(ctx, parts: list[str], what: str) -> None:
                 params={"what": what, "parts": ", ".join(parts)},
             )
         )
-    if not ctx.target().pinned and not ctx.options.allow_unpinned:
+    target = ctx.target()
+    if not target.pinned and not ctx.options.allow_unpinned:
         raise ProbeStop(
             skip(
                 "loading.unpinned",
-                f"The {what} is remote code ({', '.join(parts)}): not imported from a revision that is not a pinned commit",
-                fix="Pin a reviewed commit: --dsocr-revision <40-hex commit> (`model.revision` in the training config), "
-                "or accept the risk with --dsocr-allow-unpinned (`--allow-unpinned` for scripts/train_lora.py).",
-                params={"what": what, "parts": ", ".join(parts)},
+                f"The {what} is remote code ({', '.join(parts)}): not imported, the revision is not a pinned commit "
+                "or content digest verified against its files",
+                fix=f"Pin the reviewed files: --dsocr-revision {target.pin.digest} (`model.revision` in the training "
+                "config; a hub snapshot's or a clean git checkout's commit also pins), or accept the risk with "
+                "--dsocr-allow-unpinned (`--allow-unpinned` for scripts/train_lora.py).",
+                params={"what": what, "parts": ", ".join(parts), "digest": target.pin.digest},
             )
         )
 

@@ -26,7 +26,7 @@ OFFLINE = pytest.StashKey[pytest.MonkeyPatch]()
 # (option, ini type, default, help): each option is also an ini setting named dsocr_<name>.
 _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("model", "string", None, "model folder or hub id (local cache only); default: the built-in demo target"),
-    ("revision", "string", None, "hub revision; a 40-hex commit counts as pinned"),
+    ("revision", "string", None, "pin for trusted remote code: a snapshot's or clean git checkout's commit, or sha256:<digest>"),
     ("trust-remote-code", "bool", False, "allow importing the checkpoint's own Python code"),
     ("allow-unpinned", "bool", False, "accept trusted remote code without a pinned commit (not recommended)"),
     ("data", "string", None, "dataset folder: train/ and val/ with metadata.json of {image_path, text} rows"),

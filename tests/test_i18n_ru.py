@@ -130,7 +130,13 @@ def hazards(x, mask):
     open("/etc/dsocr-probe-test", "w")
     base64.b64decode("aGk=")
     return mask.cuda()
+
+
+class ToyModelReached(ToyModel):
+    def forward(self, input_ids):
+        return hazards(input_ids, input_ids)
 """
+REACHED = {"AutoConfig": "configuration_toy.ToyConfig", "AutoModel": "modeling_toy.ToyModelReached"}
 
 # ... and once more at module level: it runs as soon as from_pretrained imports the file.
 HAZARDS_ON_IMPORT = """
@@ -157,8 +163,8 @@ def remote(folder: Path, facts: EnvFacts | None = None, **options) -> list[Findi
 def remote_code_hazards(env):
     for torch_version in ("2.13.0", "2.5.1"):
         facts = linux_cpu(transformers=INSTALLED_TRANSFORMERS, torch=torch_version)
-        yield from remote(toy(env.tmp() / "m", MODELING + HAZARDS_IN_FUNCTION), facts)
-        yield from remote(toy(env.tmp() / "m", MODELING + HAZARDS_IN_FUNCTION + HAZARDS_ON_IMPORT), facts)
+        yield from remote(toy(env.tmp() / "m", MODELING + HAZARDS_IN_FUNCTION, auto_map=REACHED), facts)
+        yield from remote(toy(env.tmp() / "m", MODELING + HAZARDS_IN_FUNCTION + HAZARDS_ON_IMPORT, auto_map=REACHED), facts)
 
 
 @scenario
@@ -270,8 +276,12 @@ def model_api(env):
         raise ImportError("cannot import name 'LlamaFlashAttention2' from 'transformers.models.llama.modeling_llama'")
 
     env.mp.setattr(transformers.AutoConfig, "from_pretrained", refuse)
-    pinned = target_mod.resolve(str(toy(env.tmp() / "m")), COMMIT)
-    yield stopped(skeleton.load_config, pinned, Options(trust_remote_code=True, revision=COMMIT))
+    from dsocr_probe import pinning
+
+    folder = toy(env.tmp() / "m")
+    digest = pinning.content_digest(folder)
+    pinned = target_mod.resolve(str(folder), digest)
+    yield stopped(skeleton.load_config, pinned, Options(trust_remote_code=True, revision=digest))
 
 
 class _Tokenizer:
@@ -861,3 +871,66 @@ def test_russian_texts_are_russian_and_keep_the_values(findings):
         title = chosen.get("title", (None, f.title))[1]
         assert any("а" <= ch.lower() <= "я" for ch in title), (f.code, title)
         assert "None" not in title, (f.code, title)  # a missing value is a variant, never printed
+
+
+# ---------------------------------------------------------------- remote code: hazards weighed by reach
+
+
+@scenario
+def remote_code_off_path(env):
+    """eval only in an inference method (one call); the v1 stand-in (seven evals, a guarded torch.load)."""
+    infer_only = MODELING + "\n\ndef unused(s):\n    return eval(s)\n"
+    yield from remote(toy(env.tmp() / "m", infer_only))
+    yield from remote(env.v1_model, trust_remote_code=True, allow_unpinned=True)
+    builder = "import torch\n\ndef build(checkpoint=None):\n    if checkpoint is not None:\n        torch.load(checkpoint)\n"
+    guarded_only = MODELING.replace("    def forward", "    def __init__(self, config):\n        build()\n\n    def forward")
+    yield from remote(toy(env.tmp() / "m", guarded_only + builder))
+
+
+# ---------------------------------------------------------------- pinned means verifiable
+
+
+def git_commit_all(folder: Path) -> str:
+    """Make ``folder`` a git checkout with everything committed; its HEAD commit."""
+    import os
+    import subprocess
+
+    who = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.com"}
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "model"]):
+        subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True, env={**os.environ, **who})
+    return subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+@scenario
+def remote_code_pins(env):
+    """Every reason a revision does not pin: none, a branch, a commit on a plain folder, another digest, a git
+    checkout at another commit or with changed files."""
+    folder = toy(env.tmp() / "m")
+    for revision in (None, "main", COMMIT, "sha256:" + "0" * 64):
+        yield from remote(folder, trust_remote_code=True, revision=revision)
+    repo = toy(env.tmp() / "g")
+    head = git_commit_all(repo)
+    yield from remote(repo, trust_remote_code=True, revision="c" * 40)
+    (repo / "modeling_toy.py").write_text((repo / "modeling_toy.py").read_text() + "\n# edited\n")
+    yield from remote(repo, trust_remote_code=True, revision=head)
+
+
+# ---------------------------------------------------------------- target folders
+
+
+@scenario
+def target_folders(env):
+    """A Windows path on Linux, a mistyped relative folder, and a file where a folder should be."""
+    from dsocr_probe import target as target_mod
+
+    yield stopped(target_mod.resolve, "C:\\models\\DeepSeek-OCR")
+    here = env.tmp()
+    (here / "models").mkdir()
+    env.mp.chdir(here)
+    yield stopped(target_mod.resolve, "models/NoSuchModel")
+    a_file = here / "config.json"
+    a_file.write_text("{}")
+    yield stopped(target_mod.resolve, str(a_file))
+

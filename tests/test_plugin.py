@@ -98,7 +98,9 @@ def test_bad_option_is_a_usage_error(pytester):
 def test_missing_model_is_a_finding_not_a_traceback(pytester):
     result = pytester.runpytest("--dsocr-probe", "--dsocr-model", "nobody/NoSuchModel", "-k", "model_api")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["*is not in the local Hugging Face cache*", "*huggingface-cli download nobody/NoSuchModel*"])
+    from dsocr_probe.target import download_command
+
+    result.stdout.fnmatch_lines(["*is not in the local Hugging Face cache*", f"*{download_command()} nobody/NoSuchModel*"])
     result.stdout.no_fnmatch_line("*Traceback*")
 
 

@@ -49,9 +49,23 @@ def codes(result: ProbeResult) -> dict[str, Status]:
     return {f.code: f.status for f in result.findings}
 
 
+def called_from_forward(body: str) -> str:
+    """A model class, after `body`, whose forward calls every function `body` defines (so training reaches them)."""
+    import ast
+
+    calls = [f"        {node.name}({', '.join(['input_ids'] * len(node.args.args))})\n"
+             for node in ast.parse(textwrap.dedent(body)).body if isinstance(node, ast.FunctionDef)]
+    return ("\n\nclass ToyModelReached(ToyModel):\n    def forward(self, input_ids):\n"
+            + "".join(calls) + "        return input_ids\n")
+
+
+REACHED = {"AutoConfig": "configuration_toy.ToyConfig", "AutoModel": "modeling_toy.ToyModelReached"}
+
+
 def planted(tmp_path: Path, body: str) -> ProbeResult:
-    """The clean stand-in with `body` appended to its modeling file."""
-    return run(standin(tmp_path / "model", CLEAN_MODELING + textwrap.dedent(body)))
+    """The clean stand-in with `body` appended to its modeling file; the model's forward calls what it defines."""
+    modeling = CLEAN_MODELING + textwrap.dedent(body) + called_from_forward(body)
+    return run(standin(tmp_path / "model", modeling, auto_map=REACHED))
 
 
 # ---------------------------------------------------------------- native and clean
@@ -183,8 +197,8 @@ def test_missing_package_fix_uses_the_pip_name(tmp_path):
 # (planted code, finding code, status, matched call, line of the call within the planted code)
 PLANTED = [
     ("import requests\nrequests.get('https://example.com/payload')\n", "remote_code.network", Status.FAIL, "requests.get", 2),
-    ("import urllib.request\ndef fetch(u):\n    return urllib.request.urlopen(u)\n", "remote_code.network", Status.WARN, "urllib.request.urlopen", 3),
-    ("from huggingface_hub import hf_hub_download\ndef w():\n    hf_hub_download('a/b', 'c')\n", "remote_code.network", Status.WARN, "huggingface_hub.hf_hub_download", 3),
+    ("import urllib.request\ndef fetch(u):\n    return urllib.request.urlopen(u)\n", "remote_code.network", Status.FAIL, "urllib.request.urlopen", 3),
+    ("from huggingface_hub import hf_hub_download\ndef w():\n    hf_hub_download('a/b', 'c')\n", "remote_code.network", Status.FAIL, "huggingface_hub.hf_hub_download", 3),
     ("import subprocess\ndef f():\n    subprocess.check_output(['id'])\n", "remote_code.process", Status.FAIL, "subprocess.check_output", 3),
     ("import os\nos.system('id')\n", "remote_code.process", Status.FAIL, "os.system", 2),
     ("def f(s):\n    return eval(s)\n", "remote_code.eval", Status.FAIL, "eval", 2),
@@ -217,7 +231,8 @@ def test_cuda_fix_names_to_device(tmp_path):
 
 
 def test_torch_load_without_weights_only_fails_on_a_torch_that_unpickles_by_default(tmp_path):
-    folder = standin(tmp_path / "model", CLEAN_MODELING + "def f():\n    torch.load('x.bin')\n")
+    body = "def f():\n    torch.load('x.bin')\n"
+    folder = standin(tmp_path / "model", CLEAN_MODELING + body + called_from_forward(body), auto_map=REACHED)
     result = run(folder, facts=linux_cpu(transformers=INSTALLED["transformers"], torch="2.5.1"))
     assert one(result, "remote_code.torch-load").status is Status.FAIL
 
@@ -230,11 +245,14 @@ def test_torch_load_with_weights_only_true_is_clean(tmp_path):
 def test_hazards_in_an_imported_module_are_found(tmp_path):
     folder = standin(
         tmp_path / "model",
-        "from .blocks import fetch\n" + CLEAN_MODELING,
+        "from .blocks import fetch\n" + CLEAN_MODELING + called_from_forward("def fetch():\n    pass\n"),
         extra={"blocks.py": "import socket\ndef fetch():\n    socket.create_connection(('example.com', 80))\n"},
+        auto_map=REACHED,
     )
     result = run(folder)
-    assert one(result, "remote_code.network").table[0]["where"] == "blocks.py:3"
+    network = one(result, "remote_code.network")
+    assert network.table[0]["where"] == "blocks.py:3" and network.status is Status.FAIL
+    assert network.table[0]["runs"] == "in the training step: ToyModelReached.forward → fetch → socket.create_connection"
     assert "blocks.py" in [row["file"] for row in one(result, "remote_code.modules").table]
 
 
@@ -277,14 +295,17 @@ def test_allow_unpinned_turns_the_failure_into_a_warning(tmp_path):
     assert f.status is Status.WARN
 
 
-def test_trusted_and_pinned_records_commit_and_hashes(tmp_path):
+def test_trusted_and_pinned_by_content_records_the_digest_and_hashes(tmp_path):
     import hashlib
 
+    from dsocr_probe.pinning import content_digest
+
     folder = standin(tmp_path / "model")
-    result = run(folder, trust_remote_code=True, revision=COMMIT)
+    digest = content_digest(folder)
+    result = run(folder, trust_remote_code=True, revision=digest)
     f = one(result, "remote_code.pinned")
-    assert f.status is Status.PASS and COMMIT in f.title
-    assert f.evidence["resolved commit"] != COMMIT and "cannot be checked" in f.detail  # a plain folder shows no commit
+    assert f.status is Status.PASS and digest in f.title
+    assert f.evidence["content digest (--dsocr-revision)"] == digest
     assert f.evidence["sha256"]["modeling_toy.py"] == hashlib.sha256((folder / "modeling_toy.py").read_bytes()).hexdigest()
     assert one(result, "remote_code.modules").status is Status.PASS
 

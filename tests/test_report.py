@@ -196,5 +196,5 @@ def test_translation_variants_none_params_terms_and_causes():
     with pytest.raises(ProbeStop) as stop:
         ctx.needs(ctx.target, "batch")
     text = i18n.translate(stop.value.finding, "ru")
-    assert text["title"] == "Не проверено: `/nonexistent/model` — не папка модели"
-    assert text["fix"].startswith("Передайте папку с config.json")
+    assert text["title"] == "Не проверено: Папки модели `/nonexistent/model` нет (/nonexistent/model)"
+    assert text["fix"].startswith("Проверьте путь на опечатки")

@@ -15,10 +15,11 @@ from typing import Callable, Iterable
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from .. import codescan
+from .. import callgraph, codescan, pinning
 from .. import transformers_symbols as symbols
 from ..codescan import Hazard, ImportRef, RemoteCode
 from ..findings import Finding, Status, fail, passed, skip, warn
+from ..target import download_command
 
 PROBE = "remote_code"
 # model_type values of DeepSeek-OCR v1 checkpoints (config.json, and the hub's processor tag).
@@ -31,13 +32,18 @@ TORCH_SAFE_LOAD_SINCE = "2.6"
 class HazardRule:
     title: str
     at_import: Status  # the call sits at module level: it runs when from_pretrained imports the file
-    when_called: Status  # inside a function: it runs when that function is called
+    when_called: Status  # inside a function that loading or a training step reaches
     fix: str  # formatted with the first occurrence's {call} and {where}
+
+
+# Where a hazard runs, as the findings' tables say it.
+RUNS = {callgraph.IMPORT: "on import", callgraph.LOAD: "in from_pretrained", callgraph.FORWARD: "in the training step",
+        callgraph.INFERENCE: "only when called (not by training)", callgraph.UNREACHED: "never (nothing calls it)"}
 
 
 HAZARD_RULES: dict[str, HazardRule] = {
     codescan.NETWORK: HazardRule(
-        "Network access", Status.FAIL, Status.WARN,
+        "Network access", Status.FAIL, Status.FAIL,
         "Remove the network call `{call}` at {where}: loading and training read local files only "
         "(pass local paths or PIL images instead of URLs).",
     ),
@@ -118,14 +124,16 @@ def _only_if_trusted(status: Status) -> Status:
 def _modules_finding(target, code: RemoteCode, trusted: bool, active: bool) -> Finding:
     files = [m.file for m in code.modules]
     table = [{"file": m.file, "sha256": m.sha256, "bytes": m.size, "loaded by": m.reached_from} for m in code.modules]
+    pin = target.pin
     evidence = {
         "auto_map": "; ".join(str(e) for e in code.entries),
         "revision": target.revision or "none",
-        "resolved commit": target.commit or "unknown (no commit hash for this folder)",
+        "resolved commit": pin.commit or target.commit or "unknown (no commit hash for this folder)",
+        "content digest (--dsocr-revision)": pin.digest,
     }
     listed = ", ".join(files) or "nothing readable"
     count = _files(len(files))
-    params = {"files": files, "count": len(files), "listed": ", ".join(files) or None}
+    params = {"files": files, "count": len(files), "listed": ", ".join(files) or None, "digest": pin.digest}
     if trusted:
         return passed(f"{PROBE}.modules", f"Remote code that runs on load ({count}): {listed}",
                       table=table, evidence=evidence, params=params)
@@ -141,8 +149,8 @@ def _modules_finding(target, code: RemoteCode, trusted: bool, active: bool) -> F
         f"{PROBE}.modules",
         f"Loading this model needs trust_remote_code, which would execute {count}: {listed}",
         detail="Nothing was imported: the files were read as text. The findings below say what they would do.",
-        fix="Review the listed files, then re-run with `--dsocr-trust-remote-code --dsocr-revision <40-hex commit>` "
-        "and pass the same `revision=` with `trust_remote_code=True` to from_pretrained in the training script.",
+        fix="Review the listed files, then re-run with `--dsocr-trust-remote-code --dsocr-revision <pin>`: the "
+        f"checkpoint's commit (a hub snapshot or a clean git checkout), or `{pin.digest}`, the digest of these files.",
         table=table, evidence=evidence, params=params,
     )
 
@@ -155,10 +163,10 @@ def _broken_references(code: RemoteCode, weigh) -> Iterable[Finding]:
             f"{PROBE}.missing-module",
             f"Remote code refers to files that are not in the checkpoint: {names}",
             detail="Loading stops with an import error at the first of them.",
-            fix=f"Restore {names} from the same checkpoint commit (e.g. `huggingface-cli download <repo> "
+            fix=f"Restore {names} from the same checkpoint commit (e.g. `{download_command()} <repo> "
             f"{' '.join(m.file for m in code.missing)} --revision <commit>`), or remove the reference.",
             table=[{"missing file": m.file, "referenced by": m.referenced_from} for m in code.missing],
-            params={"files": [m.file for m in code.missing], "names": names,
+            params={"files": [m.file for m in code.missing], "names": names, "download": download_command(),
                     "file_args": " ".join(m.file for m in code.missing)},
         )
     for entry in code.external:
@@ -415,15 +423,25 @@ def _package_rows(found: dict[str, list[ImportRef]]) -> list[dict]:
 
 
 def _hazards(ctx, code: RemoteCode, weigh) -> Iterable[Finding]:
+    """One finding per kind of hazard that loading or training reaches, one warning for all the others.
+
+    Obfuscated code is judged wherever it sits: hidden text defeats reading the call graph.
+    """
     by_kind: dict[str, list[Hazard]] = defaultdict(list)
+    off_path: list[Hazard] = []
     for hazard in code.hazards():
-        by_kind[hazard.kind].append(hazard)
-    if not by_kind:
+        if hazard.on_training_path or hazard.kind == codescan.OBFUSCATED:
+            by_kind[hazard.kind].append(hazard)
+        else:
+            off_path.append(hazard)
+    if not by_kind and not off_path:
         yield passed(
             f"{PROBE}.no-hazards",
             f"No network, process, eval, unpickling, file-write, obfuscation or hard-coded CUDA calls in {_files(len(code.modules))}",
         )
         return
+    if off_path:
+        yield _off_path_finding(off_path)
     torch_version = ctx.facts.version("torch")
     for kind in codescan.HAZARD_KINDS:
         found = by_kind.get(kind)
@@ -443,8 +461,7 @@ def _hazards(ctx, code: RemoteCode, weigh) -> Iterable[Finding]:
             detail=_hazard_detail(kind, found, torch_version),
             fix=fix,
             table=[
-                {"where": h.where, "call": h.call, "runs": "when called" if h.in_function else "on import",
-                 "note": h.note, "code": h.code}
+                {"where": h.where, "call": h.call, "runs": _runs(h), "note": h.note, "code": h.code}
                 for h in found
             ],
             params={"kind": kind, "count": len(found), "where": first.where, "call": first.call,
@@ -452,6 +469,51 @@ def _hazards(ctx, code: RemoteCode, weigh) -> Iterable[Finding]:
                     "on_import": ", ".join(h.where for h in found if not h.in_function) or None,
                     **_torch_load_params(kind, torch_version)},
         )
+
+
+def _runs(h: Hazard) -> str:
+    """``in the training step: DeepseekOCRModel.forward → .cuda()``: when, and along which calls."""
+    if h.reach is None:
+        return "when called" if h.in_function else "on import"
+    runs = RUNS[h.reach.phase]
+    if h.reach.guard:
+        runs += f" only under `{h.reach.guard}`, which that path never sets"
+    return f"{runs}: {h.reach.describe(h.call)}" if h.reach.path else runs
+
+
+def _off_path_finding(found: list[Hazard]) -> Finding:
+    """Risky calls that neither loading nor a training step reaches: they run only if a script calls them."""
+    guarded = [h for h in found if h.reach and h.reach.guard]
+    found = [h for h in found if h not in guarded] + guarded  # what only a script runs first; guarded loads last
+    first = found[0]
+    roots = list(dict.fromkeys(h.reach.path[0] for h in found if h.reach and h.reach.path and not h.reach.guard))
+    kinds = list(dict.fromkeys(h.kind for h in found))
+    more = len(found) - 1
+    path = first.reach.describe(first.call) if first.reach else first.call
+    detail = ("None of them runs on import, in from_pretrained or in a training step; they run only when "
+              f"{', '.join(roots)} is called.") if roots else ""
+    guard_text = None
+    if guarded:
+        g = guarded[0]
+        guard_text = (f"{g.where} (`{g.call}`) is on the loading or training path ({' → '.join(g.reach.path)}), but only under "
+                      f"`{g.reach.guard}`, and no call on that path sets it.")
+        detail = f"{detail} {guard_text}".strip()
+    return warn(
+        f"{PROBE}.off-path",
+        f"Risky calls outside loading and training: `{first.call}` in {path}" + (f" (+{more} more)" if more else ""),
+        detail=detail,
+        fix=(f"Training can start. Before calling {', '.join(roots)} yourself, review the listed lines (eval of "
+             "generated text runs whatever the model writes; `ast.literal_eval` parses literals safely)."
+             if roots else "Training can start. Review the listed lines before passing that argument yourself."),
+        table=[{"kind": h.kind, "where": h.where, "call": h.call, "runs": _runs(h),
+                "note": h.note, "code": h.code}
+               for h in found],
+        params={"count": len(found), "call": first.call, "path": path, "where": first.where,
+                "more": more or None, "kinds": kinds, "roots": ", ".join(roots) or None,
+                "guarded": guard_text and guarded[0].where, "guard": guard_text and guarded[0].reach.guard,
+                "guard_call": guard_text and guarded[0].call,
+                "guard_path": guard_text and " → ".join(guarded[0].reach.path)},
+    )
 
 
 def _hazard_status(rule: HazardRule, hazard: Hazard, torch_version: str | None) -> Status:
@@ -492,39 +554,59 @@ def _hazard_detail(kind: str, found: list[Hazard], torch_version: str | None) ->
 # ---------------------------------------------------------------- trust
 
 
+# Why a revision does not pin the code (pinning.Pin.why), as the finding's detail says it.
+UNPINNED_WHY = {
+    "none": "No --dsocr-revision was given.",
+    "branch": "`{revision}` is a branch or tag name, not a commit: it can point at other code tomorrow.",
+    "plain-folder": "{path} is neither a git checkout nor a hub-cache snapshot, so nothing shows which commit its "
+                    "files come from: a commit hash given for it proves nothing.",
+    "git-head": "The folder holds commit {head}, not {revision}.",
+    "git-dirty": "The git checkout is at {revision}, but these remote-code files differ from that commit "
+                 "(changed, untracked or ignored): {dirty}.",
+    "digest-mismatch": "The remote-code files do not match {given}: their digest now is {digest}.",
+}
+UNPINNED_RISK = (" Without a verified pin the next download or edit can bring different code, which runs with your "
+                 "permissions. The sha256 of every file scanned here is in the evidence.")
+
+
 def _pin_finding(ctx, target, code: RemoteCode) -> Finding:
+    pin = target.pin
     hashes = {m.file: m.sha256 for m in code.modules}
-    resolved = target.commit or ("not shown by a plain folder: the sha256 below identify the files" if target.revision else "unknown")
-    evidence = {"revision": target.revision or "none", "resolved commit": resolved, "sha256": hashes}
-    if target.pinned:
-        return passed(
-            f"{PROBE}.pinned",
-            f"Trusted remote code is pinned to commit {target.revision}",
-            detail="" if target.commit or target.demo else
-            "The folder is not a hub-cache snapshot, so which commit its files come from cannot be checked; "
-            "the sha256 of every remote-code file is recorded instead.",
-            evidence=evidence,
-            params={"revision": target.revision},
-        )
+    evidence = {"revision": target.revision or "none", "resolved commit": pin.commit or target.commit or "unknown",
+                "content digest (--dsocr-revision)": pin.digest, "sha256": hashes}
+    if pin.pinned:
+        if pin.how == pinning.CONTENT:
+            title = f"Trusted remote code is pinned by content: {pin.digest}"
+        elif pin.commit:
+            title = f"Trusted remote code is pinned to commit {pin.commit} ({pin.how}, checked)"
+        else:
+            title = "Trusted remote code is the built-in demo's own"
+        return passed(f"{PROBE}.pinned", title, evidence=evidence,
+                      params={"revision": target.revision, "how": pin.how, "digest": pin.digest})
     allowed = ctx.options.allow_unpinned
-    if target.commit:
+    facts = {"revision": target.revision, "path": str(target.path), "digest": pin.digest, **dict(pin.facts)}
+    why = UNPINNED_WHY[pin.why].format(**facts)
+    if target.commit and pin.why != "git-head":
         fix = (f"Pin the commit scanned here: `--dsocr-revision {target.commit}`, and "
                f"`from_pretrained(..., revision=\"{target.commit}\", trust_remote_code=True)` in the training script.")
     else:
-        fix = ("Pin a reviewed commit: `--dsocr-revision <40-hex commit>` (the hub's file history, or "
-               f"`git -C {target.path} rev-parse HEAD`), and pass the same `revision=` with `trust_remote_code=True` "
-               "to from_pretrained in the training script.")
+        fix = (f"Pin the files scanned here by content: `--dsocr-revision {pin.digest}` (`model.revision` in the "
+               "training config); any change to them changes the digest.")
     return Finding(
         Status.WARN if allowed else Status.FAIL,
         f"{PROBE}.unpinned",
-        f"Remote code is trusted without a pinned commit (revision: {target.revision or 'none'})",
-        detail="Without a commit hash the next download can bring different code, which runs with your permissions. "
-        "The sha256 of every file scanned here is in the evidence."
-        + (" Accepted because --dsocr-allow-unpinned was given." if allowed else ""),
+        f"Remote code is trusted without a verified pin (revision: {target.revision or 'none'})"
+        + (" — accepted because --dsocr-allow-unpinned was given" if allowed else ""),
+        detail=why + UNPINNED_RISK,
         fix=fix,
         evidence=evidence,
-        params={"revision": target.revision, "revision_shown": target.revision or "none", "commit": target.commit,
-                "path": str(target.path), "allowed_by": "--dsocr-allow-unpinned" if allowed else None},
+        params={"revision": target.revision, "revision_shown": target.revision or "none",
+                "commit": target.commit if target.commit and pin.why != "git-head" else None,
+                "path": str(target.path), "digest": pin.digest, "why": pin.why,
+                "head": pin.fact("head"), "dirty": pin.fact("dirty"), "given": pin.fact("given"),
+                "branch": target.revision if pin.why == "branch" else None,
+                "plain_folder": str(target.path) if pin.why == "plain-folder" else None,
+                "allowed_by": "--dsocr-allow-unpinned" if allowed else None},
     )
 
 
@@ -540,6 +622,9 @@ def import_refusal(options, target) -> Finding | None:
         return skip(f"{PROBE}.untrusted", "Remote code is not imported without --dsocr-trust-remote-code",
                     fix="Read the remote-code findings, then re-run with --dsocr-trust-remote-code --dsocr-revision <commit>.")
     if not target.pinned and not options.allow_unpinned:
-        return fail(f"{PROBE}.unpinned", "Remote code is not imported: the revision is not a pinned commit",
-                    fix="Re-run with --dsocr-revision <40-hex commit> (or --dsocr-allow-unpinned to accept the risk).")
+        digest = target.pin.digest
+        return fail(f"{PROBE}.unpinned", "Remote code is not imported: the revision does not pin it verifiably",
+                    fix=f"Re-run with --dsocr-revision {digest} (the digest of the files read here), or "
+                    "--dsocr-allow-unpinned to accept the risk.",
+                    params={"pin": digest})
     return None

@@ -3,13 +3,22 @@
 It keeps what a fine-tuning run depends on: the class and module names, the forward()
 signature, the image-token layout, the vision path under no_grad and the way visual
 features are written into the text embeddings. Dimensions are tiny so it runs on a CPU.
+
+Like the published code it also carries what training never runs: an ``infer()`` that strips
+its prompt with ``format_messages()``, generates, and parses boxes and lines out of the
+generated text with ``eval`` (six times, plus once in ``extract_coordinates_and_label``), a
+helper that draws and saves the results, and a SAM builder that reads a separate checkpoint
+with ``torch.load`` only when it is given a path (loading the model never gives one).
 """
 
 import math
+import os
+import re
 from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageOps
 from torch import nn
 from torch.nn import CrossEntropyLoss
 from transformers import PretrainedConfig, PreTrainedModel
@@ -269,6 +278,19 @@ class SamEncoder(nn.Module):
         return self.net_3(self.net_2(self.neck(x.permute(0, 3, 1, 2))))
 
 
+def build_sam_encoder(patch_size, cfg, checkpoint=None):
+    return _build_sam(patch_size, cfg, checkpoint=checkpoint)
+
+
+def _build_sam(patch_size, cfg, checkpoint=None):
+    encoder = SamEncoder(patch_size, cfg)
+    if checkpoint is not None:
+        # As published: SAM weights from a separate file, read without weights_only.
+        state_dict = torch.load(checkpoint)
+        encoder.load_state_dict({k[30:]: v for k, v in state_dict.items() if "vision_tower_high" in k}, strict=True)
+    return encoder
+
+
 class ClipAttention(nn.Module):
     def __init__(self, width, heads):
         super().__init__()
@@ -342,6 +364,55 @@ class MlpProjector(nn.Module):
         return self.layers(x)
 
 
+# ---------------------------------------------------------------- inference helpers (never run by training)
+
+
+def format_messages(conversations, system_prompt=""):
+    """The `plain` conversation format of the official inference: every message stripped, then the whole prompt."""
+    parts = [system_prompt.strip()] if system_prompt and system_prompt.strip() else []
+    for message in conversations:
+        parts.append((message.get("content") or "").strip())
+    return "".join(parts).strip()
+
+
+def re_match(text):
+    """The grounding spans of a generated text: (whole span, label, coordinates as written)."""
+    return re.findall(r"(<\|ref\|>(.*?)<\|/ref\|><\|det\|>(.*?)<\|/det\|>)", text, re.DOTALL)
+
+
+def extract_coordinates_and_label(ref_text, image_width, image_height):
+    try:
+        label_type = ref_text[1]
+        cor_list = eval(ref_text[2])  # as published: the generated box list is evaluated as Python
+    except Exception:
+        return None
+    return label_type, cor_list
+
+
+def draw_bounding_boxes(image, refs, output_path):
+    """Draw every grounded box (coordinates on a 0..999 grid) and save the picture beside the text."""
+    drawn = image.copy()
+    draw = ImageDraw.Draw(drawn)
+    for ref in refs:
+        result = extract_coordinates_and_label(ref, image.width, image.height)
+        if result is None:
+            continue
+        label_type, boxes = result
+        for box in boxes:
+            x1, y1, x2, y2 = (int(v / 999 * size) for v, size in zip(box, (image.width, image.height) * 2))
+            draw.rectangle([x1, y1, x2, y2], outline=(255, 0, 0), width=2)
+            draw.text((x1, max(y1 - 12, 0)), str(label_type), fill=(255, 0, 0))
+    drawn.save(os.path.join(output_path, "result_with_boxes.jpg"))
+    return drawn
+
+
+def _global_view(image, size):
+    """Resize and pad to size x size with the mean colour, then normalise to [-1, 1] (no crops)."""
+    view = ImageOps.pad(image.convert("RGB").resize((size, size)), (size, size), color=(127, 127, 127))
+    pixels = torch.frombuffer(bytearray(view.tobytes()), dtype=torch.uint8).view(size, size, 3).permute(2, 0, 1) / 255.0
+    return ((pixels - 0.5) / 0.5)[None]
+
+
 # ---------------------------------------------------------------- models
 
 
@@ -376,7 +447,7 @@ class DeepseekOCRModel(DeepseekOCRPreTrainedModel):
         self.embed_tokens = nn.Embedding(config.vocab_size, d)
         self.layers = nn.ModuleList(DeepseekOCRDecoderLayer(config, i) for i in range(config.num_hidden_layers))
         self.norm = DeepseekOCRRMSNorm(d, config.rms_norm_eps)
-        self.sam_model = SamEncoder(vision["patch_size"], vision["sam"])
+        self.sam_model = build_sam_encoder(vision["patch_size"], vision["sam"])
         self.vision_model = ClipEncoder(vision["clip"])
         self.projector = MlpProjector(config.projector_config)
         self.image_newline = nn.Parameter(torch.empty(d))
@@ -528,3 +599,70 @@ class DeepseekOCRForCausalLM(DeepseekOCRPreTrainedModel):
             out = (logits,)
             return (loss,) + out if loss is not None else out
         return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=None, hidden_states=outputs.hidden_states)
+
+    # -- inference (the published infer() in miniature; a training run never calls any of this)
+
+    def prepare_inputs_for_generation(self, input_ids, images=None, images_seq_mask=None, images_spatial_crop=None,
+                                      **kwargs):
+        return {"input_ids": input_ids, "images": images, "images_seq_mask": images_seq_mask,
+                "images_spatial_crop": images_spatial_crop}
+
+    @torch.no_grad()
+    def _greedy(self, input_ids, images, images_seq_mask, images_spatial_crop, max_new_tokens, eos_token_id):
+        ids, mask = input_ids, images_seq_mask
+        for _ in range(max_new_tokens):
+            inputs = self.prepare_inputs_for_generation(ids, images, mask, images_spatial_crop)
+            next_id = self(**inputs).logits[:, -1].argmax(-1, keepdim=True)
+            ids = torch.cat([ids, next_id], dim=1)
+            mask = torch.cat([mask, torch.zeros_like(next_id, dtype=torch.bool)], dim=1)
+            if int(next_id) == eos_token_id:
+                break
+        return ids[:, input_ids.shape[1]:]
+
+    def infer(self, tokenizer, prompt="", image_file="", output_path="", base_size=1024, image_size=640,
+              crop_mode=True, save_results=False, max_new_tokens=32):
+        """Read one page: the prompt as format_messages() strips it, the global view only (no crops)."""
+        conversation = [{"role": "<|User|>", "content": prompt, "images": [image_file]},
+                        {"role": "<|Assistant|>", "content": ""}]
+        text = format_messages(conversation)
+        image = Image.open(image_file).convert("RGB")
+        size = image_size if not crop_mode else base_size
+        n = math.ceil(size / 16 / 4)
+        image_id = tokenizer.convert_tokens_to_ids("<image>")
+        ids, mask = [tokenizer.bos_token_id], [False]
+        for i, piece in enumerate(text.split("<image>")):
+            if i:
+                slots = n * (n + 1) + 1
+                ids += [image_id] * slots
+                mask += [True] * slots
+            tokens = tokenizer.encode(piece, add_special_tokens=False)
+            ids += tokens
+            mask += [False] * len(tokens)
+        device = self.lm_head.weight.device
+        dtype = self.lm_head.weight.dtype
+        images = [(torch.zeros(1, 3, size, size, dtype=dtype, device=device), _global_view(image, size).to(device, dtype))]
+        output_ids = self._greedy(torch.tensor([ids], device=device), images, torch.tensor([mask], device=device),
+                                  torch.tensor([[1, 1]], device=device), max_new_tokens, tokenizer.eos_token_id)
+        outputs = tokenizer.decode(output_ids[0], skip_special_tokens=False)
+        if save_results and "<image>" in text:
+            os.makedirs(output_path, exist_ok=True)
+            refs = re_match(outputs)
+            draw_bounding_boxes(image, refs, output_path)
+            if "line_type" in outputs:
+                # Geometry answers come as a Python dict written out; the published code evaluates them.
+                lines = eval(outputs)["Line"]["line"]
+                line_type = eval(outputs)["Line"]["line_type"]
+                endpoints = eval(outputs)["Line"]["line_endpoint"]
+                canvas = image.copy()
+                draw = ImageDraw.Draw(canvas)
+                for line, kind in zip(lines, line_type):
+                    p0 = eval(line.split(" -- ")[0])
+                    p1 = eval(line.split(" -- ")[-1])
+                    draw.line([tuple(p0), tuple(p1)], fill=(0, 0, 255) if kind == "--" else (0, 128, 0), width=2)
+                for endpoint in endpoints:
+                    label, point = endpoint.split(": ")[0], eval(endpoint.split(": ")[1])
+                    draw.text(tuple(point), label, fill=(255, 0, 0))
+                canvas.save(os.path.join(output_path, "geo.jpg"))
+            with open(f"{output_path}/result.mmd", "w", encoding="utf-8") as f:
+                f.write(outputs)
+        return outputs
