@@ -566,7 +566,8 @@ RU: dict[str, dict[str, Any]] = {
     },
     "train_config.wrong-type": {
         "title": "`{key}: {value}` — неверный тип: нужно {expected!t}",
-        "terms": {"a number": "число", "a whole number": "целое число", "true or false": "true или false"},
+        "terms": {"a number": "число", "a whole number": "целое число", "true or false": "true или false",
+                  "a finite number": "конечное число"},
         "fix": ("Напишите `{write}`.", "Задайте `{key}` как {expected!t}."),
     },
     "train_config.batch-math": {

@@ -30,7 +30,7 @@ class Sample:
         return (self.before or 0) + (self.target or 0)
 
     def describe(self) -> dict[str, Any]:
-        return {"row": self.row.index, "image": str(self.row.image),
+        return {"row": self.row.index, "image": "/".join(self.row.image.parts[-2:]),
                 "size": f"{self.size[0]}x{self.size[1]}" if self.size else "?",
                 "image slots + prompt": self.before if self.before is not None else "?",
                 "target tokens": self.target if self.target is not None else "?",

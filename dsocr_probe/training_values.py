@@ -147,6 +147,8 @@ def _type_problem(key: str, value: Any, hint: Any) -> ValueProblem | None:
             truth = value.strip().lower() in ("true", "yes", "on")
             return ValueProblem(key, value, "bool-as-string", "true or false", f"{key}: {str(truth).lower()}")
         return ValueProblem(key, value, "wrong-type", _describe(plain, enums), None)
+    if isinstance(value, float) and not math.isfinite(value) and plain & {int, float}:
+        return ValueProblem(key, value, "wrong-type", "a finite number", None)
     if plain == {int} or plain == {int, type(None)}:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return ValueProblem(key, value, "wrong-type", "a whole number", None)

@@ -68,11 +68,13 @@ class TrainingRun:
     lora_settings: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)  # the config's training section
     requested: dict[str, tuple[Any, str]] = field(default_factory=dict)  # the caller's overrides
+    requested_by: str = "caller"
     use_cpu: bool = False
 
     def arguments_with(self, extra: Mapping[str, tuple[Any, str]]):
         """The run's arguments with further overrides (a second batch size, fewer steps)."""
-        arguments, _ = build_arguments(type(self.arguments), self.training, {**self.requested, **extra}, self.use_cpu)
+        arguments, _ = build_arguments(type(self.arguments), self.training, {**self.requested, **extra}, self.use_cpu,
+                                       self.requested_by)
         return arguments
 
     def trainer(self, callbacks: Iterable[Any] = (), train_dataset: Any = None, arguments: Any = None):
@@ -89,15 +91,18 @@ class TrainingRun:
             **trainer_processing_kwargs(self.processing),
         )
 
-    def overrides(self) -> list[Setting]:
-        return [s for s in self.settings if s.by]
+    def overrides(self, by: str | None = None) -> list[Setting]:
+        """The arguments changed from the config's values (by whom: ``by``, or anyone)."""
+        return [s for s in self.settings if s.by and (by is None or s.by.startswith(f"{by}:"))]
 
     def describe(self) -> dict[str, Any]:
         """The facts the report names: which Trainer, collator and arguments ran."""
         return {
-            "trainer": f"{self.trainer_class.__module__}.{self.trainer_class.__qualname__} ({self.trainer_source})",
+            "trainer": f"{self.trainer_class.__module__}.{self.trainer_class.__qualname__}",
+            "trainer from": self.trainer_source,
             "arguments class": type(self.arguments).__name__,
-            "collator": f"{_qualname(self.collator)} ({self.collator_source})",
+            "collator": _qualname(self.collator),
+            "collator from": self.collator_source,
             "model": type(self.model).__name__,
             "training rows": len(self.train_dataset),
         }
@@ -185,14 +190,18 @@ def arguments_fields(args_cls: type) -> dict[str, inspect.Parameter]:
 # ---------------------------------------------------------------- arguments
 
 
+SCRIPT = "training script"  # changes the construction itself makes, for the probe and the script alike
+
+
 def build_arguments(args_cls: type, training: Mapping[str, Any], overrides: Mapping[str, tuple[Any, str]] = (),
-                    use_cpu: bool = False) -> tuple[Any, list[Setting]]:
+                    use_cpu: bool = False, by: str = "caller") -> tuple[Any, list[Setting]]:
     """The arguments object from the training section, with ``overrides`` (name -> (value, why)).
 
     Besides the caller's overrides the construction itself sets what a custom batch builder needs:
     ``remove_unused_columns: false`` (otherwise the Trainer drops ``image`` and ``text`` before the
     builder sees the examples) and non-reentrant checkpointing when checkpointing is on and no
-    arguments for it were given. Every change is returned as a :class:`Setting` with its reason.
+    arguments for it were given. Every change of a value is returned as a :class:`Setting` naming
+    who made it (``by`` for ``overrides``, "training script" for the construction's own) and why.
     """
     from .training import CHECKPOINTING_KWARGS, checkpointing_enabled, checkpointing_kwargs
 
@@ -200,17 +209,19 @@ def build_arguments(args_cls: type, training: Mapping[str, Any], overrides: Mapp
     kwargs = dict(training)
     changes: dict[str, tuple[Any, str]] = {}
     if "output_dir" not in kwargs:
-        changes["output_dir"] = (DEFAULT_OUTPUT_DIR, "the training script's default")
+        changes["output_dir"] = (DEFAULT_OUTPUT_DIR, f"{SCRIPT}: its default")
     if kwargs.get("remove_unused_columns", True) is not False:
-        changes["remove_unused_columns"] = (False, "the batch builder needs the rows' image and text")
+        changes["remove_unused_columns"] = (False, f"{SCRIPT}: the batch builder needs the rows' image and text")
     if checkpointing_enabled(kwargs) and not any(kwargs.get(n) for n in CHECKPOINTING_KWARGS):
         name = next((n for n in reversed(CHECKPOINTING_KWARGS) if n in fields), CHECKPOINTING_KWARGS[0])
-        changes[name] = (checkpointing_kwargs(kwargs), "non-reentrant checkpointing reaches LoRA inside checkpointed blocks")
+        changes[name] = (checkpointing_kwargs(kwargs),
+                         f"{SCRIPT}: non-reentrant checkpointing reaches LoRA inside checkpointed blocks")
     if use_cpu and "use_cpu" in fields and not kwargs.get("use_cpu"):
-        changes["use_cpu"] = (True, "the run is on the CPU")
+        changes["use_cpu"] = (True, f"{SCRIPT}: the run is on the CPU")
     for name, (value, why) in dict(overrides).items():
         if name in fields:
-            changes[name] = (value, why)
+            changes[name] = (value, f"{by}: {why}")
+    changes = {k: v for k, v in changes.items() if k not in training or training[k] != v[0]}  # as configured already
     for name, (value, _) in changes.items():
         kwargs[name] = value
     settings = [Setting(k, training.get(k, UNSET), kwargs[k], changes[k][1] if k in changes else "")
@@ -256,7 +267,7 @@ def collator(ctx, cfg: Any, processing: Any, dtype: Any) -> tuple[Any, str]:
 
 
 def build(ctx, device: str, dtype: Any, overrides: Mapping[str, tuple[Any, str]] = (), rows: Any = None,
-          model: Any = None, lora_settings: Mapping[str, Any] | None = None) -> TrainingRun:
+          model: Any = None, lora_settings: Mapping[str, Any] | None = None, by: str = "caller") -> TrainingRun:
     """The run the config describes, on ``device`` in ``dtype``.
 
     ``rows``: the training rows (default: every row of the train split); ``model``: an already
@@ -274,7 +285,7 @@ def build(ctx, device: str, dtype: Any, overrides: Mapping[str, tuple[Any, str]]
     args_cls = arguments_class(cls)
     use_cpu = str(device) == "cpu"
     try:
-        arguments, settings = build_arguments(args_cls, training, overrides, use_cpu=use_cpu)
+        arguments, settings = build_arguments(args_cls, training, overrides, use_cpu=use_cpu, by=by)
     except Exception as exc:
         raise BuildError("arguments", f"{args_cls.__name__}(...)") from exc
     data = ctx.dataset()
@@ -314,6 +325,7 @@ def build(ctx, device: str, dtype: Any, overrides: Mapping[str, tuple[Any, str]]
         lora_settings=dict(lora_settings),
         training=training,
         requested=dict(overrides),
+        requested_by=by,
         use_cpu=use_cpu,
     )
 

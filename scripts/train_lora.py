@@ -76,7 +76,7 @@ def build(args: argparse.Namespace):
     device = loading.default_device(ctx)
     dtype = loading.model_dtype(ctx, device)
     try:
-        return trainrun.build(ctx, device, dtype, overrides(args))
+        return trainrun.build(ctx, device, dtype, overrides(args), by="command line")
     except trainrun.BuildError as exc:
         cause = exc.__cause__ or exc
         raise ProbeStop(fail("train.build", f"{exc.what} fails: {loading.error_line(cause)}",

@@ -744,7 +744,8 @@ def step_parts(env):
 
     from dsocr_probe.trainer_watch import StepRecord
 
-    described = {"trainer": "transformers.trainer.Trainer (default)", "collator": "team.collate:Collator"}
+    described = {"trainer": "transformers.trainer.Trainer", "trainer from": "default", "collator": "team.collate.Collator",
+                 "collator from": "data.collator: team.collate:Collator"}
     run = SimpleNamespace(describe=lambda: described)
     for exc in (RuntimeError("a leaf Variable that requires grad is being used in an in-place operation."),
                 ValueError("shape mismatch"),

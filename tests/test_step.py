@@ -65,10 +65,14 @@ def test_go_on_the_demo_model(demo, tmp_path):
     assert [(row["batch"], row["rows"]) for row in cost.table] == [(2, "largest 2"), (2, "first 2"), (1, "largest 1")]
     ran = by_code(result, "step.run")
     assert ran.evidence["trainer"].startswith("transformers.trainer.Trainer")
-    assert "verified batch builder" in ran.evidence["collator"]
+    assert "verified batch builder" in ran.evidence["collator from"]
     used = {row["argument"]: row for row in ran.table}
     assert used["max_steps"]["used"] == "5" and used["max_steps"]["changed by"] != "—"
     assert used["learning_rate"]["changed by"] == "—"  # the team's own value, as configured
+    assert used["max_steps"]["changed by"].startswith("probe:")
+    assert used["use_cpu"]["changed by"].startswith("training script:")  # the script does the same on the CPU
+    assert used["logging_steps"]["changed by"] == "—"  # the demo's config already logs every step
+    assert "`use_cpu`" not in ran.detail and "`max_steps`" in ran.detail
 
 
 @pytest.mark.filterwarnings("ignore:None of the inputs have requires_grad=True:UserWarning")  # the cause, shown

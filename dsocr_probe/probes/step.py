@@ -180,7 +180,7 @@ def _train(training_run, chosen: list, device: str, steps: int, inspect: Callabl
     length = _batch_length(training_run.collator, rows)
     slots = round(sum(s.before or 0 for s in chosen) / max(1, len(chosen)))
     result = Trained(rows, length, slots)
-    extra = {"max_steps": (steps, "a few optimizer steps are enough to see the run start, fit and learn")}
+    extra = {"max_steps": (steps, "a few optimizer steps are enough to see the run start, fit and learn")}  # by the probe
     if batch_size is not None:
         extra["per_device_train_batch_size"] = (batch_size, "a second batch size for the memory forecast")
     arguments = training_run.arguments_with(extra)
@@ -256,7 +256,8 @@ def _train_failed(training_run, exc: BaseException) -> ProbeStop:
         fail(
             "step.forward-fails",
             f"The training run fails: {type(exc).__name__}: {message}",
-            detail=f"Raised inside {described['trainer']}.train(), with the collator {described['collator']}.",
+            detail=f"Raised inside {described['trainer']}.train() ({described['trainer from']}), with the collator "
+            f"{described['collator']} ({described['collator from']}).",
             fix=fix,
             evidence=described,
             params={"error": message, "exception": type(exc).__name__, "checkpointing_kwargs": checkpointing_kwargs,
@@ -283,7 +284,7 @@ def _build(ctx, device: str, dtype: Any, overrides: dict, rows: list, model: Any
     reports (the Trainer class, the collator's import) makes this probe SKIP; LoRA wrapping fails here."""
     try:
         return ctx.needs(lambda: trainrun.build(ctx, device, dtype, overrides, rows=rows, model=model,
-                                                lora_settings=lora_kwargs), "step")
+                                                lora_settings=lora_kwargs, by="probe"), "step")
     except trainrun.BuildError as exc:
         cause = exc.__cause__ or exc
         if exc.stage == "lora":
@@ -318,12 +319,13 @@ def _run_finding(training_run, worst: list, first: list) -> Finding:
     described = training_run.describe()
     table = [{"argument": s.name, "in the config": _shown(s.configured), "used": _shown(s.used),
               "changed by": s.by or "—"} for s in training_run.settings]
-    overrides = [s.name for s in training_run.overrides()]
+    overrides = [s.name for s in training_run.overrides("probe")]
     return passed(
         "step.run",
         f"Ran {training_run.trainer_class.__qualname__}.train() with {_short(training_run.collator)} "
         f"on the largest batch of the split ({len(worst)} rows)",
-        detail="Overridden for the probe: " + ", ".join(f"`{n}`" for n in overrides) + ". Everything else as configured.",
+        detail="Overridden for the probe: " + ", ".join(f"`{n}`" for n in overrides) + ". The training script builds "
+        "the rest the same way (its own changes are marked in the table).",
         table=table,
         evidence={**described, "largest batch": _rows_text(worst), "first rows": _rows_text(first)},
         params={"trainer": training_run.trainer_class.__qualname__, "collator": _short(training_run.collator),

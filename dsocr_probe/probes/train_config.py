@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import inspect
@@ -43,8 +44,10 @@ def run(ctx) -> Iterable[Finding]:
     if not ctx.facts.injected and not problems and trainer_cls is not None:
         yield from _construct(ctx, cfg.training, args_cls)
     yield from _auto_class(ctx, cfg)
-    yield from _batch_math(ctx, cfg, bad={p.key for p in problems})
-    yield from _collator_and_workers(ctx, cfg)
+    # The checks below do arithmetic on the values: a value the run cannot use is left to its finding above.
+    judged = dataclasses.replace(cfg, training={k: v for k, v in cfg.training.items() if k not in {p.key for p in problems}})
+    yield from _batch_math(ctx, judged, bad={p.key for p in problems})
+    yield from _collator_and_workers(ctx, judged)
     yield from _lora(ctx, cfg)
 
 
