@@ -265,8 +265,9 @@ def _timed_out(spec: probes_mod.ProbeSpec, limit: float) -> Finding:
         Status.FAIL,
         f"{spec.name}.timeout",
         f"The {spec.title.lower()} probe did not finish within {limit:g} s",
-        detail="Importing the checkpoint's code, loading the weights or the training step hangs or is far slower "
-        "than expected (a network mount, swapping, a dead GPU, a lock held by another process).",
+        detail="Reading the dataset, config or model files, importing the checkpoint's code, loading the weights or "
+        "the training step hangs or is far slower than expected (a network mount, a named pipe, swapping, a dead GPU, "
+        "a lock held by another process).",
         fix=f"Raise --dsocr-timeout above {limit:g} if the machine is just slow; otherwise run with "
         "`-k " + spec.name + " -s` and watch where it stops.",
         params={"limit": limit, "probe": spec.name, "title": spec.title},
