@@ -211,7 +211,8 @@ def _not_a_folder(path: Path):
     else:
         fix = "Pass the folder that holds train/ and val/ (each with metadata.json) to --dsocr-data."
     return fail("dataset.not-a-folder", f"--dsocr-data {path} is {what}, not a folder", fix=fix,
-                params={"folder": str(path), "what": what, "parent": str(path.parent)})
+                params={"folder": str(path), "what": what,
+                        "parent": str(path.parent) if path.name in METADATA_NAMES else None})
 
 
 def load_splits(split_folders: dict[str, Path], root: Path | None = None, inside: Path | None = None) -> Dataset:

@@ -838,6 +838,49 @@ RU: dict[str, dict[str, Any]] = {
         "fix": "Передайте --dsocr-data DIR (train/metadata.json со строками image_path и text).",
     },
     "step.prerequisite": _prerequisite(),
+    # --- hostile inputs: special files, ambiguous datasets, time limits
+    "dataset.not-a-folder": {
+        "terms": {"a file": "файл", "a named pipe": "именованный канал", "a socket": "сокет",
+                  "a character device": "символьное устройство", "a block device": "блочное устройство",
+                  "not a regular file": "не обычный файл"},
+        "title": "--dsocr-data {folder} — это {what!t}, а не папка",
+        "fix": (
+            "Передайте папку, в которой он лежит: --dsocr-data {parent}",
+            "Передайте в --dsocr-data папку с train/ и val/ (в каждой — metadata.json).",
+        ),
+    },
+    "dataset.no-train-rows": {
+        "title": (
+            "В сплите train нет пригодных строк ({metadata})",
+            "В {folder} нет сплита train: учить не на чем",
+        ),
+        "detail": (
+            "Найдены сплиты: {splits}.",
+            "Запуск без обучающих строк останавливается до первого шага или учится ни на чём.",
+        ),
+        "fix": (
+            "Добавьте строки в {metadata} или исправьте те, что перечислены как непригодные.",
+            "Положите обучающие строки в train/metadata.json в {folder} (или укажите train_dir в секции data конфига).",
+        ),
+    },
+    "dataset.ambiguous": {
+        "title": "Выборов между кандидатами: {n}; то, что не прочитано, перечислено в таблице",
+        "fix": "Держите один metadata-файл на папку, одну папку на сплит, один список строк и каждый ключ в строке "
+        "один раз, чтобы любой читатель датасета видел те же строки.",
+    },
+    "dataset.windows-paths": {
+        "title": "Путей к изображениям с разделителями Windows (\\), прочитанных через /: {n}",
+        "fix": "Пишите / в metadata-файлах: так работает на любой ОС, а скрипт обучения, который открывает эти пути как "
+        "написано, упадёт на Linux и macOS.",
+    },
+    "dataset.outside-folder": {
+        "title": "Путей к изображениям, которые выходят из папки датасета через '..': {n}",
+        "fix": "Держите изображения внутри папки датасета (или намеренно пишите абсолютные пути): при копировании или "
+        "монтировании датасета они потеряются.",
+    },
+    "dataset.timeout": _timeout(),
+    "train_config.timeout": _timeout(),
+    "remote_code.timeout": _timeout(),
 }
 
 
