@@ -148,8 +148,17 @@ def open_regular(path: Path, limit: int | None) -> BinaryIO | str:
 
 
 def read_bounded(fh: BinaryIO, limit: int | None) -> bytes:
-    """At most ``limit`` bytes: a file that grows while it is read still ends."""
-    return fh.read() if limit is None else fh.read(limit + 1)[:limit + 1]
+    """The file's bytes, but no more than ``limit`` + 1: a file that grows while it is read still ends.
+    Read in pieces the size the file says it has (``read(n)`` sets aside all ``n`` bytes at once)."""
+    data = bytearray()
+    want = os.fstat(fh.fileno()).st_size + 1
+    while limit is None or len(data) <= limit:
+        chunk = fh.read(want if limit is None else min(want, limit + 1 - len(data)))
+        if not chunk:
+            break
+        data += chunk
+        want = 1 << 20
+    return bytes(data)
 
 
 # ---------------------------------------------------------------- folders

@@ -33,6 +33,7 @@ def run(ctx) -> Iterable[Finding]:
     by_hash: dict[str, list[tuple[str, int]]] = defaultdict(list)
     by_text: dict[str, list[tuple[str, int]]] = defaultdict(list)
     counts = []
+    usable: Counter[str] = Counter()  # rows per split that neither the loader nor this probe refused
     for split in data.splits.values():
         for p in split.problems:
             bad.append(_row(split.name, p.file, p.index, p.reason))
@@ -52,6 +53,7 @@ def run(ctx) -> Iterable[Finding]:
             sizes.append(size)
             page_sizes[split.name, row.index] = size
             by_hash[digest].append((split.name, row.index))
+            usable[split.name] += bool(row.text.strip())
             w, h = size
             if min(w, h) < MIN_SIDE:
                 odd.append(_row(split.name, row.image, row.index, f"tiny image {w}x{h}: text will be unreadable after resizing"))
@@ -64,7 +66,7 @@ def run(ctx) -> Iterable[Finding]:
                    detail="Splits found: " + (", ".join(data.splits) or "none") + ".",
                    fix="Put the training rows in train/metadata.json (or name train_dir in the config's data section).",
                    params={"folder": str(data.root), "splits": ", ".join(data.splits) or "—"})
-    elif not train.rows:
+    elif not usable[train.name]:
         yield fail("dataset.no-train-rows", f"The train split has no usable rows ({train.metadata})",
                    detail="A run with zero training rows stops before its first step, or trains on nothing.",
                    fix="Add rows to the train split's metadata file, or fix the ones listed as unusable.",
