@@ -213,8 +213,10 @@ def load(folder: Path) -> Dataset:
 
 
 def _not_a_folder(path: Path):
-    kind = special_kind(os.stat(path).st_mode) if os.path.exists(path) else None
-    what = "a file" if kind is None else kind
+    if os.path.exists(path):
+        what = special_kind(os.stat(path).st_mode) or "a file"
+    else:
+        what = "a broken symbolic link"  # dangling, or a loop
     if path.name in METADATA_NAMES:
         fix = f"Pass the folder that holds it: --dsocr-data {path.parent}"
     else:
@@ -304,7 +306,8 @@ def read_split(name: str, meta: Path, root: Path | None = None) -> Split:
                                     f"the rows are read from {lists[0]!r}, the others are ignored"))
         records = records[lists[0]] if lists else records
     if not isinstance(records, list):
-        split.problems.append(RowProblem(name, meta, None, f"expected a list of rows, got a {type(records).__name__}"))
+        got = "an object without a list of rows" if isinstance(records, dict) else f"a {type(records).__name__}"
+        split.problems.append(RowProblem(name, meta, None, f"expected a list of rows, got {got}"))
         return split
     base = Path(root) if root is not None else meta.parent
     for i, rec in enumerate(records):

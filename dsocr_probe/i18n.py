@@ -842,7 +842,7 @@ RU: dict[str, dict[str, Any]] = {
     "dataset.not-a-folder": {
         "terms": {"a file": "файл", "a named pipe": "именованный канал", "a socket": "сокет",
                   "a character device": "символьное устройство", "a block device": "блочное устройство",
-                  "not a regular file": "не обычный файл"},
+                  "not a regular file": "не обычный файл", "a broken symbolic link": "битая символьная ссылка"},
         "title": "--dsocr-data {folder} — это {what!t}, а не папка",
         "fix": (
             "Передайте папку, в которой он лежит: --dsocr-data {parent}",

@@ -212,6 +212,10 @@ def test_data_option_naming_a_file_says_so(tmp_path):
     f = stop.value.finding
     assert f.code == "dataset.not-a-folder" and "is a file, not a folder" in f.title and "does not exist" not in f.title
     assert f"--dsocr-data {tmp_path}" in f.fix
+    (tmp_path / "loop").symlink_to("loop")
+    with pytest.raises(ProbeStop) as stop:
+        dataset_mod.load(tmp_path / "loop")
+    assert "is a broken symbolic link, not a folder" in stop.value.finding.title
 
 
 def test_an_svg_is_named_without_a_buffer_address(tmp_path):

@@ -87,10 +87,19 @@ WARNING_PROBE = """
 from dsocr_probe.findings import warn
 import dsocr_probe.probes.environment as env
 
+_original = env.run
+
+
 def _warns(ctx):
     yield warn("environment.injected", "An injected warning")
 
-env.run = _warns
+
+def pytest_configure(config):  # in-process runs share the module: put it back afterwards
+    env.run = _warns
+
+
+def pytest_unconfigure(config):
+    env.run = _original
 """
 
 
@@ -102,9 +111,9 @@ def test_strict_makes_warnings_block(pytester):
     strict = pytester.runpytest("--dsocr-probe", "-k", "environment", "--dsocr-strict")
     assert strict.ret == pytest.ExitCode.TESTS_FAILED
     strict.stdout.fnmatch_lines(["*verdict: NO-GO*", "*--dsocr-strict: warnings block*"])
-    data = _json(pytester.path / "reports")
-    assert [d["verdict"] for d in data] == ["GO with warnings", "NO-GO"] and data[1]["strict"] is True
-    md = _md(pytester.path / "reports")[1]
+    data = {d["strict"]: d["verdict"] for d in _json(pytester.path / "reports")}  # two runs may share a second
+    assert data == {False: "GO with warnings", True: "NO-GO"}
+    (md,) = [text for text in _md(pytester.path / "reports") if "Strict mode" in text]
     assert "Strict mode" in md and "An injected warning" in md.split("## ❌ Blockers")[1].split("\n---")[0]
 
 
