@@ -121,9 +121,12 @@ def file_problem(path: Path) -> str | None:
     return f"{kind}{via}, not a regular file: only regular files are read"
 
 
-def open_regular(path: Path, limit: int | None) -> BinaryIO | str:
+NOT_FOUND = "file does not exist"
+
+
+def open_regular(path: Path, limit: int | None, limit_reason: str = "") -> BinaryIO | str:
     """``path`` opened for reading, or why it is not read: missing, not a regular file, or larger than
-    ``limit`` bytes. The type is checked again on the open file, so a file swapped for a pipe between
+    ``limit`` bytes (``limit_reason`` says where that limit comes from). The type is checked again on the open file, so a file swapped for a pipe between
     the check and the open is still refused, and the open itself never waits for a writer."""
     problem = file_problem(path)
     if problem:
@@ -132,7 +135,7 @@ def open_regular(path: Path, limit: int | None) -> BinaryIO | str:
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
-        return "file does not exist"
+        return NOT_FOUND
     except (OSError, ValueError) as exc:
         return f"cannot read the file: {getattr(exc, 'strerror', None) or exc}"
     st = os.fstat(fd)
@@ -141,7 +144,7 @@ def open_regular(path: Path, limit: int | None) -> BinaryIO | str:
         os.close(fd)
         if kind is not None:
             return f"{kind}, not a regular file: only regular files are read"
-        return f"{st.st_size} bytes, more than the {limit} bytes read at most"
+        return f"{st.st_size} bytes, more than the {limit} bytes read at most{limit_reason}"
     if hasattr(os, "set_blocking"):
         os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")

@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 from typing import Iterable
 
 from ..collators.base import bombs_refused
-from ..dataset import WINDOWS_ABSOLUTE, open_regular, read_bounded
+from ..dataset import NOT_FOUND, WINDOWS_ABSOLUTE, open_regular, read_bounded
 from ..findings import Finding, ProbeStop, cause_params, fail, passed, skip, warn
 
 # Pages outside these bounds still train, but badly: text too small to read, or memory blown.
@@ -108,13 +108,9 @@ def inspect_image(path) -> tuple[str, tuple[int, int], str] | str:
     from PIL import Image
 
     limit = max_image_bytes()
-    opened = open_regular(path, limit)
+    opened = open_regular(path, limit, f": no image PIL accepts (Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}) is that large")
     if isinstance(opened, str):
-        if opened.endswith("does not exist") and not os.path.islink(path):
-            return MISSING
-        if "more than the" in opened:
-            return f"{opened}: no image PIL accepts (Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}) is that large"
-        return opened
+        return MISSING if opened == NOT_FOUND else opened
     with opened as fh:
         raw = read_bounded(fh, limit)
     if not raw:
