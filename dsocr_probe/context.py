@@ -31,6 +31,7 @@ class Options:
     lang: str = "en"
     device: str | None = None
     timeout_s: float = 0.0
+    strict: bool = False
 
 
 def _loaded_once(fn: Callable[[Any], T]) -> Callable[[Any], T]:

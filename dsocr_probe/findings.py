@@ -48,6 +48,15 @@ class Verdict(str, enum.Enum):
     GO = "GO"
     GO_WITH_WARNINGS = "GO with warnings"
     NO_GO = "NO-GO"
+    INTERRUPTED = "INTERRUPTED"  # stopped before the end: no verdict was reached
+
+
+class NotRun(str, enum.Enum):
+    """Why a planned probe has no result."""
+
+    DESELECTED = "deselected"  # -k, -m or --deselect left it out
+    NOT_REACHED = "not reached"  # the run stopped before it (-x, Ctrl-C)
+    INTERRUPTED = "interrupted"  # it was running when the run was stopped
 
 
 @dataclass
@@ -148,20 +157,66 @@ def worst(statuses: Iterable[Status]) -> Status:
 
 @dataclass
 class RunRecord:
-    """Everything one ``pytest --dsocr-probe`` run found, in probe order."""
+    """Everything one ``pytest --dsocr-probe`` run found, in probe order.
+
+    It also knows which probes were planned and which the session selected, so a verdict is only
+    given for what ran, and a run stopped half-way says so instead of passing for a whole one.
+    """
 
     target: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
     results: list[ProbeResult] = field(default_factory=list)
+    planned: list[tuple[str, str]] = field(default_factory=list)  # (name, title) of every probe; empty: what ran
+    selected: list[str] | None = None  # names left after -k/-m/--deselect; None: all planned ones
+    running: str | None = None  # the probe in progress, when the run ended inside one
+    interrupted: bool = False
+    strict: bool = False  # --dsocr-strict: warnings block like failures
+
+    @property
+    def blocking(self) -> tuple[Status, ...]:
+        return (Status.FAIL, Status.ERROR, Status.WARN) if self.strict else (Status.FAIL, Status.ERROR)
 
     @property
     def verdict(self) -> Verdict:
+        if self.interrupted:
+            return Verdict.INTERRUPTED
         statuses = [r.status for r in self.results]
-        if any(s.blocks for s in statuses):
+        if any(s in self.blocking for s in statuses):
             return Verdict.NO_GO
         if Status.WARN in statuses:
             return Verdict.GO_WITH_WARNINGS
         return Verdict.GO
+
+    def not_run(self) -> list[tuple[str, str, NotRun]]:
+        """(name, title, why) of each planned probe that has no result."""
+        ran = {r.name for r in self.results}
+        out = []
+        for name, title in self.planned:
+            if name in ran:
+                continue
+            if self.selected is not None and name not in self.selected:
+                why = NotRun.DESELECTED
+            elif name == self.running:
+                why = NotRun.INTERRUPTED
+            else:
+                why = NotRun.NOT_REACHED
+            out.append((name, title, why))
+        return out
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.not_run())
+
+    def verdict_line(self) -> str:
+        """The verdict in one English line, with how much of the plan it covers."""
+        planned = len(self.planned) or len(self.results)
+        ran = len(self.results)
+        if self.interrupted:
+            during = f" during the {self.running} probe" if self.running else ""
+            return f"INTERRUPTED{during}: no verdict ({ran} of {planned} probes finished)"
+        if self.partial:
+            return f"{self.verdict.value} for the {ran} of {planned} probes that ran"
+        return self.verdict.value
 
     def findings(self, *statuses: Status) -> list[tuple[ProbeResult, Finding]]:
         return [(r, f) for r in self.results for f in r.findings if not statuses or f.status in statuses]

@@ -6,7 +6,9 @@ With ``--dsocr-probe`` the session collects the probes instead of test files, so
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -34,8 +36,12 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("report-dir", "string", "reports", "where REPORT_<topic>_<time>.md and .json are written"),
     ("lang", "string", "en", "report language: en or ru"),
     ("device", "string", None, "device for the step probe (default: cuda when available, else cpu)"),
-    ("timeout", "string", "0", "seconds a probe that imports model code or loads weights may take (0: no limit)"),
+    ("timeout", "string", "0", "seconds a probe that reads your files, imports model code or loads weights may take (0: no limit)"),
+    ("strict", "bool", False, "warnings block like failures: GO with warnings becomes NO-GO (exit 1)"),
 )
+
+
+_DEFAULT_REPORT_DIR = next(default for name, _, default, _ in _OPTIONS if name == "report-dir")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -74,9 +80,7 @@ def options_from(config: pytest.Config) -> Options:
         timeout = float(_value(config, "timeout") or 0)
     except ValueError:
         raise pytest.UsageError(f"--dsocr-timeout must be a number of seconds, not {_value(config, 'timeout')!r}") from None
-    report_dir = Path(_value(config, "report-dir"))
-    if not report_dir.is_absolute():
-        report_dir = config.rootpath / report_dir if config.getoption("dsocr_report_dir") is None else Path.cwd() / report_dir
+    report_dir = _report_dir(config)
     return Options(
         model=_value(config, "model") or None,
         revision=_value(config, "revision") or None,
@@ -88,7 +92,39 @@ def options_from(config: pytest.Config) -> Options:
         lang=lang,
         device=_value(config, "device") or None,
         timeout_s=timeout,
+        strict=bool(_value(config, "strict")),
     )
+
+
+def _report_dir(config: pytest.Config) -> Path:
+    """A relative folder from the command line or the default lives under the folder pytest was started
+    in (not pytest's rootdir, which moves with the arguments); one from an ini file, beside that file."""
+    folder = Path(os.path.expanduser(_value(config, "report-dir")))
+    if folder.is_absolute():
+        return folder
+    from_ini = (config.getoption("dsocr_report_dir") is None and config.inipath is not None
+                and config.getini("dsocr_report_dir") != _DEFAULT_REPORT_DIR)
+    base = config.inipath.parent if from_ini else config.invocation_params.dir
+    return base / folder
+
+
+def check_report_dir(folder: Path) -> None:
+    """Fail at start-up, not after every probe ran: make the folder and write a file in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".REPORT_check.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(name)
+    except FileExistsError:
+        raise pytest.UsageError(f"--dsocr-report-dir {folder}: a file of that name is in the way, not a folder") from None
+    except NotADirectoryError:
+        raise pytest.UsageError(f"--dsocr-report-dir {folder}: a part of that path is a file, not a folder") from None
+    except OSError as exc:
+        raise pytest.UsageError(
+            f"--dsocr-report-dir {folder}: reports cannot be written there ({exc.strerror or exc})"
+        ) from None
+    if not folder.is_dir():
+        raise pytest.UsageError(f"--dsocr-report-dir {folder}: a file of that name is in the way, not a folder")
 
 
 def _enabled(config: pytest.Config) -> bool:
@@ -104,8 +140,9 @@ def pytest_configure(config: pytest.Config) -> None:
         options_from(config),
         replace_facts=lambda gathered: config.hook.pytest_dsocr_facts(config=config, facts=gathered),
     )
+    check_report_dir(ctx.options.report_dir)
     config.stash[CONTEXT] = ctx
-    config.stash[RECORD] = RunRecord()
+    config.stash[RECORD] = RunRecord(strict=ctx.options.strict)
 
 
 def _offline() -> pytest.MonkeyPatch:
@@ -138,6 +175,9 @@ def pytest_collection(session: pytest.Session) -> list[pytest.Item] | None:
     hook.pytest_collectreport(report=pytest.CollectReport(suite.nodeid, "passed", None, items))
     session.items = items
     hook.pytest_collection_modifyitems(session=session, config=config, items=session.items)  # -k, -m, deselect
+    record = config.stash[RECORD]
+    record.planned = [(spec.name, spec.title) for spec in probes_mod.PROBES]
+    record.selected = [item.spec.name for item in session.items if isinstance(item, ProbeItem)]
     hook.pytest_collection_finish(session=session)
     session.testscollected = len(session.items)
     return session.items
@@ -161,15 +201,18 @@ class ProbeItem(pytest.Item):
 
     def runtest(self) -> None:
         ctx = self.config.stash[CONTEXT]
+        record = self.config.stash[RECORD]
+        record.running = self.spec.name  # stays set if Ctrl-C ends the run inside this probe
         self.result = result = run_probe(self.spec, ctx)
-        self.config.stash[RECORD].results.append(result)
+        record.results.append(result)
+        record.running = None
         self.user_properties.append(("dsocr_status", result.status.value))
         for f in result.findings:
             self.user_properties.append((f.code, f.status.value))
         status = result.status
         if status is Status.SKIP:
             pytest.skip("; ".join(f.title for f in result.findings) or "nothing to check")
-        if status.blocks:
+        if status in record.blocking:
             raise ProbeFailed(result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:
@@ -222,8 +265,9 @@ def _timed_out(spec: probes_mod.ProbeSpec, limit: float) -> Finding:
         Status.FAIL,
         f"{spec.name}.timeout",
         f"The {spec.title.lower()} probe did not finish within {limit:g} s",
-        detail="Importing the checkpoint's code, loading the weights or the training step hangs or is far slower "
-        "than expected (a network mount, swapping, a dead GPU, a lock held by another process).",
+        detail="Reading the dataset, config or model files, importing the checkpoint's code, loading the weights or "
+        "the training step hangs or is far slower than expected (a network mount, a named pipe, swapping, a dead GPU, "
+        "a lock held by another process).",
         fix=f"Raise --dsocr-timeout above {limit:g} if the machine is just slow; otherwise run with "
         "`-k " + spec.name + " -s` and watch where it stops.",
         params={"limit": limit, "probe": spec.name, "title": spec.title},
@@ -243,12 +287,24 @@ def _describe(result: ProbeResult) -> str:
     return "\n".join(lines)
 
 
+def pytest_keyboard_interrupt(excinfo) -> None:
+    _INTERRUPTED.set()
+
+
+_INTERRUPTED = threading.Event()  # pytest calls the hook without the config; one session per process
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _INTERRUPTED.clear()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if not _enabled(config) or RECORD not in config.stash:
         return
     record = config.stash[RECORD]
-    if not record.results:
+    record.interrupted = _INTERRUPTED.is_set() or exitstatus == pytest.ExitCode.INTERRUPTED
+    if not record.results and record.running is None:
         return
     from . import report
 
@@ -276,8 +332,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     verdict = record.verdict.value
     markup = {"GO": {"green": True}, "NO-GO": {"red": True}}.get(verdict, {"yellow": True})
     terminalreporter.section("dsocr-probe", sep="=", bold=True, **markup)
-    terminalreporter.write_line(f"verdict: {verdict}", bold=True, **markup)
+    terminalreporter.write_line(f"verdict: {record.verdict_line()}", bold=True, **markup)
+    if record.strict:
+        terminalreporter.write_line("  (--dsocr-strict: warnings block)")
     for result, f in record.findings(Status.FAIL, Status.ERROR, Status.WARN):
         terminalreporter.write_line(f"  {f.status.icon} [{result.name}] {f.title}")
+    not_run = record.not_run()
+    if not_run:
+        terminalreporter.write_line("not run: " + ", ".join(f"{name} ({why.value})" for name, _, why in not_run))
     terminalreporter.write_line(f"report: {md}")
     terminalreporter.write_line(f"json:   {js}")

@@ -21,11 +21,11 @@ from tabulate import tabulate
 
 from . import i18n
 from .context import Options
-from .findings import Finding, RunRecord, Status, Verdict
+from .findings import Finding, NotRun, RunRecord, Status, Verdict
 from .target import topic_of
 
 SCHEMA_VERSION = 1
-VERDICT_ICON = {Verdict.GO: "✅", Verdict.GO_WITH_WARNINGS: "⚠️", Verdict.NO_GO: "❌"}
+VERDICT_ICON = {Verdict.GO: "✅", Verdict.GO_WITH_WARNINGS: "⚠️", Verdict.NO_GO: "❌", Verdict.INTERRUPTED: "⛔"}
 
 
 def environment_rows(env: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -44,10 +44,26 @@ def environment_rows(env: dict[str, Any]) -> list[tuple[str, Any]]:
 STALE_TEMPORARY_S = 3600  # no report takes this long to write
 # The Markdown shows this many rows of a finding's table; the JSON twin keeps them all.
 MAX_TABLE_ROWS = 50
+# ... and this many characters of one cell (an 18 000-row duplicate list would make one cell of 240 000).
+MAX_CELL_CHARS = 300
 
 
 def _md_table(rows: list[dict[str, Any]] | list[tuple], headers: Any = "keys") -> str:
+    if rows and isinstance(rows[0], dict):
+        rows = [{k: capped(v) for k, v in row.items()} for row in rows]
+    else:
+        rows = [tuple(capped(v) for v in row) for row in rows]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def capped(value: Any, limit: int = MAX_CELL_CHARS) -> Any:
+    """A table cell cut to ``limit`` characters, saying how many were left out."""
+    if value is None or isinstance(value, (int, float, bool)):
+        return value
+    text = str(value)
+    if len(text) <= limit:
+        return value
+    return f"{text[:limit]}… ({len(text) - limit} more)"
 
 
 def _localized(f: Finding, lang: str) -> dict[str, Any]:
@@ -76,6 +92,10 @@ def render_markdown(record: RunRecord, options: Options, when: dt.datetime) -> s
     )
     labels = env.get_template(f"labels_{options.lang}.j2").module
     verdict = record.verdict
+    not_run = [
+        {labels.col_probe: title, labels.col_why: getattr(labels, "not_run_" + why.name.lower())}
+        for _, title, why in record.not_run()
+    ]
     summary = [
         {
             labels.col_probe: r.title,
@@ -85,15 +105,20 @@ def render_markdown(record: RunRecord, options: Options, when: dt.datetime) -> s
         }
         for r in record.results
     ]
-    blockers = [
-        (r.title, _localized(f, options.lang)) for r, f in record.findings(Status.FAIL, Status.ERROR)
-    ]
-    warnings = [(r.title, _localized(f, options.lang)) for r, f in record.findings(Status.WARN)]
+    blockers = [(r.title, _localized(f, options.lang)) for r, f in record.findings(*record.blocking)]
+    warnings = [] if record.strict else [(r.title, _localized(f, options.lang)) for r, f in record.findings(Status.WARN)]
     return env.get_template("report.md.j2").render(
         L=labels,
         verdict=verdict.value,
         verdict_label=getattr(labels, "verdict_" + verdict.name.lower()),
         verdict_icon=VERDICT_ICON[verdict],
+        ran=len(record.results),
+        planned=len(record.planned) or len(record.results),
+        partial=record.partial and not record.interrupted,
+        interrupted=record.interrupted,
+        running=next((title for name, title, why in record.not_run() if why is NotRun.INTERRUPTED), None),
+        strict=record.strict,
+        not_run=_md_table(not_run) if not_run else "",
         when=when.strftime("%Y-%m-%d %H:%M:%S"),
         target=record.target,
         replay=bool(record.environment.get("injected")),
@@ -123,6 +148,11 @@ def render_json(record: RunRecord, options: Options, when: dt.datetime) -> str:
         "schema_version": SCHEMA_VERSION,
         "generated_at": when.isoformat(timespec="seconds"),
         "verdict": record.verdict.value,
+        "interrupted": record.interrupted,
+        "partial": record.partial,
+        "strict": record.strict,
+        "probes_planned": [name for name, _ in record.planned] or [r.name for r in record.results],
+        "probes_not_run": [{"name": name, "title": title, "why": why.value} for name, title, why in record.not_run()],
         "target": record.target,
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(options).items()},
         "environment": record.environment,
@@ -152,6 +182,12 @@ def write(record: RunRecord, options: Options, now: dt.datetime | None = None) -
         with contextlib.suppress(FileNotFoundError):
             js_path.unlink()
     raise FileExistsError(f"no free report name for {stem} in {folder}")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _remove_stale_temporaries(folder: Path) -> None:
@@ -186,6 +222,7 @@ def _temporary(path: Path, text: str) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(name)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private (0600); a report is for the whole team
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
             fh.flush()

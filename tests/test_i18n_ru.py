@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import math
 import shutil
 import textwrap
@@ -816,6 +817,56 @@ def step_task_type(env):
         yield from step._task_type(model, lora_kwargs, batch, contextlib.nullcontext)
     yield from probe("step", context(installed(), model=str(env.v1_model), trust_remote_code=True, allow_unpinned=True,
                                      device="cpu")).findings
+
+
+# ---------------------------------------------------------------- hostile inputs
+
+
+@scenario
+def dataset_hostile(env):
+    from dsocr_probe import dataset as dataset_mod
+
+    root = env.tmp()
+    write_pages(root / "train", ["one"])
+    write_pages(root / "val", ["two"])
+    write_pages(root / "validation", ["three"])  # the same split twice
+    rows = json.loads((root / "train" / "metadata.json").read_text(encoding="utf-8"))
+    page = rows[0]["image_path"]
+    far = env.tmp()
+    write_pages(far, ["far away"])
+    far_page = far / json.loads((far / "metadata.json").read_text(encoding="utf-8"))[0]["image_path"]
+    rows += [{"image_path": page.replace("/", "\\"), "text": "windows"},
+             {"image_path": os.path.relpath(far_page, root / "train"), "text": "outside"}]
+    (root / "train" / "metadata.json").write_text(json.dumps(rows), encoding="utf-8")
+    yield from probe("dataset", context(installed(), model=str(env.v1_model), data=root)).findings
+    empty = env.tmp()
+    (empty / "metadata.json").write_text("[]")
+    yield from probe("dataset", context(installed(), model=str(env.v1_model), data=empty)).findings
+    only_val = env.tmp()
+    write_pages(only_val / "val", ["two"])
+    yield from probe("dataset", context(installed(), model=str(env.v1_model), data=only_val)).findings
+    yield stopped(dataset_mod.load, empty / "metadata.json")
+    (empty / "data.zip").write_bytes(b"PK")
+    yield stopped(dataset_mod.load, empty / "data.zip")
+
+
+@scenario
+def reading_timeouts(env):
+    import importlib
+    import threading
+
+    release = threading.Event()
+
+    def hangs(ctx):
+        release.wait(30)
+        yield from ()
+
+    try:
+        for name in ("dataset", "train_config", "remote_code"):
+            env.mp.setattr(importlib.import_module(f"dsocr_probe.probes.{name}"), "run", hangs)
+            yield from probe(name, context(installed(), timeout_s=0.2)).findings
+    finally:
+        release.set()
 
 
 # ---------------------------------------------------------------- the checks

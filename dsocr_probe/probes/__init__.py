@@ -20,7 +20,8 @@ class ProbeSpec:
     name: str
     title: str
     module: str
-    # Probes that import the checkpoint's code or load weights can hang; only these run under --dsocr-timeout.
+    # Probes that read the user's files, import the checkpoint's code or load weights can hang (a network
+    # mount, a named pipe, a lock); these run under --dsocr-timeout.
     time_limited: bool = False
 
     @property
@@ -31,11 +32,11 @@ class ProbeSpec:
 PROBES: tuple[ProbeSpec, ...] = (
     ProbeSpec("environment", "Environment", "environment"),
     ProbeSpec("cuda", "CUDA", "cuda"),
-    ProbeSpec("remote_code", "Remote code", "remote_code"),
+    ProbeSpec("remote_code", "Remote code", "remote_code", time_limited=True),
     ProbeSpec("model_api", "Model API", "model_api", time_limited=True),
     ProbeSpec("processor", "Processor", "processor", time_limited=True),
-    ProbeSpec("train_config", "Training config", "train_config"),
-    ProbeSpec("dataset", "Dataset", "dataset"),
+    ProbeSpec("train_config", "Training config", "train_config", time_limited=True),
+    ProbeSpec("dataset", "Dataset", "dataset", time_limited=True),
     ProbeSpec("batch", "Batch", "batch", time_limited=True),
     ProbeSpec("step", "Training step", "step", time_limited=True),
 )

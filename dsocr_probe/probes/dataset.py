@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from collections import Counter, defaultdict
 from typing import Iterable
 
 from ..collators.base import bombs_refused
+from ..dataset import NOT_FOUND, WINDOWS_ABSOLUTE, open_regular, read_bounded
 from ..findings import Finding, ProbeStop, cause_params, fail, passed, skip, warn
 
 # Pages outside these bounds still train, but badly: text too small to read, or memory blown.
@@ -30,6 +33,7 @@ def run(ctx) -> Iterable[Finding]:
     by_hash: dict[str, list[tuple[str, int]]] = defaultdict(list)
     by_text: dict[str, list[tuple[str, int]]] = defaultdict(list)
     counts = []
+    usable: Counter[str] = Counter()  # rows per split that neither the loader nor this probe refused
     for split in data.splits.values():
         for p in split.problems:
             bad.append(_row(split.name, p.file, p.index, p.reason))
@@ -39,6 +43,8 @@ def run(ctx) -> Iterable[Finding]:
                 bad.append(_row(split.name, row.image, row.index, "empty target text: nothing to learn"))
             by_text[row.text.strip()].append((split.name, row.index))
             info = inspect_image(row.image)
+            if info == MISSING:
+                info = _missing(row)
             if isinstance(info, str):
                 bad.append(_row(split.name, row.image, row.index, info))
                 continue
@@ -47,12 +53,24 @@ def run(ctx) -> Iterable[Finding]:
             sizes.append(size)
             page_sizes[split.name, row.index] = size
             by_hash[digest].append((split.name, row.index))
+            usable[split.name] += bool(row.text.strip())
             w, h = size
             if min(w, h) < MIN_SIDE:
                 odd.append(_row(split.name, row.image, row.index, f"tiny image {w}x{h}: text will be unreadable after resizing"))
             elif max(w, h) / min(w, h) > MAX_ASPECT:
                 odd.append(_row(split.name, row.image, row.index, f"extreme aspect ratio {w}x{h}: padded to a square, the text shrinks to a sliver"))
     yield passed("dataset.splits", "Dataset splits read", table=counts, evidence=_size_evidence(modes, sizes))
+    train = data.train
+    if train is None:
+        yield fail("dataset.no-train-rows", f"No train split in {data.root}: nothing to train on",
+                   detail="Splits found: " + (", ".join(data.splits) or "none") + ".",
+                   fix="Put the training rows in train/metadata.json (or name train_dir in the config's data section).",
+                   params={"folder": str(data.root), "splits": ", ".join(data.splits) or "—"})
+    elif not usable[train.name]:
+        yield fail("dataset.no-train-rows", f"The train split has no usable rows ({train.metadata})",
+                   detail="A run with zero training rows stops before its first step, or trains on nothing.",
+                   fix="Add rows to the train split's metadata file, or fix the ones listed as unusable.",
+                   params={"metadata": str(train.metadata)})
     if bad:
         yield fail(
             "dataset.bad-rows",
@@ -64,6 +82,7 @@ def run(ctx) -> Iterable[Finding]:
     if odd:
         yield warn("dataset.odd-images", f"{len(odd)} image(s) will train poorly", table=odd,
                    fix="Re-scan or crop these pages, or drop them from the metadata file.", params={"n": len(odd)})
+    yield from _notes(data.all_notes())
     yield from _duplicates(by_hash, by_text)
     yield from _lengths(ctx, data, page_sizes)
 
@@ -72,16 +91,28 @@ def _row(split: str, file, index: int | None, reason: str) -> dict:
     return {"split": split, "file": str(file), "row": "-" if index is None else index, "reason": reason}
 
 
+MISSING = "image file does not exist"
+
+
+def max_image_bytes() -> int | None:
+    """The largest image file worth reading: PIL refuses more than Image.MAX_IMAGE_PIXELS pixels as a
+    bomb (the builders too), and no format stores a pixel in more than 8 bytes (16-bit RGBA, uncompressed)."""
+    from PIL import Image
+
+    pixels = Image.MAX_IMAGE_PIXELS
+    return None if pixels is None else int(pixels) * 8 + (1 << 20)  # + headers and metadata
+
+
 def inspect_image(path) -> tuple[str, tuple[int, int], str] | str:
     """(mode, size, content hash) of a decodable image, or the reason it cannot be used."""
     from PIL import Image
 
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return "image file does not exist"
-    except (OSError, ValueError) as exc:  # ValueError: a path the OS cannot name (a NUL byte)
-        return f"cannot read the file: {getattr(exc, 'strerror', None) or exc}"
+    limit = max_image_bytes()
+    opened = open_regular(path, limit, f": no image PIL accepts (Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}) is that large")
+    if isinstance(opened, str):
+        return MISSING if opened == NOT_FOUND else opened
+    with opened as fh:
+        raw = read_bounded(fh, limit)
     if not raw:
         return "image file is empty (0 bytes)"
     import io
@@ -94,9 +125,58 @@ def inspect_image(path) -> tuple[str, tuple[int, int], str] | str:
                 size = size[::-1]  # the builders turn the page upright first
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return f"refused as a decompression bomb: {exc}"
+    except Image.UnidentifiedImageError:
+        return _unidentified(path, raw)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        return f"not a decodable image ({type(exc).__name__}: {exc})"
+        return f"not a decodable image ({type(exc).__name__}: {_named(str(exc), path)})"
     return mode, size, hashlib.sha256(raw).hexdigest()
+
+
+def _unidentified(path, raw: bytes) -> str:
+    from PIL import Image
+
+    Image.init()
+    formats = ", ".join(sorted(set(Image.OPEN)))
+    head = raw[:512].lstrip().lower()
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in raw[:4096].lower()):
+        what = "an SVG (vector) file; save the page as PNG or JPEG"
+    else:
+        what = "not in a format PIL can read"
+    return f"not a decodable image: {path.name} is {what} (PIL reads: {formats})"
+
+
+def _named(message: str, path) -> str:
+    """A decoder message names the in-memory buffer it read; name the file instead."""
+    return re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", path.name, message)
+
+
+def _missing(row) -> str:
+    if os.sep != "\\" and WINDOWS_ABSOLUTE.match(row.written):
+        return f"{MISSING}: {row.written} is a Windows absolute path, which cannot be read on this system"
+    if row.also_tried:
+        return f"{MISSING} (neither {row.image} nor, as written with \\, {row.also_tried})"
+    return MISSING
+
+
+_NOTE_FINDINGS = {
+    "ambiguous": ("dataset.ambiguous", "{n} choice(s) made between candidates: the ones not read are listed",
+                  "Keep one metadata file per folder, one folder per split, one list of rows and each key once per row, "
+                  "so every reader of the dataset sees the same rows."),
+    "windows-path": ("dataset.windows-paths", "{n} image path(s) written with Windows separators (\\) read with /",
+                     "Write / in metadata files: it works on every OS, while a training script that opens these paths "
+                     "as written fails on Linux and macOS."),
+    "outside": ("dataset.outside-folder", "{n} image path(s) leave the dataset folder through '..'",
+                "Keep the images under the dataset folder (or write absolute paths on purpose): a copied or mounted "
+                "dataset loses them."),
+}
+
+
+def _notes(notes) -> Iterable[Finding]:
+    for kind, (code, title, fix) in _NOTE_FINDINGS.items():
+        these = [n for n in notes if n.kind == kind]
+        if these:
+            yield warn(code, title.format(n=len(these)), fix=fix, params={"n": len(these)},
+                       table=[_row(n.split, n.file, n.index, n.text) for n in these])
 
 
 def _size_evidence(modes: Counter, sizes: list[tuple[int, int]]) -> dict:
