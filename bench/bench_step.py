@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as out:
         run = trainrun.build(ctx, device, dtype, probe_overrides(out, args.steps, training))
-        measured = samples.measure(samples.usable(ctx.dataset().train.rows), loading.builder_for(ctx, None, dtype),
+        measured = samples.measure(ctx.dataset().train.rows, ctx.image_facts, loading.builder_for(ctx, None, dtype),
                                    ctx.tokenizer())
         chosen = samples.largest(measured, int(run.arguments.per_device_train_batch_size))
         rows = [s.row for s in chosen]

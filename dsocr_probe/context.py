@@ -132,6 +132,21 @@ class ProbeContext:
 
         return loading.load_tokenizer(self)
 
+    def image_facts(self, path: Path) -> Any:
+        """:func:`dsocr_probe.images.inspect_image` of one file, read once per run: the dataset probe's
+        verdict on a row's image, which the batch and step probes follow."""
+        from . import images
+
+        cache = self.__dict__.setdefault("_image_facts", {})
+        key = str(path)
+        if key not in cache:
+            cache[key] = images.inspect_image(path)
+        return cache[key]
+
+    def usable_rows(self, rows) -> list:
+        """The rows whose image the dataset probe accepts."""
+        return [r for r in rows if not isinstance(self.image_facts(r.image), str)]
+
     def loaded_target(self):
         """The target if a probe already resolved it, else None (never builds or resolves one)."""
         value, _ = self.__dict__.get("_cache_target", (None, None))

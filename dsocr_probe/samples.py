@@ -1,17 +1,15 @@
-"""The training rows a run can use, and how large each sample is, without decoding a pixel.
+"""How large each training sample is: page size, image slots, target tokens.
 
-A row whose image cannot be opened is left out here: the dataset probe reports it once, with its
-reason, and the batch and step probes go on with the rows that work. Sizes come from the image
-header; image slots (with bos and prompt) from the batch builder's layout where it knows it
-without the processor; target tokens from the tokenizer.
+Only rows whose image the dataset probe accepts are measured (``ctx.image_facts``, read once per
+run): a broken row is that probe's finding, and the batch and step probes go on with the rows
+that work. Image slots (with bos and prompt) come from the batch builder's layout where it knows
+it without the processor; target tokens from the tokenizer.
 """
 
 from __future__ import annotations
 
-import os
-import stat
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .dataset import Row
 
@@ -37,31 +35,15 @@ class Sample:
                 "tokens": self.total if self.total is not None else "?"}
 
 
-def page_size(path: Any) -> tuple[int, int] | None:
-    """Width and height from the header of a regular image file; None when it cannot be read."""
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # a device or a pipe would be read without end
-            return None
-        from PIL import Image
-
-        with Image.open(path) as image:
-            return image.size
-    except Exception:
-        return None
-
-
-def usable(rows: Iterable[Row]) -> list[Row]:
-    """The rows whose image header reads (the others are the dataset probe's findings)."""
-    return [r for r in rows if page_size(r.image) is not None]
-
-
-def measure(rows: Iterable[Row], builder: Any = None, tokenizer: Any = None) -> list[Sample]:
-    """Each usable row with its page size, image-side tokens and target tokens (what can be known)."""
+def measure(rows: Iterable[Row], facts: Callable[[Any], Any], builder: Any = None, tokenizer: Any = None
+            ) -> list[Sample]:
+    """Each row whose image ``facts`` accepts, with its page size, image-side tokens and target tokens."""
     out = []
     for row in rows:
-        size = page_size(row.image)
-        if size is None:
-            continue
+        info = facts(row.image)
+        if isinstance(info, str):
+            continue  # the dataset probe's finding
+        _, size, _ = info
         before = None
         if builder is not None and hasattr(builder, "tokens_before_target"):
             try:

@@ -7,8 +7,6 @@ Everything here is top-level and free of model objects, so DataLoader workers st
 
 from __future__ import annotations
 
-import inspect
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import torch.utils.data

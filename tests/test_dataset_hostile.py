@@ -106,10 +106,10 @@ def test_a_file_swapped_for_a_pipe_after_the_check_is_still_refused(tmp_path, mo
 def test_files_larger_than_any_decodable_image_are_not_read(tmp_path, monkeypatch):
     from PIL import Image
 
-    from dsocr_probe.probes import dataset as probe_mod
+    from dsocr_probe import images
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    limit = probe_mod.max_image_bytes()
+    limit = images.max_image_bytes()
     big = tmp_path / "train" / "images" / "big.png"
     big.parent.mkdir(parents=True)
     big.write_bytes(image_bytes("RGB", (8, 8), "PNG") + b"\0" * (limit + 1))

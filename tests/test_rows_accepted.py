@@ -20,10 +20,13 @@ def demo():
     return target
 
 
-def test_a_broken_first_row_is_reported_once_by_the_dataset_probe(demo, tmp_path):
+@pytest.mark.parametrize("broken", ["not an image", "truncated"])
+def test_a_broken_first_row_is_reported_once_by_the_dataset_probe(demo, tmp_path, broken):
     config = yaml.safe_load((demo.path / "training_config.yaml").read_text(encoding="utf-8"))
     train = write_pages(tmp_path / "data" / "train", ["broken page", "second page", "third page"])
-    (train / "images" / "00001.png").write_bytes(b"this is not a PNG")
+    first = train / "images" / "00001.png"
+    # A truncated page still has its header: only decoding the pixels shows it is broken.
+    first.write_bytes(b"this is not a PNG" if broken == "not an image" else first.read_bytes()[:100])
     config["data"].update(train_dir=str(train), val_dir=None)
     config["training"]["per_device_train_batch_size"] = 1
     path = tmp_path / "training_config.yaml"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import difflib
 from typing import Any, Iterable
 
-from .. import samples
 from ..collators.base import IGNORE_INDEX
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
 
@@ -42,7 +41,7 @@ def run(ctx) -> Iterable[Finding]:
     data = ctx.require(ctx.dataset, "dataset", "Pass --dsocr-data DIR so the batch is built from real rows.")
     train = data.train
     # Rows whose image does not open are the dataset probe's findings; the batch is built from the others.
-    rows = samples.usable(train.rows) if train is not None else []
+    rows = ctx.usable_rows(train.rows) if train is not None else []
     if not rows:
         raise ProbeStop(skip("batch.no-rows", "No usable training rows to build a batch from", fix="See the dataset probe."))
     examples = [r.example() for r in rows[:SAMPLES]]

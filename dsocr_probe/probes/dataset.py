@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 from collections import Counter, defaultdict
 from typing import Iterable
 
-from ..collators.base import bombs_refused
-from ..dataset import NOT_FOUND, WINDOWS_ABSOLUTE, open_regular, read_bounded
+from ..dataset import WINDOWS_ABSOLUTE
+from ..images import MISSING
 from ..findings import Finding, ProbeStop, cause_params, fail, passed, skip, warn
 
 # Pages outside these bounds still train, but badly: text too small to read, or memory blown.
 MIN_SIDE = 32
 MAX_ASPECT = 20.0
-EXIF_ORIENTATION = 0x0112
-QUARTER_TURNS = (5, 6, 7, 8)  # orientations whose upright page has width and height swapped
 
 
 def run(ctx) -> Iterable[Finding]:
@@ -42,7 +38,7 @@ def run(ctx) -> Iterable[Finding]:
             if not row.text.strip():
                 bad.append(_row(split.name, row.image, row.index, "empty target text: nothing to learn"))
             by_text[row.text.strip()].append((split.name, row.index))
-            info = inspect_image(row.image)
+            info = ctx.image_facts(row.image)
             if info == MISSING:
                 info = _missing(row)
             if isinstance(info, str):
@@ -91,63 +87,6 @@ def _row(split: str, file, index: int | None, reason: str) -> dict:
     return {"split": split, "file": str(file), "row": "-" if index is None else index, "reason": reason}
 
 
-MISSING = "image file does not exist"
-
-
-def max_image_bytes() -> int | None:
-    """The largest image file worth reading: PIL refuses more than Image.MAX_IMAGE_PIXELS pixels as a
-    bomb (the builders too), and no format stores a pixel in more than 8 bytes (16-bit RGBA, uncompressed)."""
-    from PIL import Image
-
-    pixels = Image.MAX_IMAGE_PIXELS
-    return None if pixels is None else int(pixels) * 8 + (1 << 20)  # + headers and metadata
-
-
-def inspect_image(path) -> tuple[str, tuple[int, int], str] | str:
-    """(mode, size, content hash) of a decodable image, or the reason it cannot be used."""
-    from PIL import Image
-
-    limit = max_image_bytes()
-    opened = open_regular(path, limit, f": no image PIL accepts (Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}) is that large")
-    if isinstance(opened, str):
-        return MISSING if opened == NOT_FOUND else opened
-    with opened as fh:
-        raw = read_bounded(fh, limit)
-    if not raw:
-        return "image file is empty (0 bytes)"
-    import io
-
-    try:
-        with bombs_refused(), Image.open(io.BytesIO(raw)) as im:
-            mode, size = im.mode, im.size
-            im.load()
-            if im.getexif().get(EXIF_ORIENTATION, 1) in QUARTER_TURNS:
-                size = size[::-1]  # the builders turn the page upright first
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        return f"refused as a decompression bomb: {exc}"
-    except Image.UnidentifiedImageError:
-        return _unidentified(path, raw)
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        return f"not a decodable image ({type(exc).__name__}: {_named(str(exc), path)})"
-    return mode, size, hashlib.sha256(raw).hexdigest()
-
-
-def _unidentified(path, raw: bytes) -> str:
-    from PIL import Image
-
-    Image.init()
-    formats = ", ".join(sorted(set(Image.OPEN)))
-    head = raw[:512].lstrip().lower()
-    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in raw[:4096].lower()):
-        what = "an SVG (vector) file; save the page as PNG or JPEG"
-    else:
-        what = "not in a format PIL can read"
-    return f"not a decodable image: {path.name} is {what} (PIL reads: {formats})"
-
-
-def _named(message: str, path) -> str:
-    """A decoder message names the in-memory buffer it read; name the file instead."""
-    return re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", path.name, message)
 
 
 def _missing(row) -> str:

@@ -74,7 +74,7 @@ def run(ctx) -> Iterable[Finding]:
     dtype = ctx.needs(lambda: loading.model_dtype(ctx, device), "step")
     ctx.needs(lambda: trainrun.trainer_class(cfg), "step")
     rows = _rows(ctx)
-    measured = samples_mod.measure(rows, _layout_builder(ctx, dtype), _tokenizer(ctx))
+    measured = samples_mod.measure(rows, ctx.image_facts, _layout_builder(ctx, dtype), _tokenizer(ctx))
     batch_size = _configured_batch(training) if cfg is not None else 1
     worst = samples_mod.largest(measured, batch_size)
     first = measured[:batch_size]
@@ -651,7 +651,7 @@ def _rows(ctx) -> list:
     if data is None or data.train is None or not data.train.rows:
         raise ProbeStop(skip("step.no-data", "No training rows to build a batch from",
                              fix="Pass --dsocr-data DIR (train/metadata.json with image_path and text rows)."))
-    rows = samples_mod.usable(data.train.rows)
+    rows = ctx.usable_rows(data.train.rows)
     if not rows:
         raise ProbeStop(skip("step.no-usable-rows", "No training row has an image that opens",
                              fix="See the dataset probe: it names each row and why its image cannot be read."))

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import inspect
 import math
 import pickle
-import sys
 import tempfile
 import types
 from typing import Any, Iterable
