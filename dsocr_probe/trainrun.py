@@ -137,10 +137,10 @@ def trainer_class(cfg: Any) -> tuple[type, str]:
         raise ProbeStop(
             fail(
                 "train_run.trainer-import",
-                f"trainer `{spec}` cannot be imported: {type(exc).__name__}: {loading.first_line(exc)}",
+                f"trainer `{spec}` cannot be imported: {loading.error_line(exc)}",
                 fix="Give the Trainer class as `package.module:Class`, importable from the directory training starts "
                 "in (e.g. `transformers:Trainer`, `trl:SFTTrainer`); install the package that provides it.",
-                params={"spec": spec, "error": f"{type(exc).__name__}: {loading.first_line(exc)}"},
+                params={"spec": spec, "error": loading.error_line(exc)},
             )
         ) from exc
     if not (isinstance(cls, type) and issubclass(cls, transformers.Trainer)):
@@ -250,9 +250,9 @@ def collator(ctx, cfg: Any, processing: Any, dtype: Any) -> tuple[Any, str]:
         raise ProbeStop(
             fail(
                 "train_run.collator-import",
-                f"data.collator `{spec}` cannot be imported: {type(exc).__name__}: {loading.first_line(exc)}",
+                f"data.collator `{spec}` cannot be imported: {loading.error_line(exc)}",
                 fix="Give it as `package.module:name`, importable from the directory training starts in.",
-                params={"spec": spec, "error": f"{type(exc).__name__}: {loading.first_line(exc)}"},
+                params={"spec": spec, "error": loading.error_line(exc)},
             )
         ) from exc
     if isinstance(obj, type):

@@ -202,64 +202,48 @@ def _overrides_without_num_items(cls: type) -> Iterable[tuple[str, str]]:
             yield name, f"`{owner.__module__}.{owner.__qualname__}.{name}{signature}`."
 
 
+# A value problem's kind -> its finding: code, title, detail, fix (formatted with the problem's params).
+VALUE_FINDINGS = {
+    "number-as-string": (
+        "train_config.number-as-string", "`{key}: {raw}` is read as the string {value}, not a number",
+        "YAML 1.1 (PyYAML) reads a number without a dot, or with an exponent without a sign, as text. "
+        "TrainingArguments stores it as given, and training fails in the optimizer or scheduler with "
+        "`'<=' not supported between instances of 'float' and 'str'`.",
+        "Write `{write}`."),
+    "bool-as-string": (
+        "train_config.bool-as-string", "`{key}` is the string {value}, not true or false: any non-empty text counts as true",
+        "", "Write `{write}` without quotes."),
+    "choice": (
+        "train_config.bad-choice", "`{key}: {raw}` is not one of the values the installed transformers accepts",
+        "Accepted: {expected}.", "Use one of: {expected}."),
+    "conflict": (
+        "train_config.fp16-and-bf16", "`fp16` and `bf16` are both true: TrainingArguments allows at most one of them", "",
+        "Keep `bf16: true` on GPUs with compute capability 8.0 or higher, else `fp16: true`; not both."),
+    "range": (
+        "train_config.out-of-range", "`{key}: {raw}` is out of range: it must be {expected}",
+        "TrainingArguments stores it; the run fails or learns nothing once it gets there.",
+        "Set `{key}` to a value {expected}."),
+    "null": (
+        "train_config.null-value", "`{key}` is empty (null): it needs {expected}", "",
+        "Remove the `{key}:` line to use the default, or give it {expected}."),
+    "wrong-type": (
+        "train_config.wrong-type", "`{key}: {raw}` has the wrong type: it needs {expected}", "",
+        "Give `{key}` {expected}."),
+}
+
+
 def _value_findings(problems: list[training_values.ValueProblem]) -> Iterable[Finding]:
     for p in problems:
+        code, title, detail, fix = VALUE_FINDINGS[p.kind]
         params = {"key": p.key, "value": p.shown, "expected": p.expected, "write": p.write}
-        if p.kind == "number-as-string":
-            yield fail(
-                "train_config.number-as-string",
-                f"`{p.key}: {p.value}` is read as the string {p.shown}, not a number",
-                detail="YAML 1.1 (PyYAML) reads a number without a dot, or with an exponent without a sign, as text. "
-                "TrainingArguments stores it as given, and training fails in the optimizer or scheduler with "
-                "`'<=' not supported between instances of 'float' and 'str'`.",
-                fix=f"Write `{p.write}`.",
-                params=params,
-            )
-        elif p.kind == "bool-as-string":
-            yield fail(
-                "train_config.bool-as-string",
-                f"`{p.key}` is the string {p.shown}, not true or false: any non-empty text counts as true",
-                fix=f"Write `{p.write}` without quotes.",
-                params=params,
-            )
-        elif p.kind == "choice":
+        if p.kind == "choice":  # the accepted value closest to the one written
             near = difflib.get_close_matches(str(p.value), p.expected.split(", "), n=1, cutoff=0.5)
-            yield fail(
-                "train_config.bad-choice",
-                f"`{p.key}: {p.value}` is not one of the values the installed transformers accepts",
-                detail=f"Accepted: {p.expected}.",
-                fix=f"Use `{p.key}: {near[0]}`." if near else f"Use one of: {p.expected}.",
-                params={**params, "near": near[0] if near else None},
-            )
-        elif p.kind == "conflict":
-            yield fail(
-                "train_config.fp16-and-bf16",
-                "`fp16` and `bf16` are both true: TrainingArguments allows at most one of them",
-                fix="Keep `bf16: true` on GPUs with compute capability 8.0 or higher, else `fp16: true`; not both.",
-                params=params,
-            )
-        elif p.kind == "range":
-            yield fail(
-                "train_config.out-of-range",
-                f"`{p.key}: {p.value}` is out of range: it must be {p.expected}",
-                detail="TrainingArguments stores it; the run fails or learns nothing once it gets there.",
-                fix=f"Set `{p.key}` to a value {p.expected}.",
-                params=params,
-            )
-        elif p.kind == "null":
-            yield fail(
-                "train_config.null-value",
-                f"`{p.key}` is empty (null): it needs {p.expected}",
-                fix=f"Remove the `{p.key}:` line to use the default, or give it {p.expected}.",
-                params=params,
-            )
-        else:
-            yield fail(
-                "train_config.wrong-type",
-                f"`{p.key}: {p.value}` has the wrong type: it needs {p.expected}",
-                fix=f"Write `{p.write}`." if p.write else f"Give `{p.key}` {p.expected}.",
-                params=params,
-            )
+            params["near"] = near[0] if near else None
+            fix = "Use `{key}: {near}`." if near else fix
+        elif p.write and p.kind == "wrong-type":
+            fix = "Write `{write}`."
+        words = {**params, "raw": p.value}
+        yield fail(code, title.format(**words), detail=detail.format(**words), fix=fix.format(**words), params=params)
 
 
 def _auto_class(ctx, cfg) -> Iterable[Finding]:
