@@ -837,6 +837,20 @@ RU: dict[str, dict[str, Any]] = {
         "fix": "Передайте --dsocr-data DIR (train/metadata.json со строками image_path и text).",
     },
     "step.prerequisite": _prerequisite(),
+    # --- LoRA against the installed peft
+    "train_config.lora-field-unsupported": {
+        "title": ("`lora.{key}` — не поле LoraConfig в peft {peft}: оно появилось в peft {since}",
+                  "`lora.{key}` — не поле LoraConfig в peft {peft}"),
+        "detail": "`LoraConfig(**lora)` падает с `LoraConfig.__init__() got an unexpected keyword argument '{key}'`.",
+        "fix": ("`pip install 'peft>={since}'` (для DeepSeek-OCR v1 с transformers 4.46.x–4.47.1: peft 0.17.1) "
+                "или уберите `{key}:`.",
+                "Уберите `{key}:` (или исправьте написание)."),
+    },
+    "train_config.lora-module-type": {
+        "title": "peft {peft} не умеет ставить LoRA на модули {type} ({count} совпали с target_modules, например {example})",
+        "detail": "get_peft_model падает с: {error}",
+        "fix": "Ставьте адаптеры на линейные слои: {suggestion}.",
+    },
 }
 
 

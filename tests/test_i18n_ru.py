@@ -771,3 +771,31 @@ def test_russian_texts_are_russian_and_keep_the_values(findings):
         title = chosen.get("title", (None, f.title))[1]
         assert any("а" <= ch.lower() <= "я" for ch in title), (f.code, title)
         assert "None" not in title, (f.code, title)  # a missing value is a variant, never printed
+
+
+# ---------------------------------------------------------------- LoRA against the installed peft
+
+
+@scenario
+def train_config_lora_installed_peft(env):
+    """A field this peft lacks (known and unknown to us) and a target whose module type peft cannot adapt."""
+    from dsocr_probe import lora
+    from dsocr_probe.probes import train_config as tc
+    from dsocr_probe.trainconfig import TrainConfig
+
+    fields = lora.config_fields()
+    env.mp.setattr(lora, "config_fields", lambda: fields - {"exclude_modules"})
+    path = env.tmp() / "c.yaml"
+    yield from tc._lora_fields({"r": 4, "exclude_modules": "x", "dsocr_no_such_field": 1})
+    env.mp.undo()
+
+    class Router(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(2, 4))
+
+    with torch.device("meta"):
+        model = torch.nn.ModuleDict({"gate": Router(), "q_proj": torch.nn.Linear(4, 4)})
+    ctx = context(installed(), model=str(env.v1_model))
+    ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(module_names=["", "gate", "q_proj"], model=model), None)
+    yield from tc._lora(ctx, TrainConfig(path, lora={"target_modules": ["gate", "q_proj"], "task_type": "CAUSAL_LM"}))

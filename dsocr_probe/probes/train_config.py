@@ -309,6 +309,7 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
 
     if not cfg.lora:
         return
+    yield from _lora_fields(cfg.lora)
     task = str(cfg.lora.get("task_type", "")).split(".")[-1].upper()
     try:
         target = ctx.target()
@@ -342,9 +343,9 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
                    fix="See the model API probe.")
         return
     matched = lora_mod.match_targets(names, targets, cfg.lora.get("exclude_modules"))
-    suggested = lora_mod.default_settings(names)
-    suggestion = f"`target_modules: [{', '.join(suggested['target_modules'])}]`" + (
-        f" with `exclude_modules: '{suggested['exclude_modules']}'`" if suggested.get("exclude_modules") else "")
+    suggestion = lora_mod.settings_text(lora_mod.default_settings(names))
+    refused = list(_lora_types(ctx, matched, suggestion))
+    yield from refused
     frozen = lora_mod.no_grad_modules(target, matched)
     evidence = {"target_modules": targets, "matched modules": len(matched),
                 "on modules that never get gradients": len(frozen)}
@@ -373,5 +374,42 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
             evidence=evidence,
             params={"frozen": len(frozen), "matched": len(matched), "modules": ", ".join(frozen[:8])},
         )
-    else:
+    elif not refused:
         yield passed("train_config.lora-targets", f"LoRA target_modules match {len(matched)} modules", evidence=evidence)
+
+
+def _lora_fields(section: dict) -> Iterable[Finding]:
+    """Keys of the lora section that the installed peft's LoraConfig does not take: it raises on them."""
+    from .. import lora as lora_mod
+
+    installed = lora_mod.peft_version()
+    for key, since in lora_mod.unsupported_fields(section):
+        yield fail(
+            "train_config.lora-field-unsupported",
+            f"`lora.{key}` is not a LoraConfig field in peft {installed}"
+            + (f": it needs peft >= {since}" if since else ""),
+            detail=f"`LoraConfig(**lora)` fails with `LoraConfig.__init__() got an unexpected keyword argument '{key}'`.",
+            fix=f"`pip install 'peft>={since}'` (with transformers 4.46.x–4.47.1 for DeepSeek-OCR v1: peft 0.17.1), "
+            f"or remove `{key}:`." if since else f"Remove `{key}:` (or correct its spelling).",
+            params={"key": key, "since": since, "peft": installed},
+        )
+
+
+def _lora_types(ctx, matched: list[str], suggestion: str) -> Iterable[Finding]:
+    """Matched modules whose type the installed peft cannot adapt: get_peft_model raises on the first."""
+    from .. import lora as lora_mod
+
+    model = getattr(ctx.skeleton(), "model", None)
+    if model is None:
+        return
+    for type_name, (modules, error) in lora_mod.unadaptable_types(model, matched).items():
+        yield fail(
+            "train_config.lora-module-type",
+            f"peft {lora_mod.peft_version()} cannot put LoRA on {type_name} modules "
+            f"({len(modules)} matched by target_modules, e.g. {modules[0]})",
+            detail=f"get_peft_model fails with: {error}",
+            fix=f"Target linear layers instead: {suggestion}.",
+            evidence={"module type": type_name, "matched modules of that type": len(modules)},
+            params={"type": type_name, "count": len(modules), "example": modules[0], "error": error,
+                    "peft": lora_mod.peft_version(), "suggestion": suggestion},
+        )
