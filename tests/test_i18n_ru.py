@@ -799,3 +799,28 @@ def train_config_lora_installed_peft(env):
     ctx = context(installed(), model=str(env.v1_model))
     ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(module_names=["", "gate", "q_proj"], model=model), None)
     yield from tc._lora(ctx, TrainConfig(path, lora={"target_modules": ["gate", "q_proj"], "task_type": "CAUSAL_LM"}))
+
+
+# ---------------------------------------------------------------- environment: compiled extensions and quantization
+
+
+@scenario
+def environment_extension_imports(env):
+    from dsocr_probe import quantization
+    from dsocr_probe.probes import environment
+
+    for versions, errors in (
+        ({"torch": "2.13.0+cpu", "torchvision": "0.28.0+cu130"},
+         {"torchvision": "RuntimeError: operator torchvision::nms does not exist"}),
+        ({"torch": "2.13.0+cpu", "torchvision": "0.28.0+cpu", "flash-attn": "2.7.3"},
+         {"torchvision": "ImportError: libcudart.so.13: cannot open shared object file",
+          "flash-attn": "ImportError: flash_attn_2_cuda.so: undefined symbol: _ZN3c10"}),
+        ({"torch": "2.13.0", "flash-attn": "2.7.3"}, {"flash-attn": "ModuleNotFoundError: No module named 'einops'"}),
+    ):
+        facts = linux_cpu(**versions)
+        facts.import_errors = errors
+        yield from environment.run(SimpleNamespace(facts=facts))
+    names = ["model.layers.0.self_attn.q_proj", "model.sam_model.blocks.0.attn.qkv", "model.projector.layers"]
+    ctx = context(installed())
+    ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(linear_names=names), None)
+    yield from quantization.check(ctx, {"quantization_config": {"load_in_4bit": True}})

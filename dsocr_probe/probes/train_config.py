@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from packaging.version import Version
 
+from .. import quantization
 from ..findings import Finding, ProbeStop, cause_params, fail, passed, skip, warn
 from ..rules import ARG_RULES
 
@@ -34,6 +35,7 @@ def run(ctx) -> Iterable[Finding]:
     yield from _batch_math(ctx, cfg)
     yield from _collator_and_workers(ctx, cfg)
     yield from _lora(ctx, cfg)
+    yield from quantization.check(ctx, cfg.model)
 
 
 def training_arguments_fields() -> dict[str, inspect.Parameter]:
