@@ -824,3 +824,22 @@ def environment_extension_imports(env):
     ctx = context(installed())
     ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(linear_names=names), None)
     yield from quantization.check(ctx, {"quantization_config": {"load_in_4bit": True}})
+
+
+@scenario
+def step_targets_fix_with_exclude_modules(env):
+    """The step probe's fixes as a peft with `exclude_modules` (>= 0.14.0) words them, on any stack:
+    on peft 0.13.x the same calls give the single-regex form instead."""
+    from dsocr_probe import gradients, lora
+    from dsocr_probe.probes import step
+
+    fields = lora.config_fields()
+    env.mp.setattr(lora, "config_fields", lambda: fields | {"exclude_modules"})
+    yield stopped(step._wrap, _Towers(True), {"task_type": "NOT_A_TASK", "target_modules": ["q_proj"]})
+    lm, vision = "model.layers.0.self_attn.q_proj", "model.vision_model.layers.0.q_proj"
+    for report, no_grad in (
+        (gradients.GradientReport([gradients.AdapterGrad(vision, None)]), set()),
+        (gradients.GradientReport([gradients.AdapterGrad(lm, None)]), set()),
+        (gradients.GradientReport([gradients.AdapterGrad(lm, 0.5), gradients.AdapterGrad(vision, None)]), {vision}),
+    ):
+        yield from step._gradient_findings(report, no_grad, [lm, vision], False)

@@ -155,3 +155,16 @@ def test_exclude_modules_in_the_config_is_judged_by_the_installed_peft(tmp_path,
     assert found["train_config.lora-targets"].status.value == "pass"
     for f in found.values():  # no fix of ours recommends setting a field this peft lacks
         assert HAS_EXCLUDE or "exclude_modules: '" not in (f.fix or "")
+
+
+def test_the_step_probe_s_targets_fix_follows_the_installed_peft(monkeypatch):
+    from dsocr_probe.probes import step
+
+    if HAS_EXCLUDE:
+        fix = step._targets_fix(SHARED_NAMES)
+        assert "exclude_modules: '" in fix and step._targets_params(SHARED_NAMES)["exclude"]
+        _without_exclude(monkeypatch)
+    fix = step._targets_fix(SHARED_NAMES)
+    assert "exclude_modules" not in fix and "`target_modules: '(?!" in fix
+    params = step._targets_params(SHARED_NAMES)
+    assert params["exclude"] is None and params["targets"].startswith("'(?!")
