@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import multiprocessing
 import platform
+import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -29,6 +30,12 @@ TRACKED = (
     "bitsandbytes",
     "pillow",
 )
+
+# Compiled extensions that load only against the torch build they were made for: their metadata
+# cannot tell, so each is imported in a fresh interpreter (a failed import can leave the process
+# half-initialised). distribution -> module.
+IMPORT_CHECKED = {"torchvision": "torchvision", "flash-attn": "flash_attn"}
+IMPORT_TIMEOUT_S = 120
 
 
 @dataclass
@@ -57,6 +64,9 @@ class EnvFacts:
     cuda_available: bool = False
     arch_list: list[str] = field(default_factory=list)
     devices: list[DeviceFacts] = field(default_factory=list)
+    # distribution -> None when `import` worked in a fresh interpreter, else its error line; a
+    # distribution that is not installed, or whose import did not finish in time, is absent.
+    import_errors: dict[str, str | None] = field(default_factory=dict)
     # Set when a conftest replaced gathered facts: the report says the run was a replay.
     injected: bool = False
 
@@ -76,6 +86,35 @@ def installed_version(dist: str) -> str | None:
         return None
 
 
+def import_errors(dists, *, env: dict[str, str] | None = None, timeout: float = IMPORT_TIMEOUT_S) -> dict[str, str | None]:
+    """Import each distribution's module in its own fresh interpreter, all at once.
+
+    {dist: None (imported) or the last line of the error}; an import still running after
+    ``timeout`` seconds is killed and left out (slow is not broken).
+    """
+    running = {
+        dist: subprocess.Popen([sys.executable, "-c", f"import {IMPORT_CHECKED.get(dist, dist)}"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, env=env)
+        for dist in dists
+    }
+    out: dict[str, str | None] = {}
+    for dist, proc in running.items():
+        try:
+            _, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            continue
+        out[dist] = None if proc.returncode == 0 else _error_line(err, proc.returncode)
+    return out
+
+
+def _error_line(stderr: str, returncode: int) -> str:
+    lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
+    return lines[-1] if lines else f"the interpreter exited with status {returncode}"
+
+
 def gather() -> EnvFacts:
     facts = EnvFacts(
         python=platform.python_version(),
@@ -83,6 +122,7 @@ def gather() -> EnvFacts:
         mp_start_method=_default_start_method(),
         versions={dist: installed_version(dist) for dist in TRACKED},
     )
+    facts.import_errors = import_errors([d for d in IMPORT_CHECKED if facts.versions.get(d)])
     try:
         import torch
     except ImportError:  # the environment probe reports a missing torch

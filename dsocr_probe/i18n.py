@@ -1014,6 +1014,51 @@ RU: dict[str, dict[str, Any]] = {
     "dataset.timeout": _timeout(),
     "train_config.timeout": _timeout(),
     "remote_code.timeout": _timeout(),
+    # --- LoRA against the installed peft
+    "train_config.lora-field-unsupported": {
+        "title": ("`lora.{key}` — не поле LoraConfig в peft {peft}: оно появилось в peft {since}",
+                  "`lora.{key}` — не поле LoraConfig в peft {peft}"),
+        "detail": "`LoraConfig(**lora)` падает с `LoraConfig.__init__() got an unexpected keyword argument '{key}'`.",
+        "fix": ("`pip install 'peft>={since}'` (для DeepSeek-OCR v1 с transformers 4.46.x–4.47.1: peft 0.17.1) "
+                "или уберите `{key}:`.",
+                "Уберите `{key}:` (или исправьте написание)."),
+    },
+    "train_config.lora-module-type": {
+        "title": "peft {peft} не умеет ставить LoRA на модули {type} ({count} совпали с target_modules, например {example})",
+        "detail": "get_peft_model падает с: {error}",
+        "fix": "Ставьте адаптеры на линейные слои: {suggestion}.",
+    },
+    # --- environment: compiled extensions and quantization
+    "environment.torchvision-import": {
+        "title": ("torchvision {torchvision} собран под {tv_build}, а torch {torch} — под {torch_build}: "
+                  "`import torchvision` падает",
+                  "`import torchvision` падает рядом с torch {torch}: {error}"),
+        "detail": "В свежем интерпретаторе `import torchvision` выдаёт `{error}`. Remote code DeepSeek-OCR "
+                  "импортирует torchvision, так что модель не загрузится.",
+        "fix": "`pip install 'torchvision=={use}'` из того же индекса, откуда ваш torch {torch}, чтобы оба были "
+               "собраны под {torch_build}.",
+    },
+    "environment.flash-attn-import": {
+        "title": ("flash-attn {flash_attn} не загружается с torch {torch}: он собран под другой torch ({symbol})",
+                  "flash-attn {flash_attn} не загружается с torch {torch}"),
+        "detail": "В свежем интерпретаторе `import flash_attn` выдаёт `{error}`. transformers считает установленный "
+                  "flash-attn рабочим на машине с CUDA, и тогда remote code DeepSeek-OCR импортирует его — загрузка падает.",
+        "fix": "Пересоберите его под установленный torch: `pip install --no-build-isolation --force-reinstall "
+               "'flash-attn=={flash_attn}'` (или готовый wheel под torch {torch_minor}; официальное окружение v1 — "
+               "flash-attn 2.7.3 с torch 2.6.0), либо `pip uninstall flash-attn` и `attn_implementation: sdpa`.",
+    },
+    "train_config.quantization-no-bitsandbytes": {
+        "title": "Секция model грузит модель в {bits} бит, но bitsandbytes не установлен",
+        "detail": "`from_pretrained` с конфигом bitsandbytes падает с ImportError ещё до загрузки весов.",
+        "fix": "`pip install bitsandbytes` (на машине с CUDA) или уберите настройки 4/8 бит.",
+    },
+    "train_config.quantized-vision": {
+        "title": "Загрузка в {bits} бит квантует {count} линейных слоёв vision-части ({roots})",
+        "detail": "bitsandbytes заменяет каждый nn.Linear, не названный в `llm_int8_skip_modules`; энкодеры "
+                  "изображений и проектор будут читать страницы через {bits}-битные веса, а это точность OCR, "
+                  "которую LoRA на языковой модели не вернёт.",
+        "fix": "Оставьте vision-часть в полной точности: `quantization_config.llm_int8_skip_modules: [{keep}]`.",
+    },
 }
 
 

@@ -11,6 +11,8 @@ them. Matching goes through peft's own rule, so what we report is what ``get_pef
 
 from __future__ import annotations
 
+import copy
+import inspect
 import re
 from typing import Any, Iterable, Mapping
 
@@ -39,6 +41,19 @@ VISION_PARTS = (
 # gradient ever reaches them, so adapters placed there stay at their initial values.
 NO_GRAD_PARTS = {
     "DeepseekOCR": ("sam_model", "vision_model", "projector"),
+}
+
+# LoraConfig fields that older peft releases lack, and the first release that has each (checked in
+# the published wheels 0.13.2 to 0.17.0). A field not listed here is in every peft we support.
+FIELD_SINCE = {
+    "exclude_modules": "0.14.0",
+    "lora_bias": "0.14.0",
+    "eva_config": "0.14.0",
+    "trainable_token_indices": "0.15.0",
+    "corda_config": "0.15.0",
+    "use_qalora": "0.16.0",
+    "qalora_group_size": "0.16.0",
+    "target_parameters": "0.17.0",
 }
 
 TASK_TYPES = ("CAUSAL_LM", "SEQ_2_SEQ_LM", "SEQ_CLS", "TOKEN_CLS", "QUESTION_ANS", "FEATURE_EXTRACTION")
@@ -111,40 +126,105 @@ def vision_exclude_pattern(module_names: Iterable[str], targets: Iterable[str] |
     already stay on the language model).
     """
     names = list(module_names)
-    wanted = set(targets if targets is not None else language_model_targets(names))
-    roots = []
-    for n in names:
-        if _last(n) in wanted and is_vision_module(n):
-            root = next(p for p in n.split(".") if p in VISION_PARTS or p.startswith("vision"))
-            if root not in roots:
-                roots.append(root)
+    roots = _vision_roots(names, targets if targets is not None else language_model_targets(names))
     if not roots:
         return None
     return r"(.*\.)?(" + "|".join(re.escape(r) for r in roots) + r")\..*"
 
 
+def config_fields() -> frozenset[str]:
+    """The keyword arguments the installed peft's ``LoraConfig`` accepts.
+
+    Every LoraConfig we build goes through this: a keyword the installed release lacks makes
+    ``LoraConfig(...)`` raise, so it is either reported (a config's key) or left out (our defaults).
+    """
+    from peft import LoraConfig
+
+    return frozenset(n for n in inspect.signature(LoraConfig.__init__).parameters if n != "self")
+
+
+def unsupported_fields(keys: Iterable[str]) -> list[tuple[str, str | None]]:
+    """Of ``keys``, those the installed LoraConfig lacks, each with the first peft release that has
+    it (None when no release we know of has it: a typo or a field of another tuner)."""
+    fields = config_fields()
+    return [(k, FIELD_SINCE.get(k)) for k in keys if k not in fields]
+
+
+def peft_version() -> str:
+    import peft
+
+    return str(peft.__version__)
+
+
 def default_settings(module_names: Iterable[str]) -> dict[str, Any]:
-    """``target_modules`` (and ``exclude_modules`` when needed) for adapters on the language model only."""
+    """``target_modules`` (and ``exclude_modules`` when needed) for adapters on the language model only.
+
+    A peft without ``exclude_modules`` (before 0.14.0) gets one regex ``target_modules`` instead,
+    which leaves the vision side out by itself.
+    """
     names = list(module_names)
     targets = language_model_targets(names)
     settings: dict[str, Any] = {"target_modules": targets}
     pattern = vision_exclude_pattern(names, targets)
-    if pattern:
+    if pattern and "exclude_modules" in config_fields():
         settings["exclude_modules"] = pattern
+    elif pattern:
+        settings["target_modules"] = _targets_outside(names, targets)
     return settings
+
+
+def settings_text(settings: Mapping[str, Any]) -> str:
+    """:func:`default_settings` as a config says it, for a fix."""
+    targets = settings["target_modules"]
+    if isinstance(targets, str):
+        return f"`target_modules: '{targets}'`"
+    text = f"`target_modules: [{', '.join(targets)}]`"
+    if settings.get("exclude_modules"):
+        text += f" with `exclude_modules: '{settings['exclude_modules']}'`"
+    return text
 
 
 def match_targets(module_names: Iterable[str], target_modules: Any, exclude_modules: Any = None) -> list[str]:
     """The module names peft would put adapters on, by peft's own matching rule.
 
     ``target_modules`` is a list of names/suffixes or a regex string, as in LoraConfig. Only
-    names are compared: peft may still refuse a matched module whose type it cannot adapt.
+    names are compared: :func:`unadaptable_types` checks the matched modules' types. A peft
+    without ``exclude_modules`` cannot take one (see :func:`unsupported_fields`); it is ignored there.
     """
     from peft import LoraConfig
     from peft.tuners.tuners_utils import check_target_module_exists
 
-    config = LoraConfig(target_modules=_as_targets(target_modules), exclude_modules=_as_targets(exclude_modules))
+    kwargs = {"target_modules": _as_targets(target_modules)}
+    if exclude_modules is not None and "exclude_modules" in config_fields():
+        kwargs["exclude_modules"] = _as_targets(exclude_modules)
+    config = LoraConfig(**kwargs)
     return [n for n in module_names if n and check_target_module_exists(config, n)]
+
+
+def unadaptable_types(model: Any, module_names: Iterable[str]) -> dict[str, tuple[list[str], str]]:
+    """Module types among ``module_names`` that the installed peft cannot put a LoRA layer on.
+
+    {type name: (the module names of that type, peft's own error)}. One module of each type is
+    copied (a meta-device module copies for free) and handed to peft alone, so the answer is
+    peft's dispatch rule, not a list of ours; the model itself is left untouched.
+    """
+    from peft import LoraConfig, inject_adapter_in_model
+    import torch
+
+    by_type: dict[type, list[str]] = {}
+    modules = dict(model.named_modules())
+    for name in module_names:
+        if name in modules:
+            by_type.setdefault(type(modules[name]), []).append(name)
+    refused: dict[str, tuple[list[str], str]] = {}
+    for cls, names in by_type.items():
+        holder = torch.nn.Module()
+        holder.add_module("target", copy.deepcopy(modules[names[0]]))
+        try:
+            inject_adapter_in_model(LoraConfig(r=1, target_modules=["target"]), holder)
+        except (ValueError, TypeError, NotImplementedError) as exc:
+            refused[cls.__name__] = (names, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    return refused
 
 
 def lora_config(lora_kwargs: Mapping[str, Any] | None, module_names: Iterable[str] | None = None, model_config: Any = None):
@@ -157,6 +237,11 @@ def lora_config(lora_kwargs: Mapping[str, Any] | None, module_names: Iterable[st
     from peft import LoraConfig
 
     kwargs = dict(lora_kwargs or {})
+    for key, since in unsupported_fields(kwargs):
+        raise ValueError(
+            f"lora.{key} is not a LoraConfig field in peft {peft_version()}"
+            + (f": it needs peft >= {since}" if since else "")
+        )
     kwargs.setdefault("r", 8)
     kwargs.setdefault("lora_alpha", 16)
     kwargs.setdefault("lora_dropout", 0.0)
@@ -165,7 +250,7 @@ def lora_config(lora_kwargs: Mapping[str, Any] | None, module_names: Iterable[st
             raise ValueError("lora.target_modules is not set and no module names were given to choose defaults from")
         settings = default_settings(module_names)
         kwargs["target_modules"] = settings["target_modules"]
-        if "exclude_modules" in settings:
+        if "exclude_modules" in settings:  # only where the installed peft has the field
             kwargs.setdefault("exclude_modules", settings["exclude_modules"])
     task = normalise_task_type(kwargs.get("task_type"))
     if task is None and model_config is not None:
@@ -196,6 +281,25 @@ def _as_targets(value: Any) -> Any:
     if value is None or isinstance(value, str):
         return value
     return list(value)
+
+
+def _targets_outside(module_names: list[str], targets: list[str]) -> str:
+    """One regex ``target_modules`` for ``targets`` outside the vision roots: peft fullmatches it
+    against each module name, so it needs no ``exclude_modules``."""
+    outside = "|".join(re.escape(r) for r in _vision_roots(module_names, targets))
+    return rf"(?!(.*\.)?({outside})\.)(.*\.)?({'|'.join(re.escape(t) for t in targets)})"
+
+
+def _vision_roots(module_names: Iterable[str], targets: Iterable[str]) -> list[str]:
+    """The vision parts (first name part that marks one) holding a module named like a target."""
+    wanted = set(targets)
+    roots: list[str] = []
+    for n in module_names:
+        if _last(n) in wanted and is_vision_module(n):
+            root = next(p for p in n.split(".") if p in VISION_PARTS or p.startswith("vision"))
+            if root not in roots:
+                roots.append(root)
+    return roots
 
 
 def _last(name: str) -> str:

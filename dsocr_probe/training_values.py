@@ -159,6 +159,11 @@ def _type_problem(key: str, value: Any, hint: Any) -> ValueProblem | None:
             return ValueProblem(key, value, "wrong-type", "a number", None)
     if plain <= {bool, type(None)} and not isinstance(value, bool):
         return ValueProblem(key, value, "wrong-type", "true or false", None)
+    concrete = tuple(t for t in plain if isinstance(t, type) and t is not type(None))
+    if float in concrete:
+        concrete += (int,)  # a whole number is a number: `num_train_epochs: 3`
+    if concrete and str not in concrete and not literals and not isinstance(value, concrete):
+        return ValueProblem(key, value, "wrong-type", _describe(plain, enums), None)  # e.g. a number for a list
     return None
 
 

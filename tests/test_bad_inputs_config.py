@@ -99,3 +99,11 @@ def test_every_lora_value_is_judged_and_a_bad_one_is_named(base, key, value):
     result = _judge(base, "lora", key, value)
     if training_values.lora_check({key: value}):
         assert _names(result, f"lora.{key}"), (key, value, [(f.code, f.title) for f in result.findings])
+
+
+@pytest.mark.parametrize(("key", "value"), [("num_train_epochs", 3), ("learning_rate", 1), ("warmup_ratio", 0),
+                                            ("max_grad_norm", 1), ("weight_decay", 0), ("report_to", ["none"]),
+                                            ("gradient_checkpointing_kwargs", {"use_reentrant": False})])
+def test_values_written_the_usual_way_are_no_problem(key, value):
+    """A whole number where a float is declared, a list where a list is: what users write, and what works."""
+    assert training_values.check({key: value}, transformers.TrainingArguments) == []

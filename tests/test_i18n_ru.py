@@ -986,3 +986,74 @@ def target_folders(env):
     a_file.write_text("{}")
     yield stopped(target_mod.resolve, str(a_file))
 
+# ---------------------------------------------------------------- LoRA against the installed peft
+
+
+@scenario
+def train_config_lora_installed_peft(env):
+    """A field this peft lacks (known and unknown to us) and a target whose module type peft cannot adapt."""
+    from dsocr_probe import lora
+    from dsocr_probe.probes import train_config as tc
+    from dsocr_probe.trainconfig import TrainConfig
+
+    fields = lora.config_fields()
+    env.mp.setattr(lora, "config_fields", lambda: fields - {"exclude_modules"})
+    path = env.tmp() / "c.yaml"
+    yield from tc._lora_fields({"r": 4, "exclude_modules": "x", "dsocr_no_such_field": 1})
+    env.mp.undo()
+
+    class Router(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(2, 4))
+
+    with torch.device("meta"):
+        model = torch.nn.ModuleDict({"gate": Router(), "q_proj": torch.nn.Linear(4, 4)})
+    ctx = context(installed(), model=str(env.v1_model))
+    ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(module_names=["", "gate", "q_proj"], model=model), None)
+    yield from tc._lora(ctx, TrainConfig(path, lora={"target_modules": ["gate", "q_proj"], "task_type": "CAUSAL_LM"}))
+
+
+# ---------------------------------------------------------------- environment: compiled extensions and quantization
+
+
+@scenario
+def environment_extension_imports(env):
+    from dsocr_probe import quantization
+    from dsocr_probe.probes import environment
+
+    for versions, errors in (
+        ({"torch": "2.13.0+cpu", "torchvision": "0.28.0+cu130"},
+         {"torchvision": "RuntimeError: operator torchvision::nms does not exist"}),
+        ({"torch": "2.13.0+cpu", "torchvision": "0.28.0+cpu", "flash-attn": "2.7.3"},
+         {"torchvision": "ImportError: libcudart.so.13: cannot open shared object file",
+          "flash-attn": "ImportError: flash_attn_2_cuda.so: undefined symbol: _ZN3c10"}),
+        ({"torch": "2.13.0", "flash-attn": "2.7.3"}, {"flash-attn": "ModuleNotFoundError: No module named 'einops'"}),
+    ):
+        facts = linux_cpu(**versions)
+        facts.import_errors = errors
+        yield from environment.run(SimpleNamespace(facts=facts))
+    names = ["model.layers.0.self_attn.q_proj", "model.sam_model.blocks.0.attn.qkv", "model.projector.layers"]
+    ctx = context(installed())
+    ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(linear_names=names), None)
+    yield from quantization.check(ctx, {"quantization_config": {"load_in_4bit": True}})
+
+
+@scenario
+def step_targets_fix_with_exclude_modules(env):
+    """The step probe's fixes as a peft with `exclude_modules` (>= 0.14.0) words them, on any stack:
+    on peft 0.13.x the same calls give the single-regex form instead."""
+    from dsocr_probe import gradients, lora
+    from dsocr_probe.probes import step
+
+    fields = lora.config_fields()
+    env.mp.setattr(lora, "config_fields", lambda: fields | {"exclude_modules"})
+    yield step._wrap_failed(ValueError("Target modules {'q_proj'} not found in the base model."),
+                            [n for n, _ in _Towers(True).named_modules()]).finding
+    lm, vision = "model.layers.0.self_attn.q_proj", "model.vision_model.layers.0.q_proj"
+    for report, no_grad in (
+        (gradients.GradientReport([gradients.AdapterGrad(vision, None)]), set()),
+        (gradients.GradientReport([gradients.AdapterGrad(lm, None)]), set()),
+        (gradients.GradientReport([gradients.AdapterGrad(lm, 0.5), gradients.AdapterGrad(vision, None)]), {vision}),
+    ):
+        yield from step._gradient_findings(report, no_grad, [lm, vision], False)

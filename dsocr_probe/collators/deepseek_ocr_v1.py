@@ -23,6 +23,7 @@ from .deepseek_ocr_v1_layout import MODES, Mode, crop_grid, image_token_count, r
 __all__ = [
     "DEFAULT_PROMPT",
     "DeepseekOCRCollator",
+    "inference_prompt",
     "MODES",
     "Mode",
     "crop_grid",
@@ -32,8 +33,16 @@ __all__ = [
     "validate_layout",
 ]
 
-DEFAULT_PROMPT = "<image>\nFree OCR. "
+# The official README writes "<image>\nFree OCR. ", but infer() feeds it stripped (format_messages
+# strips every message and the whole prompt): the model never sees the trailing space token.
+DEFAULT_PROMPT = "<image>\nFree OCR."
 IMAGE_TOKEN = "<image>"  # processor_config.json
+
+
+def inference_prompt(prompt: str) -> str:
+    """The prompt as the official infer() feeds it: the plain conversation format strips each
+    message and the joined prompt, so leading and trailing whitespace never reaches the model."""
+    return prompt.strip()
 
 
 class DeepseekOCRCollator(BatchBuilder):
@@ -60,7 +69,8 @@ class DeepseekOCRCollator(BatchBuilder):
         self.max_length = max_length
         if not isinstance(prompt, str) or prompt.count(image_token) != 1:
             raise ValueError(f"prompt={prompt!r}: it must contain {image_token!r} exactly once, e.g. {DEFAULT_PROMPT!r}")
-        self.prompt = prompt
+        self.prompt_as_written = prompt
+        self.prompt = inference_prompt(prompt)
         self.image_token = image_token
         self.image_token_id = _single_token_id(tokenizer, image_token)
         self.bos_token_id = _required_id(tokenizer, "bos_token_id", "the sequence must start with bos")
@@ -122,6 +132,7 @@ class DeepseekOCRCollator(BatchBuilder):
         prompt = example.get("prompt", self.prompt)
         if not isinstance(prompt, str):
             raise BadExample(index, f"'prompt' must be a string, got {type(prompt).__name__}", path)
+        prompt = inference_prompt(prompt)
         pair, slots = self._image(index, source, prompt, path)
         sample = self._tokens(prompt, slots, text)
         if self.max_length is not None and len(sample["ids"]) > self.max_length:
@@ -168,7 +179,7 @@ class DeepseekOCRCollator(BatchBuilder):
         }
 
     def tokens_before_target(self, width: int, height: int, prompt: str | None = None) -> int:
-        prompt = self.prompt if prompt is None else prompt
+        prompt = self.prompt if prompt is None else inference_prompt(prompt)
         return self._tokens(prompt, image_token_count(width, height, self.mode), "")["prompt_len"]
 
     def _encode(self, text: str) -> list[int]:
@@ -186,6 +197,9 @@ class DeepseekOCRCollator(BatchBuilder):
             "crop_mode": m.crop_mode,
             "pixel dtype": str(self.dtype).replace("torch.", ""),
             "prompt": self.prompt,
+            **({"prompt as written": self.prompt_as_written,
+                "prompt stripped": "as the official infer() strips it, so training sees what inference feeds"}
+               if self.prompt != self.prompt_as_written else {}),
             "image token": f"{self.image_token} = {self.image_token_id}",
             "bos / eos / pad ids": f"{self.bos_token_id} / {self.eos_token_id} / {self.pad_token_id}",
             "padding": "right",

@@ -15,13 +15,21 @@ PAD_COLOR = tuple(int(m * 255) for m in IMAGE_MEAN)  # (127, 127, 127)
 
 def global_view(image, mode: Mode):
     """The whole page as one square view (PIL)."""
-    from PIL import ImageOps
-
     if mode.crop_mode:
-        return ImageOps.pad(image, (mode.base_size, mode.base_size), color=PAD_COLOR)
+        return _pad(image, mode.base_size)
     if mode.image_size <= SQUASH_LIMIT:
         image = image.resize((mode.image_size, mode.image_size))
-    return ImageOps.pad(image, (mode.image_size, mode.image_size), color=PAD_COLOR)
+    return _pad(image, mode.image_size)
+
+
+def _pad(image, side: int):
+    """ImageOps.pad to a square; a page whose short side scales to 0 pixels leaves only the padding
+    (as Pillow 13 does; Pillow 10 and 11 raise `height and width must be > 0`)."""
+    from PIL import Image, ImageOps
+
+    if round(min(image.size) / max(image.size) * side) == 0:
+        return Image.new(image.mode, (side, side), PAD_COLOR)
+    return ImageOps.pad(image, (side, side), color=PAD_COLOR)
 
 
 def crops(image, grid: tuple[int, int]) -> list:

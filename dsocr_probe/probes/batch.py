@@ -59,6 +59,9 @@ def run(ctx) -> Iterable[Finding]:
             )
         ) from exc
     shapes = {k: _describe(v) for k, v in batch.items()}
+    described = builder.describe() if callable(getattr(builder, "describe", None)) else {}
+    if "prompt as written" in described:  # stripped as the official infer() strips it
+        shapes["prompt"] = f"{described['prompt as written']!r} -> {described['prompt']!r} (stripped, as inference feeds it)"
     yield passed("batch.built", f"{origin} built a batch of {len(examples)}", evidence=shapes)
     own = [*check_keys(batch, params), *_dtype_findings(ctx, batch)]
     yield from own

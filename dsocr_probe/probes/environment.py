@@ -45,7 +45,11 @@ def run(ctx) -> Iterable[Finding]:
             rule.status, rule.code, rule.title.format(**params), detail=rule.detail, fix=rule.fix,
             source=rule.source, params=params, evidence={d: versions[d] for d in rule.when},
         )
-    yield from _torchvision_pair(versions)
+    pair = list(_torchvision_pair(versions))
+    yield from pair
+    if not pair:  # a wrong release pair already explains a failing import
+        yield from _torchvision_import(env)
+    yield from _flash_attn_import(env)
     yield from _declared_requirements(versions)
 
 
@@ -71,6 +75,80 @@ def _torchvision_pair(versions: dict[str, str | None]) -> Iterable[Finding]:
             source="torchvision release compatibility table",
             params={"torchvision": tv, "torch": torch, "built_for": f"2.{wanted}", "use": f"0.{torch_v.minor + 15}.*"},
         )
+
+
+def build_of(version: str | None, cuda: str | None = None) -> str | None:
+    """What a torch-family wheel was built for, from its local version part (`+cu130`, `+cpu`,
+    `+rocm6.2`), else from the CUDA torch reports (PyPI's default wheels carry no local part)."""
+    try:
+        local = Version(version).local if version else None
+    except InvalidVersion:
+        local = None
+    if local and local.startswith("cu") and local[2:].isdigit():
+        return f"CUDA {local[2:-1]}.{local[-1]}"
+    if local == "cpu":
+        return "CPU"
+    if local and local.startswith("rocm"):
+        return f"ROCm {local[4:]}"
+    if local:
+        return local
+    return f"CUDA {cuda}" if cuda else None
+
+
+def _torchvision_import(env) -> Iterable[Finding]:
+    """`import torchvision` failed in a fresh interpreter: its compiled operators do not fit torch."""
+    if env.import_errors.get("torchvision") is None:
+        return
+    error = env.import_errors["torchvision"]
+    tv, torch = env.versions.get("torchvision"), env.versions.get("torch")
+    tv_build = build_of(tv)
+    torch_build = build_of(torch, env.torch_cuda) or "CPU"
+    mismatch = tv_build is not None and tv_build != torch_build
+    try:
+        use = f"0.{Version(torch).minor + 15}.*"
+    except (InvalidVersion, TypeError):
+        use = None
+    yield fail(
+        "environment.torchvision-import",
+        f"torchvision {tv} is built for {tv_build}, but torch {torch} for {torch_build}: `import torchvision` fails"
+        if mismatch else f"`import torchvision` fails beside torch {torch}: {error}",
+        detail=f"In a fresh interpreter `import torchvision` raises `{error}`. The DeepSeek-OCR remote code imports "
+        "torchvision, so the model cannot load.",
+        fix=(f"`pip install 'torchvision=={use}'` from the index your torch {torch} came from, so both are built for "
+             f"{torch_build}." if use else "Install the torchvision built for your torch, from the same index."),
+        evidence={"torchvision": tv, "torch": torch, "error": error},
+        params={"torchvision": tv, "torch": torch, "tv_build": tv_build if mismatch else None,
+                "torch_build": torch_build, "error": error, "use": use},
+    )
+
+
+def _flash_attn_import(env) -> Iterable[Finding]:
+    """flash-attn installed but not importable: transformers and remote code import it when it is there."""
+    error = env.import_errors.get("flash-attn")
+    if error is None:
+        return
+    fa, torch = env.versions.get("flash-attn"), env.versions.get("torch")
+    yield fail(
+        "environment.flash-attn-import",
+        f"flash-attn {fa} does not load with torch {torch}"
+        + (": it was compiled against another torch (undefined symbol)" if "undefined symbol" in error else ""),
+        detail=f"In a fresh interpreter `import flash_attn` raises `{error}`. transformers treats an installed "
+        "flash-attn as usable on a CUDA machine, and the DeepSeek-OCR remote code imports it then, so loading fails.",
+        fix=f"Rebuild it against the installed torch: `pip install --no-build-isolation --force-reinstall "
+        f"'flash-attn=={fa}'` (or a prebuilt wheel made for torch {_minor(torch)}; the official v1 environment pairs "
+        "flash-attn 2.7.3 with torch 2.6.0), or `pip uninstall flash-attn` and use `attn_implementation: sdpa`.",
+        evidence={"flash-attn": fa, "torch": torch, "error": error},
+        params={"flash_attn": fa, "torch": torch, "torch_minor": _minor(torch), "error": error,
+                "symbol": "undefined symbol" if "undefined symbol" in error else None},
+    )
+
+
+def _minor(version: str | None) -> str | None:
+    try:
+        v = Version(version)
+    except (InvalidVersion, TypeError):
+        return version
+    return f"{v.major}.{v.minor}"
 
 
 def _declared_requirements(versions: dict[str, str | None]) -> Iterable[Finding]:

@@ -398,17 +398,16 @@ def _task_type(model, lora_kwargs: dict, batch: dict, amp: Callable[[], Any]) ->
 
 
 def _targets_fix(names: list[str]) -> str:
-    """Adapters on the language model's projections, in the config's words."""
-    targets = "[" + ", ".join(lora.language_model_targets(names)) + "]"
-    pattern = lora.vision_exclude_pattern(names)
-    exclude = f" with `exclude_modules: '{pattern}'`" if pattern else ""
-    return f"Target the language model: `target_modules: {targets}`{exclude}."
+    """Adapters on the language model's projections, in the config's words (and the installed peft's fields)."""
+    return f"Target the language model: {lora.settings_text(lora.default_settings(names))}."
 
 
 def _targets_params(names: list[str]) -> dict[str, Any]:
     """The values of :func:`_targets_fix`, for the translated fix."""
-    return {"targets": "[" + ", ".join(lora.language_model_targets(names)) + "]",
-            "exclude": lora.vision_exclude_pattern(names) or None}
+    settings = lora.default_settings(names)
+    targets = settings["target_modules"]
+    return {"targets": f"'{targets}'" if isinstance(targets, str) else "[" + ", ".join(targets) + "]",
+            "exclude": settings.get("exclude_modules") or None}
 
 
 def _loss_finding(record) -> Finding:

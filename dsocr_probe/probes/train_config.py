@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from packaging.version import Version
 
-from .. import trainrun, training_values
+from .. import quantization, trainrun, training_values
 from ..findings import Finding, ProbeStop, cause_params, fail, passed, skip, warn
 from ..rules import ARG_RULES
 
@@ -47,6 +47,7 @@ def run(ctx) -> Iterable[Finding]:
     yield from _batch_math(ctx, judged, bad={p.key for p in problems})
     yield from _collator_and_workers(ctx, judged)
     yield from _lora(ctx, cfg)
+    yield from quantization.check(ctx, cfg.model)
 
 
 def training_arguments_fields(args_cls: type | None = None) -> dict[str, inspect.Parameter]:
@@ -429,6 +430,8 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
 
     if not cfg.lora:
         return
+    unsupported = list(_lora_fields(cfg.lora))
+    yield from unsupported
     task = str(cfg.lora.get("task_type", "")).split(".")[-1].upper()
     try:
         target = ctx.target()
@@ -451,8 +454,8 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
     problems = training_values.lora_check(cfg.lora)
     yield from _value_findings(problems)
     targets = cfg.lora.get("target_modules")
-    if not targets or problems:
-        return
+    if not targets or problems or unsupported:
+        return  # peft would refuse the section before it matched anything
     try:
         sk = ctx.skeleton()
     except ProbeStop as stop:
@@ -464,13 +467,17 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
         yield skip("train_config.lora-targets", "LoRA target_modules not matched: the model could not be built without weights",
                    fix="See the model API probe.")
         return
-    suggested = lora_mod.default_settings(names)
+    suggestion = lora_mod.settings_text(lora_mod.default_settings(names))
+    refused: list[Finding] = []
     try:  # peft's own reading of the section, on the weightless model: all-linear, regexes, exclude_modules
         matched = (lora_mod.trial_wrap(sk.model, {**cfg.lora, "task_type": want}) if getattr(sk, "model", None) is not None
                    else lora_mod.match_targets(names, targets, cfg.lora.get("exclude_modules")))
     except Exception as exc:
-        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        if "not found in the base model" not in str(exc) and "did not match" not in str(exc):
+        matched = [] if "not found in the base model" in str(exc) or "did not match" in str(exc) \
+            else _by_name(names, targets, cfg.lora.get("exclude_modules"))
+        refused = list(_lora_types(ctx, matched, suggestion))  # a module type peft cannot adapt, by name
+        if not refused and not ("not found in the base model" in str(exc) or "did not match" in str(exc)):
+            error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             yield fail(
                 "train_config.lora-refused",
                 f"get_peft_model refuses this LoRA section: {error}",
@@ -478,9 +485,7 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
                 params={"error": error},
             )
             return
-        matched = []
-    suggestion = f"`target_modules: [{', '.join(suggested['target_modules'])}]`" + (
-        f" with `exclude_modules: '{suggested['exclude_modules']}'`" if suggested.get("exclude_modules") else "")
+    yield from refused
     frozen = lora_mod.no_grad_modules(target, matched)
     evidence = {"target_modules": targets, "matched modules": len(matched),
                 "on modules that never get gradients": len(frozen), "matched by": "peft get_peft_model on the weightless model"}
@@ -509,11 +514,58 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
             evidence=evidence,
             params={"frozen": len(frozen), "matched": len(matched), "modules": ", ".join(frozen[:8])},
         )
-    else:
+    elif not refused:
         yield passed("train_config.lora-targets", f"LoRA target_modules {_shown_targets(targets)} match {len(matched)} modules",
                      evidence=evidence)
+
+
+def _by_name(names: list[str], targets: Any, exclude: Any) -> list[str]:
+    """The modules peft's name rule matches; none when it cannot read the targets at all."""
+    from .. import lora as lora_mod
+
+    try:
+        return lora_mod.match_targets(names, targets, exclude)
+    except Exception:
+        return []
 
 
 def _shown_targets(targets: Any) -> str:
     """A regex string as written, in backquotes (never cut); a list as a list."""
     return f"`{targets}`" if isinstance(targets, str) else str(list(targets))
+
+
+def _lora_fields(section: dict) -> Iterable[Finding]:
+    """Keys of the lora section that the installed peft's LoraConfig does not take: it raises on them."""
+    from .. import lora as lora_mod
+
+    installed = lora_mod.peft_version()
+    for key, since in lora_mod.unsupported_fields(section):
+        yield fail(
+            "train_config.lora-field-unsupported",
+            f"`lora.{key}` is not a LoraConfig field in peft {installed}"
+            + (f": it needs peft >= {since}" if since else ""),
+            detail=f"`LoraConfig(**lora)` fails with `LoraConfig.__init__() got an unexpected keyword argument '{key}'`.",
+            fix=f"`pip install 'peft>={since}'` (with transformers 4.46.x–4.47.1 for DeepSeek-OCR v1: peft 0.17.1), "
+            f"or remove `{key}:`." if since else f"Remove `{key}:` (or correct its spelling).",
+            params={"key": key, "since": since, "peft": installed},
+        )
+
+
+def _lora_types(ctx, matched: list[str], suggestion: str) -> Iterable[Finding]:
+    """Matched modules whose type the installed peft cannot adapt: get_peft_model raises on the first."""
+    from .. import lora as lora_mod
+
+    model = getattr(ctx.skeleton(), "model", None)
+    if model is None:
+        return
+    for type_name, (modules, error) in lora_mod.unadaptable_types(model, matched).items():
+        yield fail(
+            "train_config.lora-module-type",
+            f"peft {lora_mod.peft_version()} cannot put LoRA on {type_name} modules "
+            f"({len(modules)} matched by target_modules, e.g. {modules[0]})",
+            detail=f"get_peft_model fails with: {error}",
+            fix=f"Target linear layers instead: {suggestion}.",
+            evidence={"module type": type_name, "matched modules of that type": len(modules)},
+            params={"type": type_name, "count": len(modules), "example": modules[0], "error": error,
+                    "peft": lora_mod.peft_version(), "suggestion": suggestion},
+        )
