@@ -536,7 +536,7 @@ RU: dict[str, dict[str, Any]] = {
         "fix": "Укажите его как `package.module:name`, импортируемый из папки, откуда запускается обучение.",
     },
     "train_config.number-as-string": {
-        "title": "`{key}: {value}` читается как строка {value}, а не число",
+        "title": "`{key}: {raw}` читается как строка {value}, а не число",
         "detail": "YAML 1.1 (PyYAML) читает число без точки или с порядком без знака как текст. TrainingArguments "
         "сохраняет его как есть, и обучение падает в оптимизаторе или планировщике с "
         "`'<=' not supported between instances of 'float' and 'str'`.",
@@ -547,7 +547,7 @@ RU: dict[str, dict[str, Any]] = {
         "fix": "Напишите `{write}` без кавычек.",
     },
     "train_config.bad-choice": {
-        "title": "`{key}: {value}` — не из значений, которые принимает установленный transformers",
+        "title": "`{key}: {raw}` — не из значений, которые принимает установленный transformers",
         "detail": "Допустимо: {expected}.",
         "fix": ("Используйте `{key}: {near}`.", "Используйте одно из: {expected}."),
     },
@@ -556,7 +556,7 @@ RU: dict[str, dict[str, Any]] = {
         "fix": "Оставьте `bf16: true` на GPU с compute capability 8.0 и выше, иначе `fp16: true`; но не оба.",
     },
     "train_config.out-of-range": {
-        "title": "`{key}: {value}` вне допустимого диапазона: нужно {expected}",
+        "title": "`{key}: {raw}` вне допустимого диапазона: нужно {expected}",
         "detail": "TrainingArguments его сохраняет; обучение упадёт или ничему не научится, когда до него дойдёт.",
         "fix": "Задайте `{key}` значение {expected}.",
     },
@@ -566,7 +566,7 @@ RU: dict[str, dict[str, Any]] = {
         "fix": "Уберите строку `{key}:`, чтобы взять значение по умолчанию, или задайте {expected!t}.",
     },
     "train_config.wrong-type": {
-        "title": "`{key}: {value}` — неверный тип: нужно {expected!t}",
+        "title": "`{key}: {raw}` — неверный тип: нужно {expected!t}",
         "terms": {"a number": "число", "a whole number": "целое число", "true or false": "true или false",
                   "a finite number": "конечное число"},
         "fix": ("Напишите `{write}`.", "Задайте `{key}` как {expected!t}."),

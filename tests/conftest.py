@@ -16,6 +16,7 @@ import tokenizers  # noqa: F401
 import torch  # noqa: F401
 import transformers  # noqa: F401
 import transformers.modeling_utils  # noqa: F401  (registers torch ops once)
+import transformers.trainer  # noqa: F401  (imports accelerate and, where installed, datasets: pyarrow types register once)
 from pages import write_pages
 
 from dsocr_probe.demo import CACHE_ENV

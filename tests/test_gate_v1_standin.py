@@ -29,7 +29,8 @@ def checkpoint(tmp_path_factory):
 
 def _gate(pytester, checkpoint, revision):
     folder, config = checkpoint
-    result = pytester.runpytest("--dsocr-probe", "--dsocr-model", str(folder), "--dsocr-trust-remote-code",
+    # A process of its own, as a user runs it: an in-process run would drop the training stack's modules after it.
+    result = pytester.runpytest_subprocess("--dsocr-probe", "--dsocr-model", str(folder), "--dsocr-trust-remote-code",
                                 "--dsocr-revision", revision, "--dsocr-train-config", str(config),
                                 "--dsocr-report-dir", "reports", "-p", "no:randomly")
     report = json.loads(next((pytester.path / "reports").glob("*.json")).read_text(encoding="utf-8"))

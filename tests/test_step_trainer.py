@@ -311,6 +311,9 @@ def test_the_script_and_the_probe_build_the_same_run(demo, tmp_path, monkeypatch
     assert probed.collator.describe() == trained.collator.describe()
     assert probed.lora_settings == trained.lora_settings
     assert probed.model.peft_config["default"].to_dict() == trained.model.peft_config["default"].to_dict()
-    assert type(probed.model.base_model.model) is type(trained.model.base_model.model)
+    def name(obj):  # remote code is imported per loading context: the same class, by its qualified name
+        return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+    assert name(probed.model.base_model.model) == name(trained.model.base_model.model)
     assert {str(r["image"]) for r in probed.train_dataset} <= {str(r["image"]) for r in trained.train_dataset}
     assert torch.is_tensor(next(trained.model.parameters()))

@@ -47,7 +47,8 @@ def test_the_download_fix_names_the_installed_command(tmp_path, monkeypatch):
         def __init__(self, dist):
             self.entry_points = [e for e in dist.entry_points if e.name != "hf"]
 
-    names = {e.name for e in real("huggingface_hub").entry_points}
+    # Console scripts only: huggingface_hub also registers an fsspec protocol named `hf`.
+    names = {e.name for e in real("huggingface_hub").entry_points if e.group == "console_scripts"}
     assert target.download_command() == ("hf download" if "hf" in names else "huggingface-cli download")
     assert f"`{target.download_command()} nobody/NoSuchModel`" in stopped("nobody/NoSuchModel").fix
     monkeypatch.setattr(target.importlib.metadata, "distribution", lambda name: OnlyOldCli(real(name)))

@@ -323,7 +323,7 @@ def _run_finding(training_run, worst: list, first: list) -> Finding:
     return passed(
         "step.run",
         f"Ran {training_run.trainer_class.__qualname__}.train() with {_short(training_run.collator)} "
-        f"on the largest batch of the split ({len(worst)} rows)",
+        f"on the largest batch of the split ({len(worst)} row{'' if len(worst) == 1 else 's'})",
         detail="Overridden for the probe: " + ", ".join(f"`{n}`" for n in overrides) + ". The training script builds "
         "the rest the same way (its own changes are marked in the table).",
         table=table,
@@ -579,6 +579,10 @@ def _cost_findings(measures: list[Measure], configured: int, device: str, traini
         peak, seconds = main.peak_bytes, main.step_s
     evidence = {"device": device, "device memory": gib(capacity),
                 "forecast": "linear in tokens and image slots per batch, through the measured sizes"}
+    accumulation = _whole(training.get("gradient_accumulation_steps"), 1)
+    if accumulation > 1:  # the probe's steps are one batch each; the run's accumulate several
+        evidence["optimizer step with gradient accumulation"] = (
+            f"{accumulation} x {seconds:.3f} s = {accumulation * seconds:.2f} s")
     if device.startswith("cuda"):
         evidence.update({"largest batch expected to fit at this length": guess.largest_batch,
                          "memory measured as": "torch.cuda.max_memory_allocated"})

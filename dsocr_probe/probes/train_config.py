@@ -236,15 +236,14 @@ VALUE_FINDINGS = {
 def _value_findings(problems: list[training_values.ValueProblem]) -> Iterable[Finding]:
     for p in problems:
         code, title, detail, fix = VALUE_FINDINGS[p.kind]
-        params = {"key": p.key, "value": p.shown, "expected": p.expected, "write": p.write}
+        params = {"key": p.key, "value": p.shown, "raw": str(p.value), "expected": p.expected, "write": p.write}
         if p.kind == "choice":  # the accepted value closest to the one written
             near = difflib.get_close_matches(str(p.value), p.expected.split(", "), n=1, cutoff=0.5)
             params["near"] = near[0] if near else None
             fix = "Use `{key}: {near}`." if near else fix
         elif p.write and p.kind == "wrong-type":
             fix = "Write `{write}`."
-        words = {**params, "raw": p.value}
-        yield fail(code, title.format(**words), detail=detail.format(**words), fix=fix.format(**words), params=params)
+        yield fail(code, title.format(**params), detail=detail.format(**params), fix=fix.format(**params), params=params)
 
 
 def _auto_class(ctx, cfg) -> Iterable[Finding]:
