@@ -440,7 +440,8 @@ RU: dict[str, dict[str, Any]] = {
         "fix": "Обучайте 3-5 эпох и добавьте данных; следите за validation loss (eval_strategy: epoch).",
     },
     "train_config.remove-unused-columns": {
-        "title": "remove_unused_columns не равен False: Trainer выбросит image и text до коллатора",
+        "title": "remove_unused_columns не равен False: scripts/train_lora.py ставит false сам, ваш собственный скрипт "
+        "обучения должен тоже",
         "detail": "При значении по умолчанию True Trainer оставляет только колонки, названные в forward(); коллатор "
         "получает примеры без 'image' и 'text'.",
         "fix": "Поставьте `remove_unused_columns: false` в секции training.",
@@ -812,7 +813,7 @@ RU: dict[str, dict[str, Any]] = {
     },
     "step.forward-fails": {
         "title": "Обучение падает: {exception}: {error}",
-        "detail": "Ошибка внутри {trainer}.train(), коллатор {collator}.",
+        "detail": "Ошибка во время обучения {trainer}, коллатор {collator}.",
         "fix": (
             "Эмбеддингам включили requires_grad (gradient checkpointing включён до get_peft_model или вызван "
             "enable_input_require_grads), а эта модель пишет в них признаки изображения in-place: пусть Trainer "
@@ -878,6 +879,17 @@ RU: dict[str, dict[str, Any]] = {
         "адаптеры изменились, а loss за ними не пошёл. В начале warm-up или при малом learning rate это бывает "
         "нормой; иначе labels не размечают целевой текст.",
         "fix": "Проверьте находки проверки Batch про labels; если расписание долго разогревается, это ожидаемо.",
+    },
+    "step.trainer-init": {
+        "status": "fail",
+        "title": "{trainer}(...) не принимает настроенный запуск: {error}",
+        "detail": "Создан так же, как его создаёт scripts/train_lora.py, с вашими настройками оценки, сохранения и отчётов.",
+        "fix": "Исправьте настройку обучения, названную в сообщении (eval-стратегии нужен сплит val; интеграция из "
+        "`report_to` должна быть установлена).",
+    },
+    "step.accumulation-oom": {
+        "title": "Не хватило памяти при накоплении градиента по {accumulation} батчам: {message}",
+        "fix": "Уменьшите `per_device_train_batch_size` (см. находки про память).",
     },
     "step.no-update": {
         "title": "Адаптеры не изменились за шагов оптимизатора: {steps}",

@@ -20,7 +20,7 @@ from transformers import TrainerCallback
 class StepRecord:
     losses: list[float] = field(default_factory=list)
     times: list[float] = field(default_factory=list)  # wall time of each optimizer step
-    learning_rates: list[float] = field(default_factory=list)  # the rate each update used
+    learning_rates: list[float | None] = field(default_factory=list)  # the rate each update used (None: relative)
     micro_batches: list[int] = field(default_factory=list)  # forward/backward passes in each step
     grads: Any = None  # gradients.GradientReport at the first step, when asked for
     adapters_changed: bool | None = None  # did the adapter weights move between the first and last step?
@@ -63,8 +63,8 @@ class StepWatch(TrainerCallback):
     def on_pre_optimizer_step(self, args, state, control, model=None, optimizer=None, **kwargs):
         if state.global_step == 0 and self.inspect is not None and self.record.grads is None:
             self.record.grads = self.inspect(model)
-        if optimizer is not None and optimizer.param_groups:
-            self.record.learning_rates.append(float(optimizer.param_groups[0]["lr"]))
+        rate = optimizer.param_groups[0].get("lr") if optimizer is not None and optimizer.param_groups else None
+        self.record.learning_rates.append(float(rate) if isinstance(rate, (int, float)) else None)  # None: no set rate
 
     def on_step_end(self, args, state, control, **kwargs):
         now = self._now()

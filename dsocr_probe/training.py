@@ -7,6 +7,7 @@ Everything here is top-level and free of model objects, so DataLoader workers st
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterable, Mapping
 
 import torch.utils.data
@@ -40,7 +41,7 @@ def dataset_for(trainer_cls: type, rows: Iterable[Any]):
     """The training rows in the form the Trainer class takes: TRL's trainers want a ``datasets.Dataset``
     (SFTTrainer refuses anything else); transformers' Trainer takes any torch Dataset."""
     dataset = ExampleDataset(rows)
-    if not trainer_cls.__module__.split(".")[0] == "trl":
+    if not any(k.__module__.split(".")[0] == "trl" for k in trainer_cls.__mro__):  # a team's subclass of one too
         return dataset
     import datasets
 
@@ -61,8 +62,14 @@ def checkpointing_kwargs(training: Mapping[str, Any]) -> dict[str, Any]:
     that requires grad is being used in an in-place operation"). Non-reentrant needs neither.
     """
     for name in CHECKPOINTING_KWARGS:
-        if training.get(name):
-            return dict(training[name])
+        value = training.get(name)
+        if isinstance(value, str):  # TrainingArguments reads a JSON string too
+            try:
+                value = json.loads(value)
+            except ValueError:
+                value = None
+        if isinstance(value, dict) and value:
+            return dict(value)
     return {"use_reentrant": False}
 
 

@@ -14,6 +14,7 @@ import dataclasses
 import enum
 import math
 import re
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -112,15 +113,24 @@ def check(training: Mapping[str, Any], args_cls: type, bounds: Mapping[str, tupl
     return problems
 
 
-def _members(hint: Any) -> list[Any]:
+def union_members(hint: Any) -> list[Any]:
+    """The members of a (possibly nested) Union / ``X | Y`` annotation; the annotation itself otherwise."""
     args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", typing.Union)) and args:
-        return [m for a in args for m in _members(a)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and args:
+        return [m for a in args for m in union_members(a)]
     return [hint]
 
 
+def _is_literal(value: Any, literals: list[Any]) -> bool:
+    """A literal choice, or one of peft's patterned ones (``pissa_niter_[number of iters]`` -> ``pissa_niter_16``)."""
+    if value in literals:
+        return True
+    return isinstance(value, str) and any(isinstance(v, str) and "[" in v and value.startswith(v.split("[")[0])
+                                          for v in literals)
+
+
 def _type_problem(key: str, value: Any, hint: Any) -> ValueProblem | None:
-    members = _members(hint)
+    members = union_members(hint)
     plain = {typing.get_origin(m) or m for m in members}
     optional = type(None) in plain
     enums = [m for m in members if isinstance(m, type) and issubclass(m, enum.Enum)]
@@ -129,9 +139,9 @@ def _type_problem(key: str, value: Any, hint: Any) -> ValueProblem | None:
         if optional:
             return None
         return ValueProblem(key, value, "null", _describe(plain, enums), None)
-    if literals and not (plain - {typing.Literal, type(None)}):
-        if value in literals:
-            return None
+    if literals and _is_literal(value, literals):
+        return None
+    if literals and (isinstance(value, str) or not (plain - {typing.Literal, type(None)})):
         return ValueProblem(key, value, "choice", ", ".join(map(str, literals)), None)
     if enums:
         choices = [str(e.value) for cls in enums for e in cls]
@@ -157,11 +167,11 @@ def _type_problem(key: str, value: Any, hint: Any) -> ValueProblem | None:
     if plain <= {float, int, type(None)} and float in plain:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return ValueProblem(key, value, "wrong-type", "a number", None)
-    if plain <= {bool, type(None)} and not isinstance(value, bool):
+    if plain <= {bool, type(None)} and not isinstance(value, bool) and value not in (0, 1):  # 0/1 read as flags
         return ValueProblem(key, value, "wrong-type", "true or false", None)
+    if plain <= {bool, int, float, type(None)}:
+        return None  # numbers and flags are judged above, as the arguments class reads them
     concrete = tuple(t for t in plain if isinstance(t, type) and t is not type(None))
-    if float in concrete:
-        concrete += (int,)  # a whole number is a number: `num_train_epochs: 3`
     if concrete and str not in concrete and not literals and not isinstance(value, concrete):
         return ValueProblem(key, value, "wrong-type", _describe(plain, enums), None)  # e.g. a number for a list
     return None
@@ -171,7 +181,9 @@ def lora_check(lora: Mapping[str, Any]) -> list[ValueProblem]:
     """The LoRA section's values against the installed ``peft.LoraConfig`` (keys named ``lora.<key>``)."""
     from peft import LoraConfig
 
-    problems = check(lora, LoraConfig, LORA_BOUNDS, LORA_NUMBERS)
+    # task_type is peft's TaskType in any spelling the training script reads (causal_lm, TaskType.CAUSAL_LM):
+    # the training-config probe's own task-type check judges it.
+    problems = check({k: v for k, v in lora.items() if k != "task_type"}, LoraConfig, LORA_BOUNDS, LORA_NUMBERS)
     for p in problems:
         p.key = f"lora.{p.key}"
     return problems
@@ -181,8 +193,6 @@ def _range_problem(key: str, value: Any, bounds: Mapping[str, tuple] = BOUNDS) -
     if key not in bounds or isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     low, low_ok, high, high_ok = bounds[key]
-    if key == "eval_steps" and value is None:
-        return None
     too_low = low is not None and (value < low or (value == low and not low_ok))
     too_high = high is not None and (value > high or (value == high and not high_ok))
     if not (too_low or too_high):
@@ -202,6 +212,6 @@ def _number(x: float) -> str:
 def _describe(plain: set, enums: list) -> str:
     names = {bool: "true or false", int: "a whole number", float: "a number", str: "text", dict: "a mapping",
              list: "a list"}
-    words = [names.get(t, getattr(t, "__name__", str(t))) for t in plain if t is not type(None)]
+    words = [names.get(t, getattr(t, "__name__", str(t))) for t in plain if t not in (type(None), typing.Literal)]
     words += [f"one of {cls.__name__}" for cls in enums]
     return " or ".join(dict.fromkeys(words)) or "a value"

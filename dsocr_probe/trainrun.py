@@ -25,7 +25,6 @@ from typing import Any, Iterable, Mapping
 
 from .findings import ProbeStop, fail
 
-DEFAULT_TRAINER = "transformers:Trainer"
 DEFAULT_OUTPUT_DIR = "outputs/lora"
 
 
@@ -66,26 +65,38 @@ class TrainingRun:
     train_dataset: Any
     eval_dataset: Any = None
     lora_settings: dict[str, Any] = field(default_factory=dict)
+    eval_rows: list = field(default_factory=list)  # the val split's rows, evaluated when the arguments say so
     training: dict[str, Any] = field(default_factory=dict)  # the config's training section
     requested: dict[str, tuple[Any, str]] = field(default_factory=dict)  # the caller's overrides
     requested_by: str = "caller"
     use_cpu: bool = False
 
-    def arguments_with(self, extra: Mapping[str, tuple[Any, str]]):
-        """The run's arguments with further overrides (a second batch size, fewer steps)."""
-        arguments, _ = build_arguments(type(self.arguments), self.training, {**self.requested, **extra}, self.use_cpu,
-                                       self.requested_by)
+    def arguments_with(self, extra: Mapping[str, tuple[Any, str]], keep_requested: bool = True):
+        """The run's arguments with further overrides (a second batch size, fewer steps); with
+        ``keep_requested=False`` only ``extra`` replaces what the config says."""
+        requested = {**self.requested, **extra} if keep_requested else dict(extra)
+        arguments, _ = build_arguments(type(self.arguments), self.training, requested, self.use_cpu, self.requested_by)
         return arguments
 
+    def evaluation_for(self, arguments: Any):
+        """The eval dataset the Trainer gets with these arguments: the val rows when they evaluate."""
+        from .training import dataset_for
+
+        strategy = getattr(arguments, "eval_strategy", None) or getattr(arguments, "evaluation_strategy", "no")
+        evaluating = getattr(strategy, "value", strategy) != "no" or getattr(arguments, "eval_on_start", False)
+        return dataset_for(self.trainer_class, self.eval_rows) if evaluating and self.eval_rows else None
+
     def trainer(self, callbacks: Iterable[Any] = (), train_dataset: Any = None, arguments: Any = None):
-        """The configured Trainer class on these objects (``train_dataset``/``arguments`` replace the run's)."""
+        """The configured Trainer class on these objects (``train_dataset``/``arguments`` replace the run's;
+        the eval dataset follows the arguments)."""
         from .training import trainer_processing_kwargs
 
+        arguments = arguments if arguments is not None else self.arguments
         return self.trainer_class(
             model=self.model,
-            args=arguments if arguments is not None else self.arguments,
+            args=arguments,
             train_dataset=train_dataset if train_dataset is not None else self.train_dataset,
-            eval_dataset=self.eval_dataset,
+            eval_dataset=self.evaluation_for(arguments),
             data_collator=self.collator,
             callbacks=list(callbacks) or None,
             **trainer_processing_kwargs(self.processing),
@@ -160,6 +171,8 @@ def arguments_class(trainer_cls: type) -> type:
     parameter is annotated with (TRL's SFTTrainer: SFTConfig), else TrainingArguments."""
     from transformers import TrainingArguments
 
+    from .training_values import union_members
+
     for klass in trainer_cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is None:
@@ -168,19 +181,10 @@ def arguments_class(trainer_cls: type) -> type:
             hint = typing.get_type_hints(init).get("args")
         except Exception:  # forward references to names the module does not import
             hint = None
-        candidates = [c for c in _union_members(hint) if isinstance(c, type) and issubclass(c, TrainingArguments)]
+        candidates = [c for c in union_members(hint) if isinstance(c, type) and issubclass(c, TrainingArguments)]
         if candidates:
             return max(candidates, key=lambda c: len(c.__mro__))
     return TrainingArguments
-
-
-def _union_members(hint: Any) -> list[Any]:
-    if hint is None:
-        return []
-    args = typing.get_args(hint)
-    if not args:
-        return [hint]
-    return [m for a in args for m in _union_members(a)]
 
 
 def arguments_fields(args_cls: type) -> dict[str, inspect.Parameter]:
@@ -309,9 +313,8 @@ def build(ctx, device: str, dtype: Any, overrides: Mapping[str, tuple[Any, str]]
     except Exception as exc:
         raise BuildError("lora", "get_peft_model") from exc
     val = data.splits.get("val") if data is not None else None
-    strategy = getattr(arguments, "eval_strategy", None) or getattr(arguments, "evaluation_strategy", "no")
-    evaluating = getattr(strategy, "value", strategy) != "no"
-    return TrainingRun(
+    eval_rows = ctx.usable_rows(val.rows) if val is not None else []
+    run = TrainingRun(
         trainer_class=cls,
         trainer_source=source,
         arguments=arguments,
@@ -321,13 +324,15 @@ def build(ctx, device: str, dtype: Any, overrides: Mapping[str, tuple[Any, str]]
         collator=made,
         collator_source=made_by,
         train_dataset=dataset_for(cls, rows),
-        eval_dataset=dataset_for(cls, val.rows) if evaluating and val is not None and val.rows else None,
         lora_settings=dict(lora_settings),
+        eval_rows=eval_rows,
         training=training,
         requested=dict(overrides),
         requested_by=by,
         use_cpu=use_cpu,
     )
+    run.eval_dataset = run.evaluation_for(arguments)
+    return run
 
 
 def _qualname(obj: Any) -> str:

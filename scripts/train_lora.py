@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train a LoRA adapter from the same YAML the probes check, with the batch builder they verified.
 
-    python scripts/train_lora.py --config configs/training_config.yaml [--model DIR_OR_ID]
+    python scripts/train_lora.py --config configs/training_config.yaml [--model DIR_OR_ID] [--data DIR]
                                  [--output-dir DIR] [--max-steps N] [--device cpu|cuda]
 
 Run `pytest --dsocr-probe --dsocr-train-config <the same YAML> ...` first: this script builds
@@ -22,6 +22,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, type=Path, help="training YAML (model, lora, training, data sections)")
     parser.add_argument("--model", help="model folder or cached hub id; overrides model.name")
+    parser.add_argument("--data", type=Path, help="dataset folder (train/, val/); overrides the data section's folders, "
+                        "as --dsocr-data does for the probes")
     parser.add_argument("--output-dir", type=Path, help="where the adapter goes; overrides training.output_dir")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps; overrides training.max_steps")
     parser.add_argument("--device", help="cuda or cpu (default: cuda when available)")
@@ -72,7 +74,7 @@ def build(args: argparse.Namespace):
     ctx = ProbeContext(Options(model=str(name), revision=cfg.model.get("revision"),
                                trust_remote_code=bool(cfg.model.get("trust_remote_code")),
                                allow_unpinned=args.allow_unpinned or bool(cfg.model.get("allow_unpinned")),
-                               train_config=args.config, device=args.device))
+                               train_config=args.config, device=args.device, data=args.data))
     device = loading.default_device(ctx)
     dtype = loading.model_dtype(ctx, device)
     try:

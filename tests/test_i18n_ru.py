@@ -758,6 +758,19 @@ def step_parts(env):
         yield step._wrap_failed(ValueError("Target modules {'q_proj'} not found in the base model."),
                                 [n for n, _ in _Towers(vision).named_modules()]).finding
     yield step._wrap_failed(ValueError("`r` should be a positive integer value but the value passed is 0"), []).finding
+    class _Refuses:
+        trainer_class = transformers.Trainer
+
+        def arguments_with(self, extra, keep_requested=True):
+            return None
+
+        def trainer(self, arguments=None):
+            raise ValueError("You have set `args.eval_strategy` to steps but you didn't pass an `eval_dataset`")
+
+    yield stopped(step._trainer_init, _Refuses(), str(env.tmp()))
+    oom = step.Trained([], 10, 0)
+    oom.oom = "OutOfMemoryError: CUDA out of memory."
+    yield step._accumulation_finding(oom, 4, 2)
     yield step._loss_finding(StepRecord(losses=[math.nan]))
     for losses, changed in (([2.0] * 5, True), ([2.0, 1.5, 1.0, 0.6, 0.3], True), ([2.0] * 5, False)):
         yield step._learning_finding(StepRecord(losses=losses, times=[0.1] * 5, learning_rates=[2e-4] * 5,

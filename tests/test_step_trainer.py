@@ -317,3 +317,58 @@ def test_the_script_and_the_probe_build_the_same_run(demo, tmp_path, monkeypatch
     assert name(probed.model.base_model.model) == name(trained.model.base_model.model)
     assert {str(r["image"]) for r in probed.train_dataset} <= {str(r["image"]) for r in trained.train_dataset}
     assert torch.is_tensor(next(trained.model.parameters()))
+
+
+# ---------------------------------------------------------------- what the run's other settings do
+
+
+def test_an_eval_strategy_without_val_rows_is_no_go_as_the_trainer_says(demo, tmp_path):
+    """The probe trains with evaluation off, but it makes the Trainer with the team's own settings first."""
+    config = demo_config(demo)
+    config["data"]["val_dir"] = None
+    config["training"].update(eval_strategy="steps", eval_steps=10)
+    result = step(write_config(tmp_path, config))
+
+    finding = by_code(result, "step.trainer-init")
+    assert finding.status is Status.FAIL and "eval_dataset" in finding.title
+
+
+def test_gradient_accumulation_runs_for_real(demo, tmp_path):
+    config = demo_config(demo)
+    config["training"].update(per_device_train_batch_size=1, gradient_accumulation_steps=3)
+    result = step(write_config(tmp_path, config))
+
+    assert result.status is Status.PASS, [(f.code, f.title) for f in result.findings]
+    finding = by_code(result, "step.accumulation")
+    assert finding.evidence["batches per optimizer step"] == [3]
+
+
+def test_a_json_string_for_the_checkpointing_kwargs_is_read_as_transformers_reads_it(demo, tmp_path):
+    config = demo_config(demo)
+    config["training"].update(gradient_checkpointing=True, gradient_checkpointing_kwargs='{"use_reentrant": false}')
+    result = step(write_config(tmp_path, config))
+
+    assert not [f for f in result.findings if f.status is Status.ERROR], [(f.code, f.title) for f in result.findings]
+    assert result.status is Status.PASS, [(f.code, f.title) for f in result.findings]
+
+
+@pytest.mark.parametrize(("key", "value"), [("init_lora_weights", "gaussian"), ("task_type", "causal_lm")])
+def test_lora_values_peft_and_the_script_take_are_no_problem(demo, tmp_path, no_weights, key, value):
+    config = demo_config(demo)
+    config["lora"][key] = value
+    result = train_config(write_config(tmp_path, config))
+
+    assert not [f for f in result.findings if f.status.blocks], [(f.code, f.title) for f in result.findings]
+
+
+def test_the_script_trains_on_the_folder_given_with_data(demo, tmp_path):
+    config = demo_config(demo)
+    path = write_config(tmp_path, config)
+    other = write_pages(tmp_path / "other" / "train", ["only one row"])
+    spec = importlib.util.spec_from_file_location("train_lora_script_data", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    run = script.build(script.parse_args(["--config", str(path), "--device", "cpu", "--allow-unpinned",
+                                          "--data", str(other.parent)]))
+    assert [str(r["image"]) for r in run.train_dataset] == [str(other / "images" / "00001.png")]

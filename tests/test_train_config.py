@@ -60,9 +60,10 @@ def test_batch_math_against_the_data(tmp_path):
     assert f.evidence["optimizer steps in all"] == 50
 
 
-def test_remove_unused_columns_default_blocks(tmp_path):
+def test_remove_unused_columns_default_warns_for_scripts_of_the_teams_own(tmp_path):
+    """scripts/train_lora.py sets it to False itself (so the step probe's run does too): not a blocker of that run."""
     cfg = _project(tmp_path, {"per_device_train_batch_size": 1})
-    assert codes(probe("train_config", context(linux_cpu(), train_config=cfg)))["train_config.remove-unused-columns"] == "fail"
+    assert codes(probe("train_config", context(linux_cpu(), train_config=cfg)))["train_config.remove-unused-columns"] == "warn"
 
 
 def test_bad_yaml_names_line(tmp_path):

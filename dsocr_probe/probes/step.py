@@ -59,6 +59,8 @@ def probe_overrides(output_dir: str, steps: int, training: dict[str, Any], confi
     })
     if "evaluation_strategy" in training:  # the old name, still read by transformers < 4.51
         overrides["evaluation_strategy"] = ("no", why)
+    if training.get("eval_on_start"):
+        overrides["eval_on_start"] = (False, why)
     if training.get("load_best_model_at_end"):
         overrides["load_best_model_at_end"] = (False, "needs evaluation and saving, which the probe turns off")
     return overrides
@@ -104,6 +106,7 @@ def run(ctx) -> Iterable[Finding]:
         yield _run_finding(training_run, worst, first)
         yield _rows_finding(worst, first)
         yield _lora_finding(ctx, training_run, lora_kwargs)
+        yield _trainer_init(training_run, output_dir)
 
         adapted = [gradients.strip_peft_prefix(n) for n in lora.adapter_modules(training_run.model)]
         no_grad = set(lora.no_grad_modules(ctx.target(), adapted))
@@ -129,6 +132,10 @@ def run(ctx) -> Iterable[Finding]:
         yield _learning_finding(record, training)
         if out_of_memory:
             return  # the out-of-memory finding already says what fits
+        accumulation = _whole(training.get("gradient_accumulation_steps"), 1)
+        if accumulation > 1:
+            yield _accumulation_finding(_train(training_run, worst * accumulation, device, 1, batch_size=len(worst)),
+                                        accumulation, len(worst))
 
         measures = [main.measure(f"largest {len(worst)}")]
         if {s.row.index for s in first} != {s.row.index for s in worst}:
@@ -146,6 +153,55 @@ def run(ctx) -> Iterable[Finding]:
 
 
 # ---------------------------------------------------------------- the Trainer's run
+
+
+def _trainer_init(training_run, output_dir: str) -> Finding:
+    """``Trainer(...)`` exactly as the training script makes it, with the team's own evaluation, saving and
+    reporting settings (only the output folder and the hub push changed): its own checks run here — an
+    evaluation strategy without eval data, a reporting integration that is not installed, strategies that
+    load_best_model_at_end cannot match. The probe's training runs themselves turn evaluation off."""
+    why = "the probe never writes into the run's output or pushes to the hub"
+    arguments = None
+    try:
+        arguments = training_run.arguments_with({"output_dir": (output_dir, why), "push_to_hub": (False, why)},
+                                                keep_requested=False)
+        trainer = training_run.trainer(arguments=arguments)
+        del trainer
+    except Exception as exc:
+        raise ProbeStop(
+            fail(
+                "step.trainer-init",
+                f"{training_run.trainer_class.__qualname__}(...) refuses the configured run: {loading.error_line(exc)}",
+                detail="Made as scripts/train_lora.py makes it, with your evaluation, saving and reporting settings.",
+                fix="Correct the training setting the message names (an eval strategy needs the val split; a "
+                "`report_to` integration must be installed).",
+                params={"trainer": training_run.trainer_class.__qualname__, "error": loading.error_line(exc)},
+            )
+        ) from exc
+    evaluated = training_run.evaluation_for(arguments)
+    return passed(
+        "step.trainer-init",
+        f"{training_run.trainer_class.__qualname__}(...) accepts the configured run"
+        + (f", with {len(evaluated)} val rows to evaluate" if evaluated is not None else ""),
+        params={"trainer": training_run.trainer_class.__qualname__},
+    )
+
+
+def _accumulation_finding(trained: "Trained", accumulation: int, batch: int) -> Finding:
+    """One optimizer step of the configured gradient accumulation, for real: the Trainer's own loss scaling
+    and ``num_items_in_batch`` over several batches (the probe's other steps are one batch each)."""
+    micro = trained.record.micro_batches
+    if trained.oom:
+        return warn("step.accumulation-oom", f"Out of memory while accumulating {accumulation} batches: "
+                    f"{trained.oom}", fix="Lower `per_device_train_batch_size` (see the memory findings).",
+                    params={"accumulation": accumulation, "message": trained.oom})
+    return passed(
+        "step.accumulation",
+        f"Gradient accumulation: one optimizer step over {micro[0] if micro else '?'} batches of {batch} "
+        f"(configured {accumulation})",
+        evidence={"batches per optimizer step": micro, "loss": [round(v, 5) for v in trained.record.losses]},
+        params={"accumulation": accumulation, "batch": batch},
+    )
 
 
 class Trained:
@@ -209,6 +265,7 @@ def _train(training_run, chosen: list, device: str, steps: int, inspect: Callabl
         raise _train_failed(training_run, exc) from exc
     finally:
         del trainer
+        _release(device)  # the run's optimizer state, before the next run measures its own peak
     result.record = watch.record
     if message is not None:  # outside the except block, so the failed step's tensors can be freed
         training_run.model.zero_grad(set_to_none=True)
@@ -256,7 +313,7 @@ def _train_failed(training_run, exc: BaseException) -> ProbeStop:
         fail(
             "step.forward-fails",
             f"The training run fails: {type(exc).__name__}: {message}",
-            detail=f"Raised inside {described['trainer']}.train() ({described['trainer from']}), with the collator "
+            detail=f"Raised while {described['trainer']} ({described['trainer from']}) trained with the collator "
             f"{described['collator']} ({described['collator from']}).",
             fix=fix,
             evidence=described,
@@ -514,10 +571,10 @@ def _learning_finding(record, training: dict) -> Finding:
     a verdict: in its first few steps the configured schedule may still be warming up, and a low
     rate moves a loss slowly.
     """
-    losses, rates = record.losses, record.learning_rates
+    losses, rates = record.losses, [r for r in record.learning_rates if r is not None]
     table = [{"step": i + 1, "loss": f"{v:.5f}", "learning rate": f"{r:.3g}" if r is not None else "?",
               "time": f"{t:.3f} s"}
-             for i, (v, r, t) in enumerate(zip(losses, rates + [None] * len(losses), record.times))]
+             for i, (v, r, t) in enumerate(zip(losses, record.learning_rates + [None] * len(losses), record.times))]
     evidence = {"optimizer steps": len(losses), "learning rates": ", ".join(f"{r:.3g}" for r in rates) or "?"}
     if record.adapters_changed is False:
         return fail(

@@ -333,9 +333,11 @@ def _batch_math(ctx, cfg, bad: set[str] = frozenset()) -> Iterable[Finding]:
 def _collator_and_workers(ctx, cfg) -> Iterable[Finding]:
     t = cfg.training
     if t.get("remove_unused_columns", True) is not False:
-        yield fail(
+        # scripts/train_lora.py (and so the step probe) sets it itself: a warning for scripts of the team's own.
+        yield warn(
             "train_config.remove-unused-columns",
-            "remove_unused_columns is not False: the Trainer strips image and text before the collator sees them",
+            "remove_unused_columns is not False: scripts/train_lora.py sets it to false, a training script of your "
+            "own must too",
             detail="With the default True, the Trainer keeps only columns named in forward(); the collator then gets "
             "examples without 'image' and 'text'.",
             fix="Set `remove_unused_columns: false` in the training section.",
