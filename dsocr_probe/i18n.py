@@ -532,6 +532,11 @@ RU: dict[str, dict[str, Any]] = {
         "title": "trainer `{spec}` — это {found}, а не подкласс transformers.Trainer",
         "fix": "Укажите класс Trainer: `transformers:Trainer`, свой подкласс или `trl:SFTTrainer`.",
     },
+    "train_run.collator-class": {
+        "title": "data.collator `{spec}` — класс, конструктору которого нужно аргументов: {count} ({names})",
+        "fix": "Укажите объект, созданный на уровне модуля (`module:collator`), или класс, которому нужен только "
+        "токенизатор или процессор.",
+    },
     "train_run.collator-import": {
         "title": "data.collator `{spec}` не импортируется: {error}",
         "fix": "Укажите его как `package.module:name`, импортируемый из папки, откуда запускается обучение.",
@@ -635,10 +640,6 @@ RU: dict[str, dict[str, Any]] = {
             "`dsocr_probe.DeepseekOCRCollator(tokenizer, mode=...)`.",
             "Исправьте строку или коллатор, названные в сообщении; сборщик называет пример по индексу и пути.",
         ),
-    },
-    "batch.collator-import": {
-        "title": "data.collator `{spec}` не импортируется: {error}",
-        "fix": "Укажите его как `package.module:name`.",
     },
     "batch.unknown-key": {
         "title": (

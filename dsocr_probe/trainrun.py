@@ -262,9 +262,28 @@ def collator(ctx, cfg: Any, processing: Any, dtype: Any) -> tuple[Any, str]:
     if isinstance(obj, type):
         required = [p for p in inspect.signature(obj).parameters.values()
                     if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        obj = obj(processing) if len(required) == 1 else obj()
+        if len(required) > 1:
+            raise ProbeStop(
+                fail(
+                    "train_run.collator-class",
+                    f"data.collator `{spec}` is a class whose constructor needs {len(required)} arguments "
+                    f"({', '.join(p.name for p in required)})",
+                    fix="Name an object made at module level (`module:collator`), or a class that takes the tokenizer "
+                    "or processor alone.",
+                    params={"spec": spec, "count": len(required), "names": ", ".join(p.name for p in required)},
+                )
+            )
+        obj = obj(processing) if required else obj()
         return obj, f"data.collator: {spec}, made with the {'tokenizer/processor' if required else 'no arguments'}"
     return obj, f"data.collator: {spec}"
+
+
+def processing(ctx) -> Any:
+    """What the Trainer gets as processing_class: the tokenizer for DeepSeek-OCR v1 (its processor is only
+    that), the processor otherwise."""
+    from . import loading
+
+    return ctx.tokenizer() if loading.family(ctx.target()) == "deepseek-ocr-v1" else loading.load_processor(ctx)
 
 
 # ---------------------------------------------------------------- the whole run
@@ -298,9 +317,9 @@ def build(ctx, device: str, dtype: Any, overrides: Mapping[str, tuple[Any, str]]
             raise ProbeStop(fail("train_run.no-data", "No training rows",
                                  fix="Set data.train_dir to a folder with metadata.json (or pass --dsocr-data)."))
         rows = data.train.rows
-    processing = ctx.tokenizer() if loading.family(ctx.target()) == "deepseek-ocr-v1" else loading.load_processor(ctx)
+    processing_obj = processing(ctx)
     try:
-        made, made_by = collator(ctx, cfg, processing, dtype)
+        made, made_by = collator(ctx, cfg, processing_obj, dtype)
     except ProbeStop:
         raise
     except Exception as exc:
@@ -320,7 +339,7 @@ def build(ctx, device: str, dtype: Any, overrides: Mapping[str, tuple[Any, str]]
         arguments=arguments,
         settings=settings,
         model=wrapped,
-        processing=processing,
+        processing=processing_obj,
         collator=made,
         collator_source=made_by,
         train_dataset=dataset_for(cls, rows),

@@ -438,6 +438,9 @@ def train_config_trainer(env):
 
     cfg = TrainConfig(folder / "c.yaml", data={"collator": "dsocr_no_such_module_here:collate"})
     yield stopped(trainrun.collator, context(installed()), cfg, None, None)
+    (folder / "dsocr_i18n_two_args.py").write_text("class Collate:\n    def __init__(self, tokenizer, mode):\n        pass\n")
+    cfg = TrainConfig(folder / "c.yaml", data={"collator": "dsocr_i18n_two_args:Collate"})
+    yield stopped(trainrun.collator, context(installed()), cfg, None, None)
     data = folder / "data"
     write_pages(data / "train", ["one", "two"])
     for image in (data / "train" / "images").iterdir():

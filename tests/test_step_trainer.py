@@ -372,3 +372,13 @@ def test_the_script_trains_on_the_folder_given_with_data(demo, tmp_path):
     run = script.build(script.parse_args(["--config", str(path), "--device", "cpu", "--allow-unpinned",
                                           "--data", str(other.parent)]))
     assert [str(r["image"]) for r in run.train_dataset] == [str(other / "images" / "00001.png")]
+
+
+def test_a_collator_class_is_made_the_same_way_by_the_batch_probe(demo, tmp_path):
+    """Named as a class, the team's collator is made with the tokenizer or processor, as the run makes it."""
+    config = demo_config(demo)
+    config["data"]["collator"] = f"{module(tmp_path, DROPS_LABELS)}:WithoutLabels"
+    result = probe("batch", context(trust_remote_code=True, train_config=write_config(tmp_path, config), device="cpu"))
+
+    assert not [f for f in result.findings if f.status is Status.ERROR], [(f.code, f.title) for f in result.findings]
+    assert "batch.built" in codes(result)

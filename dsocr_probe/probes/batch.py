@@ -139,14 +139,11 @@ def _builder(ctx) -> tuple[Any, str]:
     except ProbeStop:
         pass
     if cfg is not None and cfg.data.get("collator"):
-        from ..trainrun import resolve_object
+        from .. import trainrun
 
-        spec = cfg.data["collator"]
-        try:
-            return resolve_object(spec, cfg), f"collator `{spec}`"
-        except Exception as exc:
-            raise ProbeStop(fail("batch.collator-import", f"data.collator `{spec}` cannot be imported: {exc}",
-                                 fix="Give it as `package.module:name`.", params={"spec": spec, "error": str(exc)})) from exc
+        # The collator exactly as the training run makes it (a named class is made with the tokenizer/processor).
+        made, _ = trainrun.collator(ctx, cfg, trainrun.processing(ctx), None)
+        return made, f"collator `{cfg.data['collator']}`"
     from .. import loading
 
     builder = loading.builder_for(ctx)
