@@ -14,8 +14,10 @@ the report can show both.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import os
 import pkgutil
 import sys
 import typing
@@ -192,6 +194,19 @@ def arguments_fields(args_cls: type) -> dict[str, inspect.Parameter]:
 
 
 # ---------------------------------------------------------------- arguments
+
+
+@contextlib.contextmanager
+def environment_kept():
+    """TrainingArguments writes settings into os.environ (ACCELERATE_USE_FSDP, the mixed precision, the
+    DeepSpeed flag) and the Trainer reads them back: a probe's constructions and runs leave the process's
+    environment as they found it."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 SCRIPT = "training script"  # changes the construction itself makes, for the probe and the script alike

@@ -8,6 +8,7 @@ or a wrong-type value, run through the whole probe on this stack's demo target, 
 from __future__ import annotations
 
 import dataclasses
+import os
 import resource
 import time
 
@@ -67,9 +68,12 @@ def _judge(base, section: str, key: str, value):
     sections = {name: dict(config.get(name) or {}) for name in ("model", "lora", "training", "data")}
     sections[section][key] = value
     ctx.__dict__["_cache_train_config"] = (TrainConfig(target.path / "training_config.yaml", **sections), None)
+    environ = dict(os.environ)
     start = time.perf_counter()
     result = probe("train_config", ctx)
     took = time.perf_counter() - start
+    # TrainingArguments writes fsdp/deepspeed/mixed-precision flags into os.environ; the probe leaves it as it was.
+    assert dict(os.environ) == environ, (key, value, set(os.environ.items()) ^ set(environ.items()))
     SEEN.update(cases=SEEN["cases"] + 1, worst_s=max(SEEN["worst_s"], took), rss_peak=max(SEEN["rss_peak"], _rss()))
     assert took < CASE_BOUND_S, (key, value, took)
     errors = [f for f in result.findings if f.status is Status.ERROR]

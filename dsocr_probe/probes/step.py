@@ -94,7 +94,7 @@ def run(ctx) -> Iterable[Finding]:
         params={"cls": type(model).__name__, "dtype": _name(dtype), "device": device},
     )
 
-    with tempfile.TemporaryDirectory(prefix="dsocr-step-") as output_dir:
+    with tempfile.TemporaryDirectory(prefix="dsocr-step-") as output_dir, trainrun.environment_kept():
         overrides = probe_overrides(output_dir, STEPS, training, configured=cfg is not None)
         lora_kwargs = dict(cfg.lora) if cfg is not None and cfg.lora else {}
         if lora.normalise_task_type(lora_kwargs.get("task_type")) not in (None, lora.task_type_for(model.config)):

@@ -115,7 +115,7 @@ def _construct(ctx, training: dict[str, Any], args_cls: type) -> Iterable[Findin
     """Build the arguments for real, as the run will (bad choices, bf16 without support, conflicting flags)."""
     from .. import loading
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, trainrun.environment_kept():
         try:
             # use_cpu as the run sets it, so a CPU run gets the class's own message, not "needs a GPU"
             trainrun.build_arguments(args_cls, training, {"output_dir": (tmp, "never create the run's folder")},
