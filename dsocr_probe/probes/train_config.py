@@ -455,8 +455,10 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
     problems = training_values.lora_check(cfg.lora)
     yield from _value_findings(problems)
     targets = cfg.lora.get("target_modules")
-    if not targets or problems or unsupported:
-        return  # peft would refuse the section before it matched anything
+    if not targets or problems:
+        return
+    # The rest of the section as this peft reads it: a field it lacks is reported above, the targets still judged.
+    section = {k: v for k, v in cfg.lora.items() if k not in {f.params["key"] for f in unsupported}}
     try:
         sk = ctx.skeleton()
     except ProbeStop as stop:
@@ -471,14 +473,15 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
     suggestion = lora_mod.settings_text(lora_mod.default_settings(names))
     refused: list[Finding] = []
     try:  # peft's own reading of the section, on the weightless model: all-linear, regexes, exclude_modules
-        matched = (lora_mod.trial_wrap(sk.model, {**cfg.lora, "task_type": want}) if getattr(sk, "model", None) is not None
-                   else lora_mod.match_targets(names, targets, cfg.lora.get("exclude_modules")))
+        matched = (lora_mod.trial_wrap(sk.model, {**section, "task_type": want}) if getattr(sk, "model", None) is not None
+                   else lora_mod.match_targets(names, targets, section.get("exclude_modules")))
     except Exception as exc:
         matched = [] if "not found in the base model" in str(exc) or "did not match" in str(exc) \
-            else _by_name(names, targets, cfg.lora.get("exclude_modules"))
+            else _by_name(names, targets, section.get("exclude_modules"))
         refused = list(_lora_types(ctx, matched, suggestion))  # a module type peft cannot adapt, by name
         if not refused and not ("not found in the base model" in str(exc) or "did not match" in str(exc)):
-            error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            text = " ".join(str(exc).split())  # peft quotes the module's repr over many lines
+            error = f"{type(exc).__name__}: {text[:200] + ('…' if len(text) > 200 else '')}"
             yield fail(
                 "train_config.lora-refused",
                 f"get_peft_model refuses this LoRA section: {error}",
