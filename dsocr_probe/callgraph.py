@@ -181,7 +181,7 @@ class CallGraph:
                 for t in node.targets:
                     if isinstance(t, ast.Name):
                         space[t.id] = self._add_function(rel, t.id, node.value, None)
-            elif isinstance(node, ast.If) and _is_main_guard(node.test):
+            elif isinstance(node, ast.If) and is_main_guard(node.test):
                 self.main_blocks[rel].append((node.lineno, node.end_lineno or node.lineno))
             elif isinstance(node, ast.If):
                 self._define_in(rel, [*node.body, *node.orelse], space)
@@ -539,7 +539,7 @@ def _module_level(tree: ast.Module) -> list[ast.AST]:
                 out.extend(node.bases)
                 out.extend(k.value for k in node.keywords)
                 visit(node.body)
-            elif isinstance(node, ast.If) and _is_main_guard(node.test):
+            elif isinstance(node, ast.If) and is_main_guard(node.test):
                 continue
             elif isinstance(node, ast.If):
                 out.append(node.test)
@@ -567,7 +567,8 @@ def _walk_all(nodes, *, into_functions: bool = True):
         stack.extend(ast.iter_child_nodes(node))
 
 
-def _is_main_guard(test: ast.AST) -> bool:
+def is_main_guard(test: ast.AST) -> bool:
+    """``if __name__ == "__main__":`` — a block that never runs when the module is imported."""
     return (
         isinstance(test, ast.Compare)
         and isinstance(test.left, ast.Name)

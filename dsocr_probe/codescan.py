@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .callgraph import CallGraph, Reach
+from .callgraph import CallGraph, Reach, is_main_guard
 
 # The JSON files whose auto_map makes transformers import code from the checkpoint.
 AUTO_MAP_FILES = ("config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json")
@@ -427,7 +427,7 @@ class _Scanner(ast.NodeVisitor):
 
     def visit_If(self, node: ast.If) -> None:
         self.visit(node.test)
-        if _is_main_guard(node.test):  # runs as a script only, never on import
+        if is_main_guard(node.test):  # runs as a script only, never on import
             self._in(node.body, function=1)
         else:
             self._in(node.body, guard=int(_is_availability_check(node.test)))
@@ -648,15 +648,6 @@ def _is_availability_check(test: ast.AST) -> bool:
             if name.startswith("is_") and name.endswith("_available"):
                 return True
     return False
-
-
-def _is_main_guard(test: ast.AST) -> bool:
-    return (
-        isinstance(test, ast.Compare)
-        and isinstance(test.left, ast.Name)
-        and test.left.id == "__name__"
-        and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators)
-    )
 
 
 def _keyword(node: ast.Call, name: str) -> ast.expr | None:

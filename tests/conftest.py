@@ -32,6 +32,17 @@ def pytest_configure(config):
     config.add_cleanup(lambda: (os.environ.pop(CACHE_ENV, None), shutil.rmtree(folder, ignore_errors=True)))
 
 
+@pytest.fixture(scope="module")
+def demo():
+    """This stack's demo target with weights (the OCR-2 demo, or the v1 stand-in where OCR-2 is absent)."""
+    from dsocr_probe.demo import demo_target
+
+    target = demo_target()
+    if not any(target.path.glob("*.safetensors")):
+        pytest.skip(f"the demo model has no weights on this transformers: {target.notes}")
+    return target
+
+
 @pytest.fixture(scope="session")
 def v1_model(tmp_path_factory) -> Path:
     """Our remote-code stand-in of DeepSeek-OCR v1 (config, tokenizer, modeling code; no weights)."""

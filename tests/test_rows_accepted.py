@@ -10,16 +10,6 @@ from probing import codes, context, probe
 from dsocr_probe.findings import Status
 
 
-@pytest.fixture(scope="module")
-def demo():
-    from dsocr_probe.demo import demo_target
-
-    target = demo_target()
-    if not any(target.path.glob("*.safetensors")):
-        pytest.skip(f"the demo model has no weights on this transformers: {target.notes}")
-    return target
-
-
 @pytest.mark.parametrize("broken", ["not an image", "truncated"])
 def test_a_broken_first_row_is_reported_once_by_the_dataset_probe(demo, tmp_path, broken):
     config = yaml.safe_load((demo.path / "training_config.yaml").read_text(encoding="utf-8"))

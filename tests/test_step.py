@@ -23,16 +23,6 @@ from dsocr_probe.probes.step import loss_falls
 V1_VISION_TARGETS = ["qkv", "proj", "lin1", "lin2", "qkv_proj", "out_proj", "fc1", "fc2"]
 
 
-@pytest.fixture(scope="module")
-def demo():
-    from dsocr_probe.demo import demo_target
-
-    target = demo_target()
-    if not any(target.path.glob("*.safetensors")):
-        pytest.skip(f"the demo model has no weights on this transformers: {target.notes}")
-    return target
-
-
 def write_config(tmp_path: Path, demo, lora: dict | None = None, **training) -> Path:
     """The demo's training config with some sections replaced."""
     config = yaml.safe_load((demo.path / "training_config.yaml").read_text(encoding="utf-8"))
@@ -271,8 +261,6 @@ def test_missing_weights_are_named(v1_model):
 @pytest.mark.parametrize("where", ["loading", "first step"])
 def test_cpu_memory_error_is_a_finding_and_the_process_survives(demo, tmp_path, monkeypatch, where):
     """Python's MemoryError wherever the step probe allocates: a NO-GO finding, never a crash."""
-    from dsocr_probe.probes import step
-
     real_load = loading.load_model
 
     def load(ctx, device, dtype):

@@ -26,16 +26,6 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_lora.py"
 _unique = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def demo():
-    from dsocr_probe.demo import demo_target
-
-    target = demo_target()
-    if not any(target.path.glob("*.safetensors")):
-        pytest.skip(f"the demo model has no weights on this transformers: {target.notes}")
-    return target
-
-
 def demo_config(demo) -> dict:
     return yaml.safe_load((demo.path / "training_config.yaml").read_text(encoding="utf-8"))
 
