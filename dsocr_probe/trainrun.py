@@ -15,6 +15,7 @@ the report can show both.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import inspect
 import os
@@ -240,12 +241,24 @@ def build_arguments(args_cls: type, training: Mapping[str, Any], overrides: Mapp
     for name, (value, why) in dict(overrides).items():
         if name in fields:
             changes[name] = (value, f"{by}: {why}")
-    changes = {k: v for k, v in changes.items() if k not in training or training[k] != v[0]}  # as configured already
+    defaults = {f.name: f.default for f in dataclasses.fields(args_cls)}
+    # A change only where the value differs from what the run would use: the config's value, else the default.
+    changes = {k: v for k, v in changes.items()
+               if not _same(training[k] if k in training else defaults.get(k, dataclasses.MISSING), v[0])}
     for name, (value, _) in changes.items():
         kwargs[name] = value
     settings = [Setting(k, training.get(k, UNSET), kwargs[k], changes[k][1] if k in changes else "")
                 for k in dict.fromkeys([*training, *changes])]
     return args_cls(**kwargs), settings
+
+
+def _same(current: Any, value: Any) -> bool:
+    """``value`` is what the field already holds (an enum default and its string value are the same)."""
+    if current is dataclasses.MISSING:
+        return False
+    if isinstance(value, bool) or isinstance(current, bool):
+        return current is value
+    return str(getattr(current, "value", current)) == str(value)
 
 
 # ---------------------------------------------------------------- collator

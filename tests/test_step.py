@@ -62,6 +62,7 @@ def test_go_on_the_demo_model(demo, tmp_path):
     assert used["max_steps"]["changed by"].startswith("probe:")
     assert used["use_cpu"]["changed by"].startswith("training script:")  # the script does the same on the CPU
     assert used["logging_steps"]["changed by"] == "—"  # the demo's config already logs every step
+    assert "push_to_hub" not in used  # the probe's False is the default: nothing changed, nothing listed
     assert "`use_cpu`" not in ran.detail and "`max_steps`" in ran.detail
 
 
