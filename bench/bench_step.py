@@ -8,7 +8,8 @@ alike:
 - probe: the same through ``dsocr_probe.probes.step._train`` — the watch's callbacks (loss of
   every step, a stopwatch with GPU syncs, the gradient report at the first step, the adapters'
   weights before and after), the peak-memory meter (CUDA stats, or an RSS sampling thread on the
-  CPU) and the batch's length.
+  CPU) and the batch's length. On CUDA the probe also collects garbage and empties the cache after each run,
+  so the next run's peak does not count this one's leftovers (about 0.2 s a run, not paid on the CPU).
 
     python bench/bench_step.py [--model DIR --data DIR --config YAML --trust-remote-code] [--device cuda]
                                [--rounds 7] [--steps 5]

@@ -54,6 +54,12 @@ class StepWatch(TrainerCallback):
         trainer.add_callback(self)
         return self
 
+    def detach(self, trainer: Any) -> None:
+        """Undo :meth:`attach`: the wrapper on the instance refers back to the trainer, a cycle that would keep
+        the run (its optimizer state) alive until the next garbage collection."""
+        trainer.__dict__.pop("training_step", None)
+        trainer.remove_callback(self)
+
     # ------------------------------------------------------------ callback events
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):

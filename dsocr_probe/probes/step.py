@@ -264,8 +264,11 @@ def _train(training_run, chosen: list, device: str, steps: int, inspect: Callabl
     except Exception as exc:
         raise _train_failed(training_run, exc) from exc
     finally:
+        if trainer is not None:
+            watch.detach(trainer)
         del trainer
-        _release(device)  # the run's optimizer state, before the next run measures its own peak
+        if device.startswith("cuda"):  # the next run's max_memory_allocated must not count this run's leftovers
+            _release(device)
     result.record = watch.record
     if message is not None:  # outside the except block, so the failed step's tensors can be freed
         training_run.model.zero_grad(set_to_none=True)
