@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,27 +179,3 @@ def capacity_bytes(device: str) -> int | None:
             return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         except (ValueError, AttributeError, OSError):
             return None
-
-
-class Stopwatch:
-    """Wall time of a block, waiting for queued GPU work at both ends."""
-
-    def __init__(self, device: str):
-        self.cuda = str(device).startswith("cuda")
-        self.device = device
-        self.seconds = 0.0
-
-    def __enter__(self) -> "Stopwatch":
-        self._sync()
-        self._start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._sync()
-        self.seconds = time.perf_counter() - self._start
-
-    def _sync(self) -> None:
-        if self.cuda:
-            import torch
-
-            torch.cuda.synchronize(self.device)

@@ -35,6 +35,11 @@ class Sample:
                 "tokens": self.total if self.total is not None else "?"}
 
 
+def target_tokens(tokenizer: Any, text: str) -> int:
+    """Tokens the target takes in a training sample: its text without special tokens, and eos."""
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 1
+
+
 def measure(rows: Iterable[Row], facts: Callable[[Any], Any], builder: Any = None, tokenizer: Any = None
             ) -> list[Sample]:
     """Each row whose image ``facts`` accepts, with its page size, image-side tokens and target tokens."""
@@ -53,7 +58,7 @@ def measure(rows: Iterable[Row], facts: Callable[[Any], Any], builder: Any = Non
         target = None
         if tokenizer is not None:
             try:
-                target = len(tokenizer(row.text, add_special_tokens=False)["input_ids"]) + 1  # + eos
+                target = target_tokens(tokenizer, row.text)
             except Exception:
                 target = None
         out.append(Sample(row, size, before, target))

@@ -1,7 +1,7 @@
 """The training run a config describes, built by one function for ``scripts/train_lora.py`` and the step probe.
 
-    run = build(ctx, device, dtype, overrides={"max_steps": 5, ...})
-    trainer = run.trainer(callbacks=[...])
+    run = build(ctx, device, dtype, overrides={"max_steps": (5, "why"), ...})
+    trainer = run.trainer()
     trainer.train()
 
 From the same YAML both get the same objects: the model from the class the checkpoint maps,
@@ -24,7 +24,7 @@ import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from .findings import ProbeStop, fail
 
@@ -66,7 +66,6 @@ class TrainingRun:
     collator: Any
     collator_source: str
     train_dataset: Any
-    eval_dataset: Any = None
     lora_settings: dict[str, Any] = field(default_factory=dict)
     eval_rows: list = field(default_factory=list)  # the val split's rows, evaluated when the arguments say so
     training: dict[str, Any] = field(default_factory=dict)  # the config's training section
@@ -89,7 +88,7 @@ class TrainingRun:
         evaluating = getattr(strategy, "value", strategy) != "no" or getattr(arguments, "eval_on_start", False)
         return dataset_for(self.trainer_class, self.eval_rows) if evaluating and self.eval_rows else None
 
-    def trainer(self, callbacks: Iterable[Any] = (), train_dataset: Any = None, arguments: Any = None):
+    def trainer(self, train_dataset: Any = None, arguments: Any = None):
         """The configured Trainer class on these objects (``train_dataset``/``arguments`` replace the run's;
         the eval dataset follows the arguments)."""
         from .training import trainer_processing_kwargs
@@ -101,7 +100,6 @@ class TrainingRun:
             train_dataset=train_dataset if train_dataset is not None else self.train_dataset,
             eval_dataset=self.evaluation_for(arguments),
             data_collator=self.collator,
-            callbacks=list(callbacks) or None,
             **trainer_processing_kwargs(self.processing),
         )
 
@@ -361,7 +359,7 @@ def build(ctx, device: str, dtype: Any, overrides: Mapping[str, tuple[Any, str]]
         raise BuildError("lora", "get_peft_model") from exc
     val = data.splits.get("val") if data is not None else None
     eval_rows = ctx.usable_rows(val.rows) if val is not None else []
-    run = TrainingRun(
+    return TrainingRun(
         trainer_class=cls,
         trainer_source=source,
         arguments=arguments,
@@ -378,8 +376,6 @@ def build(ctx, device: str, dtype: Any, overrides: Mapping[str, tuple[Any, str]]
         requested_by=by,
         use_cpu=use_cpu,
     )
-    run.eval_dataset = run.evaluation_for(arguments)
-    return run
 
 
 def _qualname(obj: Any) -> str:

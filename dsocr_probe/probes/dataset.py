@@ -8,6 +8,7 @@ from typing import Iterable
 
 from ..dataset import WINDOWS_ABSOLUTE
 from ..images import MISSING
+from ..samples import target_tokens
 from ..findings import Finding, ProbeStop, cause_params, fail, passed, skip, warn
 
 # Pages outside these bounds still train, but badly: text too small to read, or memory blown.
@@ -169,7 +170,7 @@ def _lengths(ctx, data, page_sizes: dict[tuple[str, int], tuple[int, int]]) -> I
     targets, totals, too_long = [], [], []
     for split in data.splits.values():
         for row in split.rows:
-            target = len(tokenizer(row.text, add_special_tokens=False)["input_ids"]) + 1  # + eos
+            target = target_tokens(tokenizer, row.text)
             targets.append(target)
             size = page_sizes.get((split.name, row.index))
             before = builder.tokens_before_target(*size) if builder is not None and size else None

@@ -476,10 +476,10 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
         matched = (lora_mod.trial_wrap(sk.model, {**section, "task_type": want}) if getattr(sk, "model", None) is not None
                    else lora_mod.match_targets(names, targets, section.get("exclude_modules")))
     except Exception as exc:
-        matched = [] if "not found in the base model" in str(exc) or "did not match" in str(exc) \
-            else _by_name(names, targets, section.get("exclude_modules"))
+        matched_nothing = "not found in the base model" in str(exc) or "did not match" in str(exc)
+        matched = [] if matched_nothing else _by_name(names, targets, section.get("exclude_modules"))
         refused = list(_lora_types(ctx, matched, suggestion))  # a module type peft cannot adapt, by name
-        if not refused and not ("not found in the base model" in str(exc) or "did not match" in str(exc)):
+        if not refused and not matched_nothing:
             text = " ".join(str(exc).split())  # peft quotes the module's repr over many lines
             error = f"{type(exc).__name__}: {text[:200] + ('…' if len(text) > 200 else '')}"
             yield fail(
