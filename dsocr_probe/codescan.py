@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import functools
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -17,7 +19,7 @@ import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 from .callgraph import CallGraph, Reach, is_main_guard
 
@@ -353,11 +355,20 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def pip_name(import_name: str) -> str:
-    """The distribution to pip-install for an import name (``cv2`` -> ``opencv-python``)."""
+    """The distribution to pip-install for an import name (``cv2`` -> ``opencv-python``): the installed one
+    that provides it, else the known name of the one that would."""
+    provided = set(_installed_distributions().get(import_name.split(".")[0], ()))
+    if len(provided) == 1:  # a namespace package (``google``) is shared by several
+        return provided.pop()
     for prefix in (import_name, import_name.split(".")[0]):
         if prefix in PIP_NAMES:
             return PIP_NAMES[prefix]
     return import_name.split(".")[0].replace("_", "-")
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_distributions() -> Mapping[str, list[str]]:
+    return importlib.metadata.packages_distributions()
 
 
 def is_stdlib(import_name: str) -> bool:

@@ -44,6 +44,12 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
 _DEFAULT_REPORT_DIR = next(default for name, _, default, _ in _OPTIONS if name == "report-dir")
 
 
+def probe_options() -> list[tuple[str, str]]:
+    """(flag with its value, help) of every option, for ``dsocr-probe --help``."""
+    return [(f"--dsocr-{name}" if kind == "bool" else f"--dsocr-{name} {name.split('-')[-1].upper()}", help_)
+            for name, kind, _, help_ in _OPTIONS]
+
+
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from . import hookspecs
 

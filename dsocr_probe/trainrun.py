@@ -24,7 +24,7 @@ import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from .findings import ProbeStop, fail
 
@@ -126,12 +126,24 @@ class TrainingRun:
 def resolve_object(spec: str, cfg: Any = None) -> Any:
     """``package.module:attr.path`` (or ``package.module.attr``), importable from the working directory
     or, failing that, from the config's folder or the folder above it (the project's root)."""
+    bases = [str(Path.cwd())]
     if cfg is not None:
-        for base in (str(Path.cwd()), str(cfg.path.parent), str(cfg.path.parent.parent)):
-            if base not in sys.path:
-                sys.path.append(base)
+        bases += [str(cfg.path.parent), str(cfg.path.parent.parent)]
+    with _import_path(bases):
+        return pkgutil.resolve_name(str(spec).strip())
+
+
+@contextlib.contextmanager
+def _import_path(bases: list[str]) -> Iterator[None]:
+    """The folders a training script started there would import from, for one lookup: what is imported
+    stays in ``sys.modules``, ``sys.path`` is left as it was."""
+    saved = list(sys.path)
+    sys.path.extend(b for b in dict.fromkeys(bases) if b not in sys.path)
     importlib.invalidate_caches()
-    return pkgutil.resolve_name(str(spec).strip())
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
 
 
 def trainer_class(cfg: Any) -> tuple[type, str]:

@@ -98,8 +98,10 @@ def run(ctx) -> Iterable[Finding]:
         overrides = probe_overrides(output_dir, STEPS, training, configured=cfg is not None)
         lora_kwargs = dict(cfg.lora) if cfg is not None and cfg.lora else {}
         if lora.normalise_task_type(lora_kwargs.get("task_type")) not in (None, lora.task_type_for(model.config)):
+            from accelerate.utils import send_to_device
+
             builder = ctx.needs(lambda: loading.builder_for(ctx, None, dtype), "step")
-            batch = _to_device(builder([s.row.example() for s in first[:1]]), device)
+            batch = send_to_device(builder([s.row.example() for s in first[:1]]), device)
             yield from _task_type(model, lora_kwargs, batch, _autocast(training, device))
         names = [n for n, _ in model.named_modules()]
         training_run = _build(ctx, device, dtype, overrides, [s.row for s in worst], model, lora_kwargs, names)
@@ -403,7 +405,7 @@ def _rows_finding(worst: list, first: list) -> Finding:
 def _lora_finding(ctx, training_run, lora_kwargs: dict) -> Finding:
     peft_model = training_run.model
     adapted = [gradients.strip_peft_prefix(n) for n in lora.adapter_modules(peft_model)]
-    trainable, total = _counts(peft_model)
+    trainable, total = peft_model.get_nb_trainable_parameters()
     settings = peft_model.peft_config[peft_model.active_adapter]
     return passed(
         "step.lora",
@@ -776,18 +778,6 @@ def _autocast(training: dict, device: str) -> Callable[[], Any]:
     return contextlib.nullcontext
 
 
-def _to_device(value: Any, device: str) -> Any:
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    if isinstance(value, dict):
-        return {k: _to_device(v, device) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_device(v, device) for v in value)
-    return value
-
-
 def _guarded(load: Callable[[], Any], device: str) -> tuple[Any, str | None]:
     message = None
     try:
@@ -816,11 +806,6 @@ def _allocated(device: str) -> int | None:
     from ..measure import rss_bytes
 
     return rss_bytes()
-
-
-def _counts(model) -> tuple[int, int]:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, sum(p.numel() for p in model.parameters())
 
 
 def _rows_text(chosen: list) -> str:
