@@ -65,7 +65,7 @@ def _hazard(title: str, fix: str, detail: Template = _ON_IMPORT) -> dict[str, Te
 
 
 def _timeout() -> dict[str, Template]:
-    """A probe under --dsocr-timeout that did not finish (plugin._timed_out)."""
+    """A probe under --dsocr-timeout that did not finish (runner.timed_out)."""
     return {
         "title": "Проверка «{title}» не закончилась за {limit:g} с",
         "detail": "Чтение файлов датасета, конфига или модели, импорт кода чекпойнта, загрузка весов или шаг обучения "
@@ -73,6 +73,18 @@ def _timeout() -> dict[str, Template]:
         "другим процессом).",
         "fix": "Поднимите --dsocr-timeout выше {limit:g}, если машина просто медленная; иначе запустите с "
         "`-k {probe} -s` и посмотрите, где остановится.",
+    }
+
+
+def _died() -> dict[str, Template]:
+    """A probe under --dsocr-timeout whose process ended without reporting (runner._died)."""
+    return {
+        "title": "Процесс проверки «{title}» завершился без результата ({how})",
+        "detail": "С --dsocr-timeout проверка идёт в отдельном процессе; он закончился раньше, чем сообщил результат: "
+        "убит из-за нехватки памяти (SIGKILL от OOM killer ядра), падение в нативном коде (SIGSEGV, SIGABRT) или "
+        "код, вызвавший exit().",
+        "fix": "Запустите `-k {probe} -s` без --dsocr-timeout, чтобы увидеть падение в этом процессе; проверьте "
+        "`dmesg` на OOM killer.",
     }
 
 
@@ -1072,6 +1084,8 @@ RU: dict[str, dict[str, Any]] = {
                   "которую LoRA на языковой модели не вернёт.",
         "fix": "Оставьте vision-часть в полной точности: `quantization_config.llm_int8_skip_modules: [{keep}]`.",
     },
+    **{f"{name}.process-died": _died() for name in ("remote_code", "model_api", "processor", "train_config",
+                                                    "dataset", "batch", "step")},
 }
 
 

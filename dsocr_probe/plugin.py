@@ -10,7 +10,6 @@ import os
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,8 @@ import pytest
 
 from . import probes as probes_mod
 from .context import Options, ProbeContext
-from .findings import Finding, ProbeResult, ProbeStop, RunRecord, Status, probe_error
+from .findings import ProbeResult, RunRecord, Status
+from .runner import run_probe
 
 RECORD = pytest.StashKey[RunRecord]()
 CONTEXT = pytest.StashKey[ProbeContext]()
@@ -237,47 +237,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         # Point the skip at the probe, not at the line of this plugin that raised it.
         report.longrepr = (f"dsocr-probe::{item.spec.name}", None, report.longrepr[2])
     return report
-
-
-def run_probe(spec: probes_mod.ProbeSpec, ctx: ProbeContext) -> ProbeResult:
-    """Run one probe; whatever happens, return a result (never raise)."""
-    start = time.perf_counter()
-    findings: list[Finding] = []
-
-    def collect() -> None:
-        try:
-            for finding in spec.run(ctx):
-                findings.append(finding)
-        except ProbeStop as stop:
-            findings.append(stop.finding)
-        except Exception as exc:  # a probe bug (MemoryError too) must not hide the other probes' findings
-            findings.append(probe_error(spec.name, exc))
-
-    limit = ctx.options.timeout_s
-    if spec.time_limited and limit > 0:
-        # A hung import, load or step becomes a finding; the thread is left behind as a daemon.
-        worker = threading.Thread(target=collect, name=f"dsocr-probe-{spec.name}", daemon=True)
-        worker.start()
-        worker.join(limit)
-        if worker.is_alive():
-            findings = list(findings) + [_timed_out(spec, limit)]
-    else:
-        collect()
-    return ProbeResult(spec.name, spec.title, findings, time.perf_counter() - start)
-
-
-def _timed_out(spec: probes_mod.ProbeSpec, limit: float) -> Finding:
-    return Finding(
-        Status.FAIL,
-        f"{spec.name}.timeout",
-        f"The {spec.title.lower()} probe did not finish within {limit:g} s",
-        detail="Reading the dataset, config or model files, importing the checkpoint's code, loading the weights or "
-        "the training step hangs or is far slower than expected (a network mount, a named pipe, swapping, a dead GPU, "
-        "a lock held by another process).",
-        fix=f"Raise --dsocr-timeout above {limit:g} if the machine is just slow; otherwise run with "
-        "`-k " + spec.name + " -s` and watch where it stops.",
-        params={"limit": limit, "probe": spec.name, "title": spec.title},
-    )
 
 
 def _describe(result: ProbeResult) -> str:

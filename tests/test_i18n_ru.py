@@ -31,7 +31,7 @@ from pages import write_pages
 from probing import context, linux_cpu, probe
 from toy_remote import CLEAN_MODELING, write_toy
 
-from dsocr_probe import i18n, loading
+from dsocr_probe import i18n, loading, runner
 from dsocr_probe.context import Options
 from dsocr_probe.facts import DeviceFacts, EnvFacts
 from dsocr_probe.findings import Finding, ProbeStop, Status, fail
@@ -809,7 +809,8 @@ def step_parts(env):
                             {"per_device_train_batch_size": 4}, batch=4)
     for spec in PROBES:
         if spec.time_limited:
-            yield plugin._timed_out(spec, 600.0)
+            yield runner.timed_out(spec, 600.0)
+            yield runner._died(spec, -9)
 
 
 class _StrictLlama(transformers.LlamaForCausalLM):
