@@ -789,7 +789,7 @@ RU: dict[str, dict[str, Any]] = {
         "сверенный с его файлами",
         "fix": "Закрепите проверенные файлы: --dsocr-revision {digest} (`model.revision` в конфиге обучения; коммит "
         "снапшота хаба или чистого git-checkout тоже закрепляет) или, если риск осознан, --dsocr-allow-unpinned "
-        "(`--allow-unpinned` для scripts/train_lora.py).",
+        "(`--allow-unpinned` для dsocr-train).",
     },
     # ---------------------------------------------------------------- target
     "target.not-a-folder": {

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import trust
 from .findings import ProbeStop, fail, skip
+from .trust import TRUST_FIX
 
-TRUST_FIX = "Read the remote-code findings, then re-run with --dsocr-trust-remote-code --dsocr-revision <commit>."
 # Model types whose batches dsocr_probe builds itself; anything else goes through its processor.
 V1_MODEL_TYPES = ("DeepseekOCR",)
 OCR2_MODEL_TYPES = ("deepseek_ocr2",)
@@ -337,7 +338,10 @@ def _refuse_untrusted(ctx, parts: list[str], what: str) -> None:
     (the remote-code probe reports the NO-GO; here the import is only withheld)."""
     if not parts:
         return
-    if not ctx.options.trust_remote_code:
+    why = trust.refusal(ctx.options, ctx.target())
+    if why is None:
+        return
+    if why.reason == "untrusted":
         raise ProbeStop(
             skip(
                 "loading.untrusted",
@@ -346,19 +350,17 @@ def _refuse_untrusted(ctx, parts: list[str], what: str) -> None:
                 params={"what": what, "parts": ", ".join(parts)},
             )
         )
-    target = ctx.target()
-    if not target.pinned and not ctx.options.allow_unpinned:
-        raise ProbeStop(
-            skip(
-                "loading.unpinned",
-                f"The {what} is remote code ({', '.join(parts)}): not imported, the revision is not a pinned commit "
-                "or content digest verified against its files",
-                fix=f"Pin the reviewed files: --dsocr-revision {target.pin.digest} (`model.revision` in the training "
-                "config; a hub snapshot's or a clean git checkout's commit also pins), or accept the risk with "
-                "--dsocr-allow-unpinned (`--allow-unpinned` for scripts/train_lora.py).",
-                params={"what": what, "parts": ", ".join(parts), "digest": target.pin.digest},
-            )
+    raise ProbeStop(
+        skip(
+            "loading.unpinned",
+            f"The {what} is remote code ({', '.join(parts)}): not imported, the revision is not a pinned commit "
+            "or content digest verified against its files",
+            fix=f"Pin the reviewed files: --dsocr-revision {why.digest} (`model.revision` in the training "
+            "config; a hub snapshot's or a clean git checkout's commit also pins), or accept the risk with "
+            "--dsocr-allow-unpinned (`--allow-unpinned` for dsocr-train).",
+            params={"what": what, "parts": ", ".join(parts), "digest": why.digest},
         )
+    )
 
 
 def first_line(exc: BaseException) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .findings import ProbeStop, fail
-from .probes.remote_code import import_refusal
+from .trust import import_refusal
 
 # Native model types and the transformers release that introduced them (reference version table).
 NATIVE_SINCE = {"deepseek_ocr2": "5.10.1"}

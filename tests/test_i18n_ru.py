@@ -31,7 +31,7 @@ from pages import write_pages
 from probing import context, linux_cpu, probe
 from toy_remote import CLEAN_MODELING, write_toy
 
-from dsocr_probe import i18n, loading, runner
+from dsocr_probe import i18n, loading, runner, trust
 from dsocr_probe.context import Options
 from dsocr_probe.facts import DeviceFacts, EnvFacts
 from dsocr_probe.findings import Finding, ProbeStop, Status, fail
@@ -234,8 +234,8 @@ def remote_code_trust(env):
 
     yield remote_code._pin_finding(ctx, hub, codescan.collect(folder))
     local = target_mod.resolve(str(folder))
-    yield remote_code.import_refusal(Options(trust_remote_code=True), local)
-    yield remote_code.import_refusal(Options(), local)
+    yield trust.import_refusal(Options(trust_remote_code=True), local)
+    yield trust.import_refusal(Options(), local)
 
 
 @scenario

@@ -14,7 +14,7 @@ from toy_remote import write_toy
 from dsocr_probe import loading, pinning
 from dsocr_probe.context import Options
 from dsocr_probe.findings import ProbeStop, Status
-from dsocr_probe.probes.remote_code import import_refusal
+from dsocr_probe.trust import import_refusal
 from dsocr_probe.target import resolve
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -608,23 +608,3 @@ def _pin_finding(ctx, target, code: RemoteCode) -> Finding:
                 "plain_folder": str(target.path) if pin.why == "plain-folder" else None,
                 "allowed_by": "--dsocr-allow-unpinned" if allowed else None},
     )
-
-
-def import_refusal(options, target) -> Finding | None:
-    """Why remote code must not be imported under these options (None: it may be).
-
-    For probes that import the checkpoint's code: untrusted is a SKIP, trusted but unpinned
-    (without --dsocr-allow-unpinned) a FAIL - the code is read, never run.
-    """
-    if not target.auto_map or (target.native and not options.trust_remote_code):
-        return None  # no auto_map code, or transformers' own class is used
-    if not options.trust_remote_code:
-        return skip(f"{PROBE}.untrusted", "Remote code is not imported without --dsocr-trust-remote-code",
-                    fix="Read the remote-code findings, then re-run with --dsocr-trust-remote-code --dsocr-revision <commit>.")
-    if not target.pinned and not options.allow_unpinned:
-        digest = target.pin.digest
-        return fail(f"{PROBE}.unpinned", "Remote code is not imported: the revision does not pin it verifiably",
-                    fix=f"Re-run with --dsocr-revision {digest} (the digest of the files read here), or "
-                    "--dsocr-allow-unpinned to accept the risk.",
-                    params={"pin": digest})
-    return None
