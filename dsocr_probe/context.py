@@ -150,7 +150,7 @@ class ProbeContext:
         from . import images
 
         cache = self.__dict__.setdefault("_image_facts", {})
-        self._fill(cache, paths, images.inspect_image, "dsocr-probe: images decoded")
+        self._fill(cache, paths, images.inspect_image, "images decoded")
 
     def image_sizes(self, paths) -> dict[str, Any]:
         """Each file's page size as the builders see it, or why it has none (by ``str(path)``): from the
@@ -164,7 +164,7 @@ class ProbeContext:
             if key in facts and key not in sizes:
                 info = facts[key]
                 sizes[key] = info if isinstance(info, str) else info[1]
-        self._fill(sizes, keys, images.read_size, "dsocr-probe: image headers read")
+        self._fill(sizes, keys, images.read_size, "image headers read")
         return {key: sizes[key] for key in keys}
 
     def _fill(self, cache: dict, paths, work, label: str) -> None:

@@ -95,6 +95,7 @@ def _pooled(work, todo: deque, n: int, progress, signal: stopping.StopSignal, st
     retry: deque = deque()  # files in flight when a worker died; tried one at a time, nothing else in flight
     alone: Future | None = None
     workers = start()
+    answered = False  # until the workers' first answer, this process reads files too: starting them takes a while
     finished = False
     with signal.hooked(workers.kill):
         try:
@@ -106,7 +107,14 @@ def _pooled(work, todo: deque, n: int, progress, signal: stopping.StopSignal, st
                 while not retry and todo and len(pending) < n * IN_FLIGHT:
                     batch = [todo.popleft() for _ in range(min(chunk, len(todo)))]
                     pending[workers.submit(work, batch)] = batch
-                done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, timeout=0 if not answered and todo else 0.5, return_when=FIRST_COMPLETED)
+                if not done and not answered and todo:
+                    signal.check()
+                    path = todo.pop()
+                    yield path, work(path)
+                    progress.advance()
+                    continue
+                answered = answered or bool(done)
                 signal.check()
                 broken = False
                 for future in done:

@@ -52,10 +52,10 @@ class Progress:
     def text(self, now: float | None = None) -> str:
         elapsed = max((self._clock() if now is None else now) - self._start, 1e-9)
         rate = self.done / elapsed
-        line = f"{self.label}: {self.done:,} / {self.total:,} ({rate:,.0f}/s"
+        line = f"{self.label}: {self.done:_} / {self.total:_} ({rate:_.0f}/s"
         if 0 < self.done < self.total:
-            line += f", ~{(self.total - self.done) / rate:,.0f} s left"
-        return line.replace(",", " ") + ")"
+            line += f", ~{(self.total - self.done) / rate:_.0f} s left"
+        return line.replace("_", " ") + ")"  # 1 000 000: thousands apart in every language
 
     def close(self) -> None:
         with self._lock:

@@ -245,3 +245,13 @@ def test_the_header_size_decodes_no_pixels(tmp_path, monkeypatch):
     sizes = {p.name: images.read_size(p) for p in tmp_path.iterdir()}
     assert sizes == {"plain.png": (60, 20), "plain.jpg": (60, 20), "turned-jpeg-6.jpg": (20, 60),
                      "exif-before-pixels.png": (20, 60), "cut.png": (64, 48)}
+
+
+def test_the_worker_count_is_an_option(pytester):
+    from dsocr_probe.plugin import options_from
+
+    assert options_from(pytester.parseconfig("--dsocr-workers", "3")).workers == 3
+    assert options_from(pytester.parseconfig()).workers == 0
+    result = pytester.runpytest("--dsocr-probe", "--dsocr-workers", "two")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--dsocr-workers must be a whole number of processes*"])
