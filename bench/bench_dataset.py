@@ -13,7 +13,7 @@ medians are compared. Then the header-only pass (``ctx.image_sizes``: sizes with
 peak memory of the pass at 2 000 and 20 000 rows (small pages, worker processes forced), each in a fresh
 process. Last line: ``ratio to the decode floor: N.NNx`` (probe images/s over floor images/s), goal >= 0.8.
 
-    python bench/bench_dataset.py [--n 1500] [--dir DIR] [--rounds 3] [--workers 0] [--no-memory] [--crossover]
+    python bench/bench_dataset.py [--n 2000] [--dir DIR] [--rounds 3] [--workers 0] [--no-memory] [--crossover]
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ def peak_rss(root: Path, workers: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=1500, help="pages to generate and read")
+    parser.add_argument("--n", type=int, default=2000, help="pages to generate and read")
     parser.add_argument("--dir", type=Path, help="where the pages are kept between runs (default: a temporary folder)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=0, help="--dsocr-workers for the probe (0: one per core)")

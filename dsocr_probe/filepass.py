@@ -85,8 +85,8 @@ def run(work: Callable[[Any], Any], paths: Iterable[Any], *, workers: int = 0, p
             yield path, work(path)
             progress.advance()
         return
-    yield from _pooled(work, todo, min(n, len(todo)), progress, signal,
-                       lambda: _Workers(n, method, initializer, initargs))
+    n = min(n, len(todo))
+    yield from _pooled(work, todo, n, progress, signal, lambda: _Workers(n, method, initializer, initargs))
 
 
 def _pooled(work, todo: deque, n: int, progress, signal: stopping.StopSignal, start) -> Iterator[tuple[Any, Any]]:
