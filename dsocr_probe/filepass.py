@@ -12,7 +12,8 @@
 - The probe's stop signal (its timeout, Ctrl-C) kills the workers at once.
 - A worker that dies (a crash in a decoder, the system killing it for memory) does not end the pass: the
   files it may have been reading are tried again one at a time, and the one that ends a worker again
-  gets that as its verdict.
+  gets that as its verdict. (A file this process reads itself, in the first quarter second or while the
+  workers start, would end this process as a pass without workers does.)
 """
 
 from __future__ import annotations
