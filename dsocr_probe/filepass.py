@@ -32,7 +32,9 @@ from . import stopping
 MAX_WORKERS = 8  # each worker holds one decoded page; PIL's pixel limit allows ~360 MB for one
 DECIDE_AFTER_S = 0.25
 POOL_PAYS_S = 1.5
-CHUNK = 16
+CHUNK = 16  # files per chunk when their cost is not known yet
+CHUNK_S = 0.05
+MAX_CHUNK = 256
 IN_FLIGHT = 2
 WORKER_DIED = ("reading it ended the process that read it (a crash in the decoder, or the system ending the process "
                "for memory): a data-loader worker that opens this file ends the same way")
@@ -87,11 +89,15 @@ def run(work: Callable[[Any], Any], paths: Iterable[Any], *, workers: int = 0, p
             progress.advance()
         return
     n = min(n, len(todo))
-    yield from _pooled(work, todo, n, progress, signal, lambda: _Workers(n, method, initializer, initargs))
+    # About CHUNK_S of work per chunk (header reads go 200 at a time, page decodes a few), and enough
+    # chunks that no worker idles at the end.
+    chunk = int(CHUNK_S / per_file) if done else CHUNK
+    chunk = max(1, min(chunk, MAX_CHUNK, len(todo) // (n * 4)))
+    yield from _pooled(work, todo, n, chunk, progress, signal, lambda: _Workers(n, method, initializer, initargs))
 
 
-def _pooled(work, todo: deque, n: int, progress, signal: stopping.StopSignal, start) -> Iterator[tuple[Any, Any]]:
-    chunk = max(1, min(CHUNK, len(todo) // (n * 4)))
+def _pooled(work, todo: deque, n: int, chunk: int, progress, signal: stopping.StopSignal, start
+            ) -> Iterator[tuple[Any, Any]]:
     pending: dict[Future, list] = {}
     retry: deque = deque()  # files in flight when a worker died; tried one at a time, nothing else in flight
     alone: Future | None = None
