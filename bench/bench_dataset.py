@@ -175,15 +175,20 @@ def _peak_rss_child(root: Path, workers: int) -> None:
     The workers' peak is sampled (psutil): their ru_maxrss would count the parent's pages they were forked with."""
     import threading
 
-    import psutil
-
     from dsocr_probe import filepass
 
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
     filepass.DECIDE_AFTER_S = 0
     filepass.POOL_PAYS_S = 0
-    me, peak, done = psutil.Process(), [0], threading.Event()
+    peak, done = [0], threading.Event()
 
     def sample() -> None:
+        if psutil is None:
+            return
+        me = psutil.Process()
         while not done.wait(0.05):
             for child in me.children():
                 try:
@@ -266,8 +271,9 @@ def memory(base: Path, workers: int) -> None:
         peaks[n] = peak_rss(root, max(workers, 2))
         if peaks[n]["codes"].get("dataset.bad-rows"):
             raise SystemExit(f"the generated pages were refused: {peaks[n]['codes']}")
+        worker = f"{peaks[n]['worker'] / 2**20:.0f} MiB" if peaks[n]["worker"] else "not measured (no psutil)"
         print(f"peak RSS, {n:_} rows on worker processes: this process {peaks[n]['parent'] / 2**20:.0f} MiB, "
-              f"largest worker {peaks[n]['worker'] / 2**20:.0f} MiB ({peaks[n]['s']:.1f} s)".replace("_", " "))
+              f"largest worker {worker} ({peaks[n]['s']:.1f} s)".replace("_", " "))
     per_row = (peaks[20_000]["parent"] - peaks[2_000]["parent"]) / 18_000
     print(f"memory per extra row: {per_row / 1024:.2f} KiB in this process (rows, paths, verdicts, findings), "
           f"workers x{peaks[20_000]['worker'] / max(peaks[2_000]['worker'], 1):.2f} from 2 000 to 20 000 rows; "
