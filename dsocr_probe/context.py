@@ -171,7 +171,11 @@ class ProbeContext:
         from . import filepass, images, stopping
         from .progress import Progress
 
-        todo = [Path(key) for key in dict.fromkeys(map(str, paths)) if key not in cache]
+        unique: dict[str, Any] = {}
+        for path in paths:
+            unique.setdefault(str(path), path)  # the rows' own Path objects: no copy per row
+        todo = [path if isinstance(path, Path) else Path(path) for key, path in unique.items() if key not in cache]
+        del unique
         if not todo:
             return
         progress = Progress(label, len(todo), self.display)
