@@ -276,8 +276,7 @@ def memory(base: Path, workers: int) -> None:
               f"largest worker {worker} ({peaks[n]['s']:.1f} s)".replace("_", " "))
     per_row = (peaks[20_000]["parent"] - peaks[2_000]["parent"]) / 18_000
     print(f"memory per extra row: {per_row / 1024:.2f} KiB in this process (rows, paths, verdicts, findings), "
-          f"workers x{peaks[20_000]['worker'] / max(peaks[2_000]['worker'], 1):.2f} from 2 000 to 20 000 rows; "
-          f"at 100 000 rows ~{(peaks[2_000]['parent'] + per_row * 98_000) / 2**20:.0f} MiB in this process")
+          f"workers x{peaks[20_000]['worker'] / max(peaks[2_000]['worker'], 1):.2f} from 2 000 to 20 000 rows")
 
 
 def crossover(paths: list[Path], workers: int) -> None:
