@@ -32,6 +32,7 @@ class Options:
     device: str | None = None
     timeout_s: float = 0.0
     strict: bool = False
+    workers: int = 0  # processes that read the dataset's images (0: one per available core, capped)
 
 
 def _loaded_once(fn: Callable[[Any], T]) -> Callable[[Any], T]:
@@ -63,6 +64,7 @@ class ProbeContext:
         self.options = options
         self._facts = facts
         self._replace_facts = replace_facts
+        self.display = None  # where passes over every row show their progress (the plugin's, on a terminal)
 
     @property
     def facts(self) -> facts_mod.EnvFacts:
@@ -143,8 +145,50 @@ class ProbeContext:
             cache[key] = images.inspect_image(path)
         return cache[key]
 
+    def inspect_images(self, paths) -> None:
+        """:meth:`image_facts` of many files in one pass, across cores when that pays."""
+        from . import images
+
+        cache = self.__dict__.setdefault("_image_facts", {})
+        self._fill(cache, paths, images.inspect_image, "images decoded")
+
+    def image_sizes(self, paths) -> dict[str, Any]:
+        """Each file's page size as the builders see it, or why it has none (by ``str(path)``): from the
+        decoded image where it was already inspected, else from its header alone (no pixels decoded)."""
+        from . import images
+
+        facts = self.__dict__.get("_image_facts", {})
+        sizes = self.__dict__.setdefault("_image_sizes", {})
+        keys = list(dict.fromkeys(map(str, paths)))
+        for key in keys:
+            if key in facts and key not in sizes:
+                info = facts[key]
+                sizes[key] = info if isinstance(info, str) else info[1]
+        self._fill(sizes, keys, images.read_size, "image headers read")
+        return {key: sizes[key] for key in keys}
+
+    def _fill(self, cache: dict, paths, work, label: str) -> None:
+        from . import filepass, images, stopping
+        from .progress import Progress
+
+        unique: dict[str, Any] = {}
+        for path in paths:
+            unique.setdefault(str(path), path)  # the rows' own Path objects: no copy per row
+        todo = [path if isinstance(path, Path) else Path(path) for key, path in unique.items() if key not in cache]
+        del unique
+        if not todo:
+            return
+        progress = Progress(label, len(todo), self.display)
+        with progress, stopping.current().hooked(progress.close):  # a stopped probe leaves no progress line
+            for path, verdict in filepass.run(work, todo, workers=self.options.workers, progress=progress,
+                                              initializer=images.use_decoder_limits,
+                                              initargs=images.decoder_limits()):
+                cache[str(path)] = verdict
+
     def usable_rows(self, rows) -> list:
         """The rows whose image the dataset probe accepts."""
+        rows = list(rows)
+        self.inspect_images(r.image for r in rows)
         return [r for r in rows if not isinstance(self.image_facts(r.image), str)]
 
     def loaded_target(self):

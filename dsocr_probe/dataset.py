@@ -153,15 +153,17 @@ def open_regular(path: Path, limit: int | None, limit_reason: str = "") -> Binar
 def read_bounded(fh: BinaryIO, limit: int | None) -> bytes:
     """The file's bytes, but no more than ``limit`` + 1: a file that grows while it is read still ends.
     Read in pieces the size the file says it has (``read(n)`` sets aside all ``n`` bytes at once)."""
-    data = bytearray()
+    chunks: list[bytes] = []
+    size = 0
     want = os.fstat(fh.fileno()).st_size + 1
-    while limit is None or len(data) <= limit:
-        chunk = fh.read(want if limit is None else min(want, limit + 1 - len(data)))
+    while limit is None or size <= limit:
+        chunk = fh.read(want if limit is None else min(want, limit + 1 - size))
         if not chunk:
             break
-        data += chunk
+        chunks.append(chunk)
+        size += len(chunk)
         want = 1 << 20
-    return bytes(data)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)  # a file read in one piece is not copied
 
 
 # ---------------------------------------------------------------- folders

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from . import probes as probes_mod
+from . import progress
 from .context import Options, ProbeContext
 from .findings import ProbeResult, RunRecord, Status
 from .runner import run_probe
@@ -38,6 +39,7 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("device", "string", None, "device for the step probe (default: cuda when available, else cpu)"),
     ("timeout", "string", "0", "seconds a probe that reads your files, imports model code or loads weights may take (0: no limit)"),
     ("strict", "bool", False, "warnings block like failures: GO with warnings becomes NO-GO (exit 1)"),
+    ("workers", "string", "0", "processes that decode the dataset's images (0: one per available core, at most 8; 1: none, all in this process)"),
 )
 
 
@@ -86,6 +88,9 @@ def options_from(config: pytest.Config) -> Options:
         timeout = float(_value(config, "timeout") or 0)
     except ValueError:
         raise pytest.UsageError(f"--dsocr-timeout must be a number of seconds, not {_value(config, 'timeout')!r}") from None
+    workers = str(_value(config, "workers") or 0)
+    if not workers.isdigit():
+        raise pytest.UsageError(f"--dsocr-workers must be a whole number of processes (0: one per core), not {workers!r}")
     report_dir = _report_dir(config)
     return Options(
         model=_value(config, "model") or None,
@@ -99,6 +104,7 @@ def options_from(config: pytest.Config) -> Options:
         device=_value(config, "device") or None,
         timeout_s=timeout,
         strict=bool(_value(config, "strict")),
+        workers=int(workers),
     )
 
 
@@ -147,6 +153,7 @@ def pytest_configure(config: pytest.Config) -> None:
         replace_facts=lambda gathered: config.hook.pytest_dsocr_facts(config=config, facts=gathered),
     )
     check_report_dir(ctx.options.report_dir)
+    ctx.display = progress.TerminalLine(config)
     config.stash[CONTEXT] = ctx
     config.stash[RECORD] = RunRecord(strict=ctx.options.strict)
 

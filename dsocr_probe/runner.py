@@ -9,7 +9,8 @@ back with its findings.
 
 Where a child cannot be forked (no ``fork`` on the platform, or CUDA already initialised in this
 process, which a forked child cannot use), the probe runs here under ``SIGALRM`` and is stopped by an
-exception raised where it waits; only without ``SIGALRM`` (Windows) does it fall back to a watched thread.
+exception raised where it waits; only without ``SIGALRM`` (Windows) does it fall back to a watched thread
+whose worker processes its stop signal (:mod:`dsocr_probe.stopping`) ends.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import traceback
 from typing import Any
 
 from . import probes as probes_mod
+from . import stopping
 from .context import ProbeContext
 from .findings import Finding, ProbeResult, ProbeStop, Status, probe_error
 
@@ -99,7 +101,7 @@ def _in_child(spec: probes_mod.ProbeSpec, ctx: ProbeContext, limit: float) -> li
     receive, send = fork.Pipe(duplex=False)
     with tempfile.TemporaryFile(mode="w+") as stack_file:
         child = fork.Process(target=_child_main, args=(spec, ctx, send, stack_file.fileno()),
-                             name=f"dsocr-probe-{spec.name}", daemon=True)
+                             name=f"dsocr-probe-{spec.name}")  # not a daemon: it may start processes of its own
         child.start()
         send.close()
         try:
@@ -108,7 +110,11 @@ def _in_child(spec: probes_mod.ProbeSpec, ctx: ProbeContext, limit: float) -> li
             except _ChildDied as died:
                 return [_died(spec, died.exitcode)]
             if payload is None:
-                return [timed_out(spec, limit, _stack_of(child, stack_file))]
+                stack = _stack_of(child, stack_file)
+                _end(child)
+                if getattr(ctx, "display", None) is not None:
+                    ctx.display.clear(drawn_elsewhere=True)  # a progress line the child left half drawn
+                return [timed_out(spec, limit, stack)]
             findings, state = payload
             _adopt(ctx, state)
             return findings
@@ -119,7 +125,9 @@ def _in_child(spec: probes_mod.ProbeSpec, ctx: ProbeContext, limit: float) -> li
 
 def _child_main(spec: probes_mod.ProbeSpec, ctx: ProbeContext, send: Any, stack_fd: int) -> None:
     os.setpgid(0, 0)  # its own group: ending it ends what it started (loaders, DataLoader workers)
+    _one_cpu_thread()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, _leave)  # asked to end: unwind, so what the probe started is ended and reaped
     faulthandler.register(signal.SIGUSR1, file=os.fdopen(os.dup(stack_fd), "w"), all_threads=True)
     before = _state(ctx)
     findings = _collect(spec, ctx)
@@ -127,6 +135,19 @@ def _child_main(spec: probes_mod.ProbeSpec, ctx: ProbeContext, send: Any, stack_
     changed = {k: v for k, v in after.items() if k not in before or before[k] is not v}
     send.send_bytes(_payload(findings, changed))
     send.close()
+
+
+def _leave(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _one_cpu_thread() -> None:
+    # GNU OpenMP's thread pool does not survive fork: a child entering a parallel region the parent
+    # already ran hangs for good. On one thread torch never enters the pool (GPU work is unaffected;
+    # a CPU step under --dsocr-timeout measures one thread's time).
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def _state(ctx: ProbeContext) -> dict[str, Any]:
@@ -233,11 +254,15 @@ def _probe_frames(dump: str) -> str:
 
 
 def _end(child: Any) -> None:
+    """End the child: first asked (SIGTERM: it unwinds and reaps the processes it started), then its whole
+    process group killed, which also takes what it could not reap."""
     if child.is_alive():
-        try:
-            os.killpg(child.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            child.kill()
+        child.terminate()
+        child.join(_STACK_WAIT_S)
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
     child.join(5)
 
 
@@ -254,12 +279,14 @@ def _under_alarm(spec: probes_mod.ProbeSpec, ctx: ProbeContext, limit: float) ->
         raise _TimeLimit
 
     findings: list[Finding] = []
+    stop = stopping.StopSignal()
     previous = signal.signal(signal.SIGALRM, alarm)
     signal.setitimer(signal.ITIMER_REAL, limit)
     try:
-        _collect(spec, ctx, findings)
-    except _TimeLimit as stop:
-        frames = traceback.format_tb(stop.__traceback__)[-_STACK_FRAMES:]
+        stopping.bound(stop, lambda: _collect(spec, ctx, findings))()
+    except _TimeLimit as hung:
+        stop.fire()  # what the probe started in other processes ends with it
+        frames = traceback.format_tb(hung.__traceback__)[-_STACK_FRAMES:]
         return findings + [timed_out(spec, limit, "".join(frames).rstrip())]
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -268,12 +295,20 @@ def _under_alarm(spec: probes_mod.ProbeSpec, ctx: ProbeContext, limit: float) ->
 
 
 def _in_thread(spec: probes_mod.ProbeSpec, ctx: ProbeContext, limit: float) -> list[Finding]:
+    # The last resort (no fork, no SIGALRM): the thread cannot be stopped, but the worker processes it
+    # started are ended by its stop signal.
     findings: list[Finding] = []
-    worker = threading.Thread(target=_collect, args=(spec, ctx, findings), name=f"dsocr-probe-{spec.name}",
-                              daemon=True)
+    stop = stopping.StopSignal()
+    worker = threading.Thread(target=stopping.bound(stop, lambda: _collect(spec, ctx, findings)),
+                              name=f"dsocr-probe-{spec.name}")  # not a daemon: it may start processes of its own
     worker.start()
-    worker.join(limit)
+    try:
+        worker.join(limit)
+    except BaseException:  # Ctrl-C
+        stop.fire()
+        raise
     if worker.is_alive():
+        stop.fire()
         frame = sys._current_frames().get(worker.ident)
         stack = "".join(traceback.format_stack(frame)[-_STACK_FRAMES:]).rstrip() if frame else ""
         return list(findings) + [timed_out(spec, limit, stack)]

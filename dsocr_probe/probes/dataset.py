@@ -31,6 +31,7 @@ def run(ctx) -> Iterable[Finding]:
     by_text: dict[str, list[tuple[str, int]]] = defaultdict(list)
     counts = []
     usable: Counter[str] = Counter()  # rows per split that neither the loader nor this probe refused
+    ctx.inspect_images(row.image for split in data.splits.values() for row in split.rows)  # one pass, all cores
     for split in data.splits.values():
         for p in split.problems:
             bad.append(_row(split.name, p.file, p.index, p.reason))
