@@ -32,6 +32,7 @@ class Options:
     device: str | None = None
     timeout_s: float = 0.0
     strict: bool = False
+    nproc: int | None = None  # processes of the distributed probe; None: as the training config asks (else off)
 
 
 def _loaded_once(fn: Callable[[Any], T]) -> Callable[[Any], T]:

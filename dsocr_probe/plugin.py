@@ -38,6 +38,8 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("device", "string", None, "device for the step probe (default: cuda when available, else cpu)"),
     ("timeout", "string", "0", "seconds a probe that reads your files, imports model code or loads weights may take (0: no limit)"),
     ("strict", "bool", False, "warnings block like failures: GO with warnings becomes NO-GO (exit 1)"),
+    ("nproc", "string", None, "run the training step on N processes with torch.distributed (gloo on CPU, NCCL on "
+     "GPUs); default: the config's nproc_per_node, else off; 0: off"),
 )
 
 
@@ -81,6 +83,16 @@ def options_from(config: pytest.Config) -> Options:
     except ValueError:
         raise pytest.UsageError(f"--dsocr-timeout must be a number of seconds, not {_value(config, 'timeout')!r}") from None
     report_dir = _report_dir(config)
+    nproc = _value(config, "nproc")
+    if nproc not in (None, ""):
+        try:
+            nproc = int(nproc)
+            if nproc < 0:
+                raise ValueError
+        except ValueError:
+            raise pytest.UsageError(f"--dsocr-nproc must be a whole number of processes (0: off), not {nproc!r}") from None
+    else:
+        nproc = None
     return Options(
         model=_value(config, "model") or None,
         revision=_value(config, "revision") or None,
@@ -93,6 +105,7 @@ def options_from(config: pytest.Config) -> Options:
         device=_value(config, "device") or None,
         timeout_s=timeout,
         strict=bool(_value(config, "strict")),
+        nproc=nproc,
     )
 
 
