@@ -264,7 +264,8 @@ def _rows(ranks: dict, world: int, training: dict) -> Iterable[Finding]:
         repeats = max(0, sum(r["rows"] for r in table) - rows)
         yield passed("distributed.rows", f"{rows} rows over {world} ranks: {share} per epoch"
                      + (f" ({repeats} repeated to even out the ranks)" if repeats else ""),
-                     table=table, evidence=evidence, params={**params, "share": share, "repeats": repeats or None})
+                     table=table, evidence=evidence, params={**params, "per_rank": counts[0] if len(counts) == 1 else None,
+                             "shares": ", ".join(f"{r['rank']}: {r['rows']}" for r in table), "repeats": repeats or None})
     effective = batch * accumulation * world
     steps = math.ceil(math.ceil(rows / (batch * world)) / accumulation) if rows else 0
     formula = f"{batch} per device x {accumulation} accumulation x {world} ranks = {effective}"
