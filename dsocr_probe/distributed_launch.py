@@ -44,6 +44,7 @@ class Outcome:
     rank_logs: dict[int, str] = field(default_factory=dict)  # the end of each rank's stderr
     launcher_log: str = ""
     survivors: list[int] = field(default_factory=list)  # pids still running after the clean-up
+    where: dict[int, str] = field(default_factory=dict)  # a rank that overran: its innermost Python frame
     command: list[str] = field(default_factory=list)
 
     @property
@@ -94,6 +95,7 @@ def launch(spec: dict[str, Any], nproc: int, limit_s: float, device: str = "cpu"
                 outcome.returncode = proc.wait(limit_s)
             except subprocess.TimeoutExpired:
                 outcome.timed_out = True
+                _ask_where(folder, nproc)
                 _signal_group(proc.pid, signal.SIGTERM)
                 try:
                     proc.wait(GRACE_S)
@@ -107,7 +109,41 @@ def launch(spec: dict[str, Any], nproc: int, limit_s: float, device: str = "cpu"
         outcome.launcher_log = (folder / "launcher.log").read_text(encoding="utf-8", errors="replace")
         outcome.rank_logs = _rank_logs(folder / "logs")
         outcome.report, outcome.failed_rank, outcome.failed_exitcode = _root_cause(outcome.launcher_log)
+        outcome.where = {rank: frame for rank, log in outcome.rank_logs.items() if (frame := innermost_frame(log))}
         return outcome
+
+
+def _ask_where(folder: Path, nproc: int) -> None:
+    """SIGUSR1 to each running rank: its faulthandler writes every thread's stack into its log."""
+    if not hasattr(signal, "SIGUSR1"):
+        return
+    for data in _rank_results(folder, nproc).values():
+        pid = int(data.get("pid") or 0)
+        if pid and _ours(pid):
+            try:
+                os.kill(pid, signal.SIGUSR1)
+            except (ProcessLookupError, PermissionError):
+                pass
+    time.sleep(1.0)
+
+
+_THREAD = re.compile(r"(Current thread|Thread) 0x[0-9a-fA-F]+ \(most recent call first\):\n((?:[ \t]+File .*\n?)+)")
+_FRAME = re.compile(r'File "([^"]+)", line (\d+) in (\S+)')
+
+
+def innermost_frame(log: str) -> str | None:
+    """From a rank's stack dump: the innermost frame of the thread the signal ran on (the main thread),
+    as ``file:line in function``."""
+    threads = _THREAD.findall(log)
+    if not threads:
+        return None
+    frames = next((body for kind, body in reversed(threads) if kind == "Current thread"), threads[-1][1])
+    found = _FRAME.search(frames)
+    if not found:
+        return None
+    path = found.group(1).replace("\\", "/")
+    path = path.split("site-packages/", 1)[-1] if "site-packages/" in path else Path(path).name
+    return f"{path}:{found.group(2)} in {found.group(3)}"
 
 
 def _rank_results(folder: Path, nproc: int) -> dict[int, dict[str, Any]]:

@@ -17,6 +17,7 @@ becomes a finding and leaves nothing running.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import signal
@@ -152,6 +153,8 @@ def main(argv: list[str]) -> None:
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     _die_with_parent()
+    if hasattr(signal, "SIGUSR1"):  # the launcher asks a rank that overruns where it is
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     log = RankLog(Path(spec["folder"]), rank)
     try:
         _train(spec, log, local_rank)

@@ -162,5 +162,7 @@ def test_a_hung_rank_ends_at_the_time_limit_and_nothing_is_left_running(demo, tm
     result, found, seconds = _run(demo.path, _config(demo.path, tmp_path), timeout_s=40.0)
     timeout = found["distributed.timeout"]
     assert timeout.status is Status.FAIL and timeout.params["limit"] == 30.0
+    assert timeout.params["ranks"] == "1" and "_inject" in timeout.params["where"]  # named by its stack
+    assert timeout.table[0]["stopped in"].startswith("torch/")  # rank 0 waits in a collective
     _nothing_left(launches[-1])
     assert seconds < 40 + distributed_launch.GRACE_S * 3, seconds

@@ -89,7 +89,7 @@ def outcome_findings(outcome, backend: str, asked_by: str, training: dict, fsdp_
     evidence = {"backend": backend, "world size": world, "asked by": asked_by, "launcher": "torch.distributed.run",
                 "wrapped in": _first(ranks, "wrapper") or "?", "find_unused_parameters": _first(ranks, "find_unused"),
                 "wall time": f"{outcome.elapsed_s:.1f} s"}
-    table = [_rank_row(r, ranks.get(r)) for r in range(world)]
+    table = [_rank_row(r, ranks.get(r), outcome.where.get(r)) for r in range(world)]
     if outcome.survivors:
         yield fail("distributed.left-running", f"{len(outcome.survivors)} process(es) of the run survived its end",
                    detail="pids: " + ", ".join(map(str, outcome.survivors)),
@@ -131,14 +131,20 @@ def _failure(outcome, backend: str, table: list, evidence: dict, fsdp_on_cpu: bo
         return
     if outcome.timed_out:
         silent = [r for r in range(outcome.nproc) if not ranks.get(r, {}).get("finished")]
+        # A rank whose innermost frame is torch's own waits in a collective for the one that is stuck elsewhere.
+        stuck = [r for r in silent if outcome.where.get(r) and not outcome.where[r].startswith("torch/")] or silent
         yield fail("distributed.timeout",
                    f"The {outcome.nproc}-process run did not finish within {outcome.limit_s:g} s: rank(s) "
-                   f"{', '.join(map(str, silent))} did not finish",
+                   f"{', '.join(map(str, stuck))} stopped"
+                   + (f" in {outcome.where[stuck[0]]}" if len(stuck) == 1 and outcome.where.get(stuck[0]) else "")
+                   + (", the others wait for it" if len(stuck) < len(silent) else ""),
                    detail="Each rank's last step is in the table; a rank that stops while the others wait in a "
                    "collective (all-reduce) hangs the whole run. Every process of it was ended.",
                    fix="Look at that rank's log (run with `-s`); raise --dsocr-timeout if the machine is only slow.",
                    table=table, evidence=evidence,
-                   params={"world": outcome.nproc, "limit": outcome.limit_s, "ranks": ", ".join(map(str, silent))})
+                   params={"world": outcome.nproc, "limit": outcome.limit_s, "ranks": ", ".join(map(str, stuck)),
+                           "where": outcome.where.get(stuck[0]) if len(stuck) == 1 else None,
+                           "waiting": len(stuck) < len(silent) or None})
         return
     failed = outcome.failed_rank if outcome.failed_rank is not None else min(errors, default=None)
     own = errors.get(failed) if failed is not None else None
@@ -283,16 +289,17 @@ def _rows(ranks: dict, world: int, training: dict) -> Iterable[Finding]:
 # ---------------------------------------------------------------- helpers
 
 
-def _rank_row(rank: int, data: dict | None) -> dict[str, Any]:
+def _rank_row(rank: int, data: dict | None, where: str | None = None) -> dict[str, Any]:
     if not data:
         return {"rank": rank, "state": "never started", "steps": 0, "time / step": "—", "first loss": "—"}
+    extra = {"stopped in": where} if where else {}
     times = data.get("times") or []
     steady = times[1:] or times
     state = "finished" if data.get("finished") else ("failed" if data.get("error") else "did not finish")
     losses = data.get("losses") or []
     return {"rank": rank, "state": state, "steps": len(times),
             "time / step": f"{min(steady):.3f} s" if steady else "—",
-            "first loss": f"{losses[0]:.4f}" if losses else "—"}
+            "first loss": f"{losses[0]:.4f}" if losses else "—", **extra}
 
 
 def _quote(error: str) -> str:
