@@ -78,11 +78,10 @@ def run(ctx) -> Iterable[Finding]:
         outcome = distributed_launch.launch(spec, nproc, _limit(ctx), device=device)
     if engine is not None:
         yield engine
-    yield from outcome_findings(outcome, backend, asked_by, training, fsdp_on_cpu=bool(found.fsdp) and backend == "gloo")
+    yield from outcome_findings(outcome, backend, asked_by, training, fsdp=bool(found.fsdp))
 
 
-def outcome_findings(outcome, backend: str, asked_by: str, training: dict, fsdp_on_cpu: bool = False
-                     ) -> Iterable[Finding]:
+def outcome_findings(outcome, backend: str, asked_by: str, training: dict, fsdp: bool = False) -> Iterable[Finding]:
     """The findings of one launch, from what the ranks and the launcher reported."""
     ranks = outcome.ranks
     world = outcome.nproc
@@ -96,13 +95,26 @@ def outcome_findings(outcome, backend: str, asked_by: str, training: dict, fsdp_
                    fix="End them (`kill -9 <pid>`); this is a bug of the probe, please report it.",
                    params={"count": len(outcome.survivors), "pids": ", ".join(map(str, outcome.survivors))})
     if not outcome.ok:
-        yield from _failure(outcome, backend, table, evidence, fsdp_on_cpu)
+        yield from _failure(outcome, backend, table, evidence, fsdp and backend == "gloo")
         yield from _unused(ranks, training, failed=True)
         return
     steps = min(len(ranks[r].get("times") or []) for r in range(world))
     yield passed("distributed.ranks", f"{world} ranks ({backend}) started and finished {steps} optimizer steps each",
                  table=table, evidence=evidence, params={"world": world, "backend": backend, "steps": steps})
-    yield _agreement(ranks, world)
+    wrapper = str(evidence["wrapped in"])
+    sharded = "FSDP" in wrapper or "FullyShard" in wrapper
+    if fsdp and not sharded:
+        yield skip("distributed.fsdp-not-applied",
+                   f"FSDP was not applied here: the Trainer wrapped the model in {wrapper} on {backend}",
+                   detail="accelerate turns FSDP on only for GPUs and other accelerators, not for processes on the "
+                   "CPU: the step ran under plain DDP. The FSDP settings were read and checked above.",
+                   fix="Run the probe with `--dsocr-nproc N` on the GPU machine to run the sharded step itself.",
+                   params={"wrapper": wrapper, "backend": backend})
+    if sharded:  # each rank holds its own shard of every gradient: there is nothing to compare
+        yield skip("distributed.in-sync-sharded", f"Gradients are sharded by {wrapper}: not compared across ranks",
+                   params={"wrapper": wrapper})
+    else:
+        yield _agreement(ranks, world)
     yield from _unused(ranks, training, failed=False)
     yield from _rows(ranks, world, training)
 
