@@ -61,6 +61,7 @@ class EngineConfig:
     fsdp_config: dict[str, Any] = field(default_factory=dict)
     deepspeed: dict[str, Any] | None = None
     deepspeed_source: str = ""
+    deepspeed_inline: bool | None = None  # None: no DeepSpeed config
     issues: list[Issue] = field(default_factory=list)
 
     @property
@@ -100,6 +101,7 @@ def read(training: Mapping[str, Any], base: Path | None = None, vision_tower: bo
         if loaded is not None:
             found.deepspeed = loaded
             found.deepspeed_source = str(raw) if isinstance(raw, str) else "the training section"
+            found.deepspeed_inline = not isinstance(raw, str)
             _check_deepspeed(loaded, training, found, vision_tower)
     if found.fsdp and found.deepspeed is not None:
         found.issues.append(Issue("fsdp-and-deepspeed", {}))

@@ -145,7 +145,7 @@ def _failure(outcome, backend: str, table: list, evidence: dict, fsdp_on_cpu: bo
         silent = [r for r in range(outcome.nproc) if not ranks.get(r, {}).get("finished")]
         # A rank whose innermost frame is torch's own waits in a collective for the one that is stuck elsewhere.
         stuck = [r for r in silent if outcome.where.get(r) and not outcome.where[r].startswith("torch/")] or silent
-        yield fail("distributed.timeout",
+        yield fail("distributed.rank-timeout",
                    f"The {outcome.nproc}-process run did not finish within {outcome.limit_s:g} s: rank(s) "
                    f"{', '.join(map(str, stuck))} stopped"
                    + (f" in {outcome.where[stuck[0]]}" if len(stuck) == 1 and outcome.where.get(stuck[0]) else "")
@@ -172,7 +172,7 @@ def _failure(outcome, backend: str, table: list, evidence: dict, fsdp_on_cpu: bo
                fix="The launcher's report above names the rank and its exit; a rank killed by a signal "
                "(exit code -9) ran out of memory or was ended from outside. Fix what it names and run again.",
                table=table, evidence=evidence,
-               params={"rank": failed, "error": how, "exitcode": outcome.failed_exitcode})
+               params={"rank": failed, "error": own, "exitcode": outcome.failed_exitcode})
 
 
 def _agreement(ranks: dict, world: int) -> Finding:
@@ -185,7 +185,7 @@ def _agreement(ranks: dict, world: int) -> Finding:
             for name in set(reference) | set(other):
                 a, b = reference.get(name), other.get(name)
                 if (a is None) != (b is None):
-                    return _differ(name, key, r, "a gradient on one rank only")
+                    return _differ(name, key, r, None)
                 if a is None:
                     continue
                 for x, y in zip(a, b):
@@ -193,21 +193,23 @@ def _agreement(ranks: dict, world: int) -> Finding:
                     if gap > worst:
                         worst, where = gap, name
                 if worst > TOLERANCE:
-                    return _differ(where, key, r, f"relative difference {worst:.2g}")
+                    return _differ(where, key, r, worst)
     count = len(ranks[0].get("grads") or {})
     return passed("distributed.in-sync", f"The {count} adapter tensors' gradients after DDP's sync and their updated "
                   f"weights agree on all {world} ranks", evidence={"largest relative difference": f"{worst:.1e}"},
                   params={"count": count, "world": world})
 
 
-def _differ(name: str, key: str, rank: int, how: str) -> Finding:
+def _differ(name: str, key: str, rank: int, gap: float | None) -> Finding:
     what = "gradient after the sync" if key == "grads" else "weight after the steps"
+    how = f"relative difference {gap:.2g}" if gap is not None else "present on one rank only"
     return fail("distributed.out-of-sync", f"The ranks disagree: {_short(name)}'s {what} differs on rank {rank} ({how})",
                 detail="DDP all-reduces every gradient, so all ranks must hold the same numbers; they do not: a "
                 "parameter DDP does not manage, or code that changes weights on one rank only.",
                 fix="Do not change parameters or requires_grad after the Trainer is made; keep `modules_to_save` "
                 "and the LoRA targets the same on every rank.",
-                params={"name": _short(name), "rank": rank, "what": key, "how": how})
+                params={"name": _short(name), "rank": rank, "what": key,
+                        "gap": f"{gap:.2g}" if gap is not None else None})
 
 
 def _unused(ranks: dict, training: dict, failed: bool) -> Iterable[Finding]:
@@ -266,7 +268,8 @@ def _rows(ranks: dict, world: int, training: dict) -> Iterable[Finding]:
         yield fail("distributed.rank-empty", f"{rows} rows on {world} ranks at batch {batch}: rank(s) "
                    f"{', '.join(map(str, empty))} get no batch", table=table, evidence=evidence,
                    fix=f"Use at least {world * batch} training rows, a smaller `per_device_train_batch_size`, or "
-                   "`dataloader_drop_last: false`.", params={**params, "ranks": ", ".join(map(str, empty))})
+                   "`dataloader_drop_last: false`.",
+                   params={**params, "ranks": ", ".join(map(str, empty)), "want": world * batch})
     elif rows < world * batch:
         repeated = sum(r["rows"] - r["distinct"] for r in table) + max(0, sum(r["distinct"] for r in table) - rows)
         yield warn("distributed.rows-short",
@@ -274,7 +277,7 @@ def _rows(ranks: dict, world: int, training: dict) -> Iterable[Finding]:
                    f"sampler repeats rows to fill the ranks", table=table, evidence=evidence,
                    detail=f"Each rank's share of one epoch is in the table ({repeated} rows are repeats).",
                    fix=f"Lower `per_device_train_batch_size` to {max(1, rows // world)} or add training rows.",
-                   params={**params, "want": world * batch, "fit": max(1, rows // world)})
+                   params={**params, "want": world * batch, "fit": max(1, rows // world), "repeated": repeated})
     else:
         counts = sorted({r["rows"] for r in table})
         share = (f"{counts[0]} per rank" if len(counts) == 1
@@ -288,7 +291,7 @@ def _rows(ranks: dict, world: int, training: dict) -> Iterable[Finding]:
     steps = math.ceil(math.ceil(rows / (batch * world)) / accumulation) if rows else 0
     formula = f"{batch} per device x {accumulation} accumulation x {world} ranks = {effective}"
     if rows and effective > rows:
-        yield warn("distributed.effective-batch", f"Effective batch {formula}, more than the {rows} training rows",
+        yield warn("distributed.effective-batch-large", f"Effective batch {formula}, more than the {rows} training rows",
                    detail="Every optimizer step repeats rows, and an epoch is one step: the learning-rate schedule "
                    "and `num_train_epochs` count far fewer updates than on one process.",
                    fix="Lower `gradient_accumulation_steps` or `per_device_train_batch_size` so that the effective "

@@ -35,7 +35,8 @@ def engine_findings(found: EngineConfig, training: dict) -> Iterable[Finding]:
                        f"TrainingArguments `{p['name']}: {str(p['arguments']).lower()}`",
                        detail="The Trainer refuses a DeepSpeed config whose values mismatch the arguments.",
                        fix=f'Write `"{p["name"]}": {{"enabled": "auto"}}` in the DeepSpeed config, so it follows '
-                       "the training section.", params=p)
+                       "the training section.",
+                       params={**p, "deepspeed": str(p["deepspeed"]).lower(), "arguments": str(p["arguments"]).lower()})
         elif issue.kind == "zero3":
             yield warn("distributed.zero3",
                        "ZeRO stage 3 partitions every weight, the frozen ones included, across the ranks"
@@ -47,7 +48,8 @@ def engine_findings(found: EngineConfig, training: dict) -> Iterable[Finding]:
                        fix="Use ZeRO stage 2 (the frozen base fits on each card with LoRA)"
                        + ("" if p.get("gather") else "; with stage 3, set "
                           "`stage3_gather_16bit_weights_on_model_save: true` or the saved adapter is empty") + ".",
-                       params=p)
+                       params={"vision_tower": p.get("vision_tower"), "gather": p.get("gather") or None,
+                               "no_gather": None if p.get("gather") else True})
         elif issue.kind == "fsdp-and-deepspeed":
             yield fail("distributed.fsdp-and-deepspeed", "Both `fsdp` and `deepspeed` are set",
                        fix="Choose one engine: remove `fsdp` or `deepspeed` from the training section.")
@@ -62,4 +64,5 @@ def engine_findings(found: EngineConfig, training: dict) -> Iterable[Finding]:
                      f"DeepSpeed config ({found.deepspeed_source}): known keys, precision agrees with the arguments"
                      + (f", ZeRO stage {found.zero_stage}" if found.zero_stage is not None else ""),
                      evidence={"deepspeed installed": installed("deepspeed")},
-                     params={"source": found.deepspeed_source, "stage": found.zero_stage})
+                     params={"path": found.deepspeed_source if found.deepspeed_inline is False else None,
+                             "stage": found.zero_stage})
