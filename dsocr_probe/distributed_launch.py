@@ -90,7 +90,8 @@ def launch(spec: dict[str, Any], nproc: int, limit_s: float, device: str = "cpu"
         started = time.monotonic()
         with open(folder / "launcher.log", "wb") as out:
             proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=worker_environment(nproc, device), cwd=os.getcwd(), start_new_session=True)
+                                    env=worker_environment(nproc, device), cwd=os.getcwd(), start_new_session=True,
+                                    preexec_fn=_term_with_parent if sys.platform.startswith("linux") else None)
             try:
                 outcome.returncode = proc.wait(limit_s)
             except subprocess.TimeoutExpired:
@@ -144,6 +145,17 @@ def innermost_frame(log: str) -> str | None:
     path = found.group(1).replace("\\", "/")
     path = path.split("site-packages/", 1)[-1] if "site-packages/" in path else Path(path).name
     return f"{path}:{found.group(2)} in {found.group(3)}"
+
+
+def _term_with_parent() -> None:
+    """In the launcher, before it runs: SIGTERM when the thread that started it goes (pytest ended by Ctrl-C or a
+    time limit); the launcher then stops its ranks, which die with it in any case (see the worker)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def _rank_results(folder: Path, nproc: int) -> dict[int, dict[str, Any]]:

@@ -183,12 +183,15 @@ def _train(spec: dict[str, Any], log: RankLog, local_rank: int) -> None:
     try:
         dtype = loading.model_dtype(ctx, device)
         data = ctx.dataset()
-        rows = ctx.usable_rows(data.train.rows)
+        rows = ctx.usable_rows(data.train.rows) if data is not None and data.train is not None else []
         torch.manual_seed(0)
         built = trainrun.build(ctx, device, dtype, overrides, rows=rows, by="probe")
-    except ProbeStop as stop:
+    except ProbeStop as stop:  # what the step probe reports too: the probe turns it into a prerequisite
+        log.update(stop=stop.finding.to_json())
         raise RuntimeError(f"building the run: {stop.finding.title}") from None
     except trainrun.BuildError as exc:
+        log.update(stop={"status": "fail", "code": f"train_run.{exc.stage}", "params": {},
+                         "title": f"{exc.what} fails: {loading.error_line(exc.__cause__ or exc)}"})
         raise RuntimeError(f"building the run: {exc.what} fails: {exc.__cause__}") from exc
     trainer = built.trainer()
     for callback in ("PrinterCallback", "ProgressCallback"):

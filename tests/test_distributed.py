@@ -177,3 +177,10 @@ def test_a_deepspeed_config_is_checked_and_its_step_skipped_where_deepspeed_is_n
     assert found["distributed.deepspeed-not-installed"].status is Status.SKIP
     assert found["distributed.ranks"].status is Status.PASS  # the same step, under plain DDP
     assert seconds < LIMIT_S, seconds
+
+
+def test_a_run_the_ranks_cannot_build_is_not_checked_with_the_cause(demo, tmp_path):
+    config = _config(demo.path, tmp_path, lora={"target_modules": ["no_such_proj"]})
+    result, found, seconds = _run(demo.path, config)
+    assert codes(result) == {"distributed.prerequisite": "skip"}, [(f.code, f.title) for f in result.findings]
+    assert "get_peft_model" in found["distributed.prerequisite"].title

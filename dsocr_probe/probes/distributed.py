@@ -19,7 +19,7 @@ import tempfile
 from typing import Any, Iterable
 
 from .. import distributed_launch, engines, loading, lora
-from ..findings import Finding, ProbeStop, fail, passed, skip, warn
+from ..findings import Finding, ProbeStop, Status, cause_params, fail, passed, skip, warn
 from .engine_findings import engine_findings
 from .step import probe_overrides
 
@@ -41,8 +41,9 @@ def run(ctx) -> Iterable[Finding]:
     ctx.needs(ctx.target, "distributed")
     cfg = _train_config(ctx)
     training = dict(cfg.training) if cfg is not None else {}
-    found = engines.read(training, cfg.path.parent if cfg is not None else None,
-                         vision_tower=bool(lora.vision_modules(_module_names(ctx))))
+    # Only ZeRO stage 3 asks whether the model has a vision tower (from the weightless skeleton's module names).
+    vision_tower = bool(training.get("deepspeed")) and bool(lora.vision_modules(_module_names(ctx)))
+    found = engines.read(training, cfg.path.parent if cfg is not None else None, vision_tower=vision_tower)
     yield from engine_findings(found, training)
     nproc, asked_by = world_size(ctx, cfg)
     if nproc < 2:
@@ -54,6 +55,11 @@ def run(ctx) -> Iterable[Finding]:
     if any(i.kind in ("unreadable", "unknown-fsdp-option", "precision", "fsdp-and-deepspeed") for i in found.issues):
         raise ProbeStop(skip("distributed.not-launched", "Not run: the FSDP / DeepSpeed settings above fail first",
                              fix="Correct them, then run again."))
+    data = ctx.needs(ctx.dataset, "distributed")
+    if data is None or data.train is None or not ctx.usable_rows(data.train.rows):
+        raise ProbeStop(skip("input.no-dataset", "No dataset to check",
+                             fix="Pass --dsocr-data DIR (train/ and val/ with metadata.json) or set data.train_dir in "
+                             "the training config."))
     device = loading.default_device(ctx)
     backend = "nccl" if device.startswith("cuda") else "gloo"
     if device.startswith("cuda"):
@@ -78,7 +84,20 @@ def run(ctx) -> Iterable[Finding]:
         outcome = distributed_launch.launch(spec, nproc, _limit(ctx), device=device)
     if engine is not None:
         yield engine
+    _stop_if_not_built(outcome)
     yield from outcome_findings(outcome, backend, asked_by, training, fsdp=bool(found.fsdp))
+
+
+def _stop_if_not_built(outcome) -> None:
+    """A rank that could not build the run (untrusted code, no weights, a LoRA section peft refuses) meets what the
+    step probe already reports: this probe then says it was not checked, with that cause."""
+    stops = [d["stop"] for _, d in sorted(outcome.ranks.items()) if d.get("stop")]
+    if not stops:
+        return
+    cause = Finding(Status(stops[0].get("status", "fail")), stops[0].get("code", ""), stops[0].get("title", ""),
+                    detail=stops[0].get("detail", ""), fix=stops[0].get("fix", ""), params=stops[0].get("params") or {})
+    raise ProbeStop(skip("distributed.prerequisite", f"Not checked: {cause.title}", detail=cause.detail,
+                         fix=cause.fix, params=cause_params(cause)))
 
 
 def outcome_findings(outcome, backend: str, asked_by: str, training: dict, fsdp: bool = False) -> Iterable[Finding]:
@@ -362,7 +381,7 @@ def _options(ctx) -> dict[str, Any]:
 def _module_names(ctx) -> list[str]:
     try:
         return list(ctx.skeleton().linear_names)
-    except (ProbeStop, AttributeError):
+    except Exception:  # ProbeStop included: the model API probe reports why there is no skeleton
         return []
 
 
