@@ -1160,14 +1160,16 @@ def distributed_inputs(env):
     yield from probe("distributed", context(installed(), model=model, nproc=1)).findings
     bad = _config(env.tmp(), training={"deepspeed": "/nonexistent/ds.json"})
     yield from probe("distributed", context(installed(), model=model, nproc=2, train_config=bad)).findings
+    data = env.tmp()
+    write_pages(data / "train", ["x"])
     env.mp.setattr(loading, "default_device", lambda ctx: "cuda")
     env.mp.setattr(torch.cuda, "device_count", lambda: 0)
-    yield from probe("distributed", context(installed(), model=model, nproc=2)).findings
+    yield from probe("distributed", context(installed(), model=model, nproc=2, data=data)).findings
     env.mp.setattr(loading, "default_device", lambda ctx: "cpu")
     if not engines.installed("deepspeed"):
         env.mp.setattr(distributed_launch, "launch", lambda *a, **k: _outcome({}, returncode=1))
         ds = _config(env.tmp(), training={"deepspeed": {"zero_optimization": {"stage": 2}}})
-        yield from probe("distributed", context(installed(), model=model, nproc=2, train_config=ds)).findings
+        yield from probe("distributed", context(installed(), model=model, nproc=2, train_config=ds, data=data)).findings
     for training, vision in (
         ({"fsdp": "full_shard bogus", "fsdp_config": {"min_num_param": 1, "zzz": 2}}, False),
         ({"fsdp": "full_shard", "fsdp_config": {"min_num_params": 1}}, False),
