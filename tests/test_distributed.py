@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import time
 from pathlib import Path
 
@@ -141,7 +140,7 @@ def _nothing_left(outcome) -> None:
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             if distributed_launch.WORKER.encode() in (proc / "cmdline").read_bytes() \
-                    and distributed_launch.running(int(proc.name)) and os.getppid() != int(proc.name):
+                    and distributed_launch.running(int(proc.name)):
                 leftovers.append(proc.name)
         except OSError:
             continue

@@ -238,7 +238,9 @@ def _unused(ranks: dict, training: dict, failed: bool) -> Iterable[Finding]:
     modules = sorted({_module(n) for names in per_rank.values() for n in names})
     if not modules:
         if not failed and per_rank:
-            find_unused = _first(ranks, "find_unused")
+            # Only where no expert is adapted: the experts a batch reaches change from batch to batch.
+            experts = any(".experts." in n for d in ranks.values() for n in d.get("adapters") or [])
+            find_unused = _first(ranks, "find_unused") and not experts
             yield passed("distributed.all-used", "Every adapter got a gradient on every rank"
                          + ("; `ddp_find_unused_parameters` could be false (DDP then skips its search each step)"
                             if find_unused else ""), params={"find_unused": bool(find_unused) or None})
