@@ -82,10 +82,12 @@ def launch(spec: dict[str, Any], nproc: int, limit_s: float, device: str = "cpu"
         spec_path = folder / "spec.json"
         spec_path.write_text(json.dumps({**spec, "folder": str(folder), "device": device}, default=str),
                              encoding="utf-8")
+        flags = _known_flags()
         command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={nproc}",
-                   "--master_addr=127.0.0.1", f"--master_port={free_port()}", "--local_addr=127.0.0.1",
-                   "--max_restarts=0", "--monitor_interval=0.2", f"--log_dir={folder / 'logs'}", "--redirects=3",
-                   "-m", WORKER, str(spec_path)]
+                   "--master_addr=127.0.0.1", f"--master_port={free_port()}",
+                   *(["--local_addr=127.0.0.1"] if "--local_addr" in flags else []),  # no lookup of the host's name
+                   "--max_restarts=0", *(["--monitor_interval=0.2"] if "--monitor_interval" in flags else []),
+                   f"--log_dir={folder / 'logs'}", "--redirects=3", "-m", WORKER, str(spec_path)]
         outcome = Outcome(nproc=nproc, limit_s=limit_s, command=command)
         started = time.monotonic()
         with open(folder / "launcher.log", "wb") as out:
@@ -145,6 +147,16 @@ def innermost_frame(log: str) -> str | None:
     path = found.group(1).replace("\\", "/")
     path = path.split("site-packages/", 1)[-1] if "site-packages/" in path else Path(path).name
     return f"{path}:{found.group(2)} in {found.group(3)}"
+
+
+def _known_flags() -> set[str]:
+    """The options the installed torch's launcher takes (``--local_addr`` is newer than the others)."""
+    try:
+        from torch.distributed.run import get_args_parser
+
+        return {s for action in get_args_parser()._actions for s in action.option_strings}
+    except Exception:
+        return set()
 
 
 def _term_with_parent() -> None:
