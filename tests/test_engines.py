@@ -84,3 +84,10 @@ def test_the_world_size_comes_from_the_option_else_the_config(tmp_path):
     with pytest.raises(ProbeStop) as stop:
         trainconfig.load(path)
     assert stop.value.finding.code == "train_config.nproc-key"
+
+
+@pytest.mark.parametrize("value", ["two", "-1"])
+def test_a_bad_process_count_is_a_usage_error(pytester, value):
+    result = pytester.runpytest("--dsocr-probe", "--dsocr-nproc", value)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--dsocr-nproc must be a whole number of processes*"])
