@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any
 
 WORKER = "dsocr_probe.distributed_worker"
-GRACE_S = 5.0  # after the limit: SIGTERM to the launcher, then this long before SIGKILL to everything
+GRACE_S = 5.0
+# The launcher, ``python -m torch.distributed.run``, started so that on Linux it gets SIGTERM when the thread that
+# started it goes (pytest ended by Ctrl-C or a time limit); it then stops its ranks, which die with it in any case
+# (see the worker). A preexec_fn would do the same but forces a fork that tokenizers warns about.
+_BOOT = ("import runpy, signal, sys\n"
+         "if sys.platform.startswith('linux'):\n"
+         "    import ctypes\n"
+         "    ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
+         "runpy.run_module('torch.distributed.run', run_name='__main__', alter_sys=True)\n")  # after the limit: SIGTERM to the launcher, then this long before SIGKILL to everything
 
 
 @dataclass
@@ -83,7 +91,7 @@ def launch(spec: dict[str, Any], nproc: int, limit_s: float, device: str = "cpu"
         spec_path.write_text(json.dumps({**spec, "folder": str(folder), "device": device}, default=str),
                              encoding="utf-8")
         flags = _known_flags()
-        command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={nproc}",
+        command = [sys.executable, "-c", _BOOT, "--nnodes=1", f"--nproc_per_node={nproc}",
                    "--master_addr=127.0.0.1", f"--master_port={free_port()}",
                    *(["--local_addr=127.0.0.1"] if "--local_addr" in flags else []),  # no lookup of the host's name
                    "--max_restarts=0", *(["--monitor_interval=0.2"] if "--monitor_interval" in flags else []),
@@ -92,8 +100,7 @@ def launch(spec: dict[str, Any], nproc: int, limit_s: float, device: str = "cpu"
         started = time.monotonic()
         with open(folder / "launcher.log", "wb") as out:
             proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=worker_environment(nproc, device), cwd=os.getcwd(), start_new_session=True,
-                                    preexec_fn=_term_with_parent if sys.platform.startswith("linux") else None)
+                                    env=worker_environment(nproc, device), cwd=os.getcwd(), start_new_session=True)
             try:
                 outcome.returncode = proc.wait(limit_s)
             except subprocess.TimeoutExpired:
@@ -157,17 +164,6 @@ def _known_flags() -> set[str]:
         return {s for action in get_args_parser()._actions for s in action.option_strings}
     except Exception:
         return set()
-
-
-def _term_with_parent() -> None:
-    """In the launcher, before it runs: SIGTERM when the thread that started it goes (pytest ended by Ctrl-C or a
-    time limit); the launcher then stops its ranks, which die with it in any case (see the worker)."""
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def _rank_results(folder: Path, nproc: int) -> dict[int, dict[str, Any]]:

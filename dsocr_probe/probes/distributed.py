@@ -248,7 +248,9 @@ def _unused(ranks: dict, training: dict, failed: bool) -> Iterable[Finding]:
     table = [{"rank": r, "adapters without gradient": len({_module(n) for n in names}),
               "modules": ", ".join(sorted({_module(n) for n in names})[:6]) + (" ..." if len(names) > 12 else "")}
              for r, names in sorted(per_rank.items())]
-    experts = [m for m in modules if ".experts." in m]
+    # The experts themselves (``...experts.12``), each with its adapted projections.
+    experts = sorted({m.split(".experts.")[0] + ".experts." + m.split(".experts.")[1].split(".")[0]
+                      for m in modules if ".experts." in m})
     shown = ", ".join(modules[:8]) + (f" and {len(modules) - 8} more" if len(modules) > 8 else "")
     params = {"count": len(modules), "experts": len(experts) or None, "modules": shown}
     if failed:
@@ -258,7 +260,7 @@ def _unused(ranks: dict, training: dict, failed: bool) -> Iterable[Finding]:
         return
     yield warn("distributed.unused-found",
                f"{len(modules)} adapted modules got no gradient on some rank"
-               + (f" ({len(experts)} MoE experts not routed to)" if experts else "")
+               + (f" (in {len(experts)} MoE experts no token was routed to)" if experts else "")
                + "; DDP handles them because `ddp_find_unused_parameters` is true",
                detail=f"{shown}. With the flag, DDP walks the autograd graph after every forward to find them: one "
                "more pass per step, and no overlap of their gradients' communication with the backward.",
