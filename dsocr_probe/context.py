@@ -33,6 +33,7 @@ class Options:
     timeout_s: float = 0.0
     strict: bool = False
     workers: int = 0  # processes that read the dataset's images (0: one per available core, capped)
+    nproc: int | None = None  # processes of the distributed probe; None: as the training config asks (else off)
 
 
 def _loaded_once(fn: Callable[[Any], T]) -> Callable[[Any], T]:

@@ -1085,7 +1085,203 @@ RU: dict[str, dict[str, Any]] = {
         "fix": "Оставьте vision-часть в полной точности: `quantization_config.llm_int8_skip_modules: [{keep}]`.",
     },
     **{f"{name}.process-died": _died() for name in ("remote_code", "model_api", "processor", "train_config",
-                                                    "dataset", "batch", "step")},
+                                                    "dataset", "batch", "step", "distributed")},
+    # ---------------------------------------------------------------- distributed
+    # `{flag!s:.0}` prints nothing: it only makes the alternative need that param.
+    "distributed.timeout": _timeout(),
+    "distributed.prerequisite": _prerequisite(),
+    "train_config.nproc-key": {
+        "title": "{path}: `nproc_per_node` должен быть целым числом процессов, а не {value}",
+        "fix": "Напишите на верхнем уровне, например, `nproc_per_node: 2` (сколько процессов torchrun запускает на машине).",
+    },
+    "distributed.off": {
+        "title": ("Не запущено: задан всего {nproc} процесс", "Не запущено: число процессов не задано"),
+        "fix": "Передайте `--dsocr-nproc N` (ini `dsocr_nproc`) или напишите `nproc_per_node: N` на верхнем уровне конфига "
+        "обучения, чтобы шаг прошёл на N процессах, как при `torchrun --nproc_per_node N`.",
+    },
+    "distributed.not-launched": {
+        "title": "Не запущено: сначала не проходят настройки FSDP / DeepSpeed выше",
+        "fix": "Исправьте их и запустите снова.",
+    },
+    "distributed.gpus": {
+        "title": "Не запущено: процессов запрошено {nproc}, а GPU видно {have}",
+        "fix": "Запустите на машине с {nproc} GPU или передайте `--dsocr-nproc {have}` (или `--dsocr-device cpu` для "
+        "запуска на gloo).",
+    },
+    "distributed.deepspeed-not-installed": {
+        "title": "DeepSpeed не установлен: его шаг не запускался (проверки выше выполнены)",
+        "detail": "Шаг на N процессах прошёл под обычным DDP, `deepspeed` для него убран.",
+        "fix": "Поставьте `pip install deepspeed` на машине для обучения и запустите снова — тогда выполнится сам ZeRO.",
+    },
+    "distributed.left-running": {
+        "title": "После конца запуска остались работать процессы: {count}",
+        "detail": "pid: {pids}",
+        "fix": "Завершите их (`kill -9 <pid>`); это ошибка пробы, сообщите о ней.",
+    },
+    "distributed.ranks": {
+        "title": "Рангов {world} ({backend}): каждый запустился и сделал шагов оптимизатора: {steps}",
+    },
+    "distributed.unused-parameters": {
+        "title": "DDP останавливается на втором шаге на ранге {rank}: `Expected to have finished reduction in the prior "
+        "iteration before starting a new one`",
+        "fix": "Поставьте `ddp_find_unused_parameters: true` в секции training (DDP тогда ищет такие параметры на каждом "
+        "шаге — это ещё один проход по графу autograd) или снимите LoRA с модулей без градиента (список ниже).",
+    },
+    "distributed.fsdp-cpu": {
+        "title": "FSDP не запустился здесь на CPU (gloo): {error}",
+        "detail": "Статические проверки FSDP выше в силе; шардированному шагу нужны GPU (NCCL).",
+        "fix": "Запустите пробу с `--dsocr-nproc N` на машине с GPU.",
+    },
+    "distributed.rank-timeout": {
+        "title": (
+            "Запуск на {world} процессах не закончился за {limit:g} с: ранг {ranks} встал в {where}, остальные ждут "
+            "его{waiting!s:.0}",
+            "Запуск на {world} процессах не закончился за {limit:g} с: ранг {ranks} встал в {where}",
+            "Запуск на {world} процессах не закончился за {limit:g} с: встали ранги {ranks}, остальные ждут их"
+            "{waiting!s:.0}",
+            "Запуск на {world} процессах не закончился за {limit:g} с: не закончили ранги {ranks}",
+        ),
+        "detail": "Последний шаг каждого ранга — в таблице; ранг, вставший, пока остальные ждут в коллективной операции "
+        "(all-reduce), вешает весь запуск. Все его процессы завершены.",
+        "fix": "Посмотрите лог этого ранга (запуск с `-s`); если машина просто медленная, поднимите --dsocr-timeout.",
+    },
+    "distributed.launch-failed": {
+        "title": "torch.distributed.run не запустил ранги (код выхода {returncode})",
+        "fix": "Прочитайте сообщение запускающего процесса выше; проверьте, что в этом torch есть torch.distributed.",
+    },
+    "distributed.rank-failed": {
+        "title": ("Ранг {rank} упал: {error}", "Ранг {rank} упал: код выхода {exitcode}", "Ранг {rank} упал"),
+        "fix": "Отчёт запускающего процесса выше называет ранг и его код выхода; ранг, убитый сигналом (код -9), "
+        "исчерпал память или был завершён извне. Исправьте то, что он называет, и запустите снова.",
+    },
+    "distributed.in-sync": {
+        "title": "Градиенты {count} тензоров адаптеров после синхронизации DDP и их обновлённые веса совпадают на всех "
+        "{world} рангах",
+    },
+    "distributed.out-of-sync": {
+        "terms": {"grads": "градиент после синхронизации", "weights": "вес после шагов"},
+        "title": ("Ранги расходятся: {what!t} у {name} на ранге {rank} другой (относительная разница {gap})",
+                  "Ранги расходятся: {what!t} у {name} есть только на части рангов (ранг {rank})"),
+        "detail": "DDP складывает каждый градиент через all-reduce, поэтому на всех рангах числа должны совпадать, а они "
+        "не совпадают: параметр, которым DDP не управляет, или код, меняющий веса только на одном ранге.",
+        "fix": "Не меняйте параметры и requires_grad после создания Trainer; `modules_to_save` и цели LoRA должны быть "
+        "одинаковыми на всех рангах.",
+    },
+    "distributed.all-used": {
+        "title": ("Каждый адаптер получил градиент на каждом ранге; `ddp_find_unused_parameters` можно выключить (тогда "
+                  "DDP не ищет неиспользуемые параметры на каждом шаге){find_unused!s:.0}",
+                  "Каждый адаптер получил градиент на каждом ранге"),
+    },
+    "distributed.no-gradient-modules": {
+        "title": "Модулей с адаптерами, не получивших градиента хотя бы на одном ранге: {count}",
+        "detail": "{modules}",
+        "fix": "Именно их ждал DDP: эксперты MoE, к которым на этом ранге не попал ни один токен батча, или модули вне "
+        "пути loss.",
+    },
+    "distributed.unused-found": {
+        "title": ("Модулей с адаптерами без градиента хотя бы на одном ранге: {count} (экспертов MoE без токенов: "
+                  "{experts}); DDP справляется, потому что `ddp_find_unused_parameters` включён",
+                  "Модулей с адаптерами без градиента хотя бы на одном ранге: {count}; DDP справляется, потому что "
+                  "`ddp_find_unused_parameters` включён"),
+        "detail": "{modules}. С этим флагом DDP после каждого forward обходит граф autograd, чтобы найти их: лишний проход "
+        "на каждом шаге, и их градиенты не пересылаются параллельно с backward.",
+        "fix": "Оставьте `ddp_find_unused_parameters: true`, пока на этих модулях есть адаптеры: маршрутизация MoE меняется "
+        "от батча к батчу, и без флага запуск встанет на первом же шаге, где какой-то ранг обойдёт эксперта.",
+    },
+    "distributed.rank-empty": {
+        "title": "Строк для обучения {rows}, рангов {world}, батч {batch}: ранги {ranks} не получают ни одного батча",
+        "fix": "Нужно не меньше {want} строк для обучения, меньший `per_device_train_batch_size` или "
+        "`dataloader_drop_last: false`.",
+    },
+    "distributed.rows-short": {
+        "title": "Строк для обучения {rows}, рангов {world}, батч {batch}: одному шагу нужно {want} строк, и сэмплер "
+        "повторяет строки, чтобы заполнить ранги",
+        "detail": "Доля каждого ранга за эпоху — в таблице (повторов: {repeated}).",
+        "fix": "Уменьшите `per_device_train_batch_size` до {fit} или добавьте строк для обучения.",
+    },
+    "distributed.rows": {
+        "title": (
+            "Строк {rows} на {world} рангах: по {per_rank} на ранг за эпоху (повторено {repeats}, чтобы выровнять ранги)",
+            "Строк {rows} на {world} рангах: по {per_rank} на ранг за эпоху",
+            "Строк {rows} на {world} рангах; за эпоху по рангам: {shares} (повторено {repeats}, чтобы выровнять ранги)",
+            "Строк {rows} на {world} рангах; за эпоху по рангам: {shares}",
+        ),
+    },
+    "distributed.effective-batch-large": {
+        "title": "Эффективный батч {batch} на устройство x {accumulation} накопления x {world} рангов = {effective} — "
+        "больше, чем строк для обучения ({rows})",
+        "detail": "Каждый шаг оптимизатора повторяет строки, а эпоха — это один шаг: расписание learning rate и "
+        "`num_train_epochs` насчитают намного меньше обновлений, чем на одном процессе.",
+        "fix": "Уменьшите `gradient_accumulation_steps` или `per_device_train_batch_size`, чтобы эффективный батч был не "
+        "больше {rows}.",
+    },
+    "distributed.effective-batch": {
+        "title": "Эффективный батч {batch} на устройство x {accumulation} накопления x {world} рангов = {effective}: "
+        "шагов оптимизатора за эпоху — {steps}",
+    },
+    "distributed.fsdp-not-applied": {
+        "title": "FSDP здесь не применён: Trainer обернул модель в {wrapper} на {backend}",
+        "detail": "accelerate включает FSDP только на GPU и других ускорителях, но не для процессов на CPU: шаг прошёл под "
+        "обычным DDP. Настройки FSDP прочитаны и проверены выше.",
+        "fix": "Запустите пробу с `--dsocr-nproc N` на машине с GPU, чтобы выполнить сам шардированный шаг.",
+    },
+    "distributed.in-sync-sharded": {
+        "title": "Градиенты шардированы ({wrapper}): между рангами не сравниваются",
+    },
+    "distributed.engine-unreadable": {
+        "title": "`{name}` не читается: {path} ({error})",
+        "fix": "Задайте `{name}` словарём в секции training или путём к JSON-файлу (относительно папки, из которой "
+        "запускается обучение, или папки конфига).",
+    },
+    "distributed.fsdp-option": {
+        "title": "`fsdp: {option}` — не опция FSDP в этом transformers",
+        "detail": "Известные: {known}.",
+        "fix": "Используйте известные опции, например `fsdp: full_shard auto_wrap`.",
+    },
+    "distributed.fsdp-key": {
+        "title": "Ключ `fsdp_config.{key}` не читают ни TrainingArguments, ни accelerate установленных версий: он "
+        "игнорируется",
+        "fix": ("Переименуйте его в `{near}`.",
+                "Удалите его или сверьте имя с документацией FSDP для установленной версии accelerate."),
+    },
+    "distributed.deepspeed-key": {
+        "title": "Ключ `{key}` конфига DeepSpeed сам DeepSpeed не читает",
+        "detail": "Неизвестные ключи DeepSpeed пропускает или отвергает — в зависимости от версии.",
+        "fix": ("Переименуйте его в `{near}`.", "Удалите его."),
+    },
+    "distributed.deepspeed-precision": {
+        "title": "DeepSpeed `{name}.enabled: {deepspeed}` расходится с TrainingArguments `{name}: {arguments}`",
+        "detail": "Trainer отвергает конфиг DeepSpeed, значения которого не совпадают с аргументами.",
+        "fix": 'Напишите в конфиге DeepSpeed `"{name}": {{"enabled": "auto"}}`, чтобы он следовал секции training.',
+    },
+    "distributed.zero3": {
+        "title": ("ZeRO stage 3 делит между рангами все веса, замороженные тоже, в том числе замороженную vision-часть"
+                  "{vision_tower!s:.0}",
+                  "ZeRO stage 3 делит между рангами все веса, замороженные тоже"),
+        "detail": ("С LoRA обучаются только адаптеры, а stage 3 собирает каждый замороженный вес на каждом forward; код "
+                   "модели, читающий вес вне forward своего модуля, видит пустой тензор. Vision-энкодеры DeepSeek-OCR "
+                   "работают под torch.no_grad(): их веса собираются на каждом шаге впустую{vision_tower!s:.0}.",
+                   "С LoRA обучаются только адаптеры, а stage 3 собирает каждый замороженный вес на каждом forward; код "
+                   "модели, читающий вес вне forward своего модуля, видит пустой тензор."),
+        "fix": ("Возьмите ZeRO stage 2 (с LoRA замороженная база помещается на каждую карту); со stage 3 поставьте "
+                "`stage3_gather_16bit_weights_on_model_save: true`, иначе сохранённый адаптер будет пустым"
+                "{no_gather!s:.0}.",
+                "Возьмите ZeRO stage 2 (с LoRA замороженная база помещается на каждую карту)."),
+    },
+    "distributed.fsdp-and-deepspeed": {
+        "title": "Заданы и `fsdp`, и `deepspeed`",
+        "fix": "Выберите один движок: уберите `fsdp` или `deepspeed` из секции training.",
+    },
+    "distributed.fsdp-config": {
+        "title": "FSDP `{fsdp}`: ключей fsdp_config {keys}, все известны установленным transformers и accelerate",
+    },
+    "distributed.deepspeed-config": {
+        "title": ("Конфиг DeepSpeed ({path}): ключи известны, точность совпадает с аргументами, ZeRO stage {stage}",
+                  "Конфиг DeepSpeed ({path}): ключи известны, точность совпадает с аргументами",
+                  "Конфиг DeepSpeed (в секции training): ключи известны, точность совпадает с аргументами, ZeRO stage "
+                  "{stage}",
+                  "Конфиг DeepSpeed (в секции training): ключи известны, точность совпадает с аргументами"),
+    },
 }
 
 

@@ -40,6 +40,8 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("timeout", "string", "0", "seconds a probe that reads your files, imports model code or loads weights may take (0: no limit)"),
     ("strict", "bool", False, "warnings block like failures: GO with warnings becomes NO-GO (exit 1)"),
     ("workers", "string", "0", "processes that decode the dataset's images (0: one per available core, at most 8; 1: none, all in this process)"),
+    ("nproc", "string", None, "run the training step on N processes with torch.distributed (gloo on CPU, NCCL on "
+     "GPUs); default: the config's nproc_per_node, else off; 0: off"),
 )
 
 
@@ -92,6 +94,16 @@ def options_from(config: pytest.Config) -> Options:
     if not workers.isdigit():
         raise pytest.UsageError(f"--dsocr-workers must be a whole number of processes (0: one per core), not {workers!r}")
     report_dir = _report_dir(config)
+    nproc = _value(config, "nproc")
+    if nproc not in (None, ""):
+        try:
+            nproc = int(nproc)
+            if nproc < 0:
+                raise ValueError
+        except ValueError:
+            raise pytest.UsageError(f"--dsocr-nproc must be a whole number of processes (0: off), not {nproc!r}") from None
+    else:
+        nproc = None
     return Options(
         model=_value(config, "model") or None,
         revision=_value(config, "revision") or None,
@@ -105,6 +117,7 @@ def options_from(config: pytest.Config) -> Options:
         timeout_s=timeout,
         strict=bool(_value(config, "strict")),
         workers=int(workers),
+        nproc=nproc,
     )
 
 

@@ -17,7 +17,9 @@ from typing import Any
 from .findings import ProbeStop, fail
 
 SECTIONS = ("model", "lora", "training", "data")
-TOP_LEVEL = (*SECTIONS, "trainer")  # trainer: package.module:Class (default transformers:Trainer)
+# trainer: package.module:Class (default transformers:Trainer); nproc_per_node: the processes the run is
+# launched on (torchrun --nproc_per_node), which the distributed probe runs the step on.
+TOP_LEVEL = (*SECTIONS, "trainer", "nproc_per_node")
 # Keys of the sections dsocr_probe and scripts/train_lora.py read themselves (lora and training
 # are checked against peft's and transformers' own signatures instead).
 KNOWN_KEYS = {
@@ -36,6 +38,7 @@ class TrainConfig:
     data: dict[str, Any] = field(default_factory=dict)
     sectioned: bool = True  # False: the file was a bare TrainingArguments mapping
     trainer: str | None = None  # the Trainer class to train with, as `package.module:Class`
+    nproc_per_node: int | None = None  # the world size the run is launched with, when the config says
     # Keys the training script would not read: (where, key, the known key it is closest to or None).
     unknown: list[tuple[str, str, str | None]] = field(default_factory=list)
 
@@ -135,10 +138,20 @@ def load(path: Path) -> TrainConfig:
                 params={"path": str(path), "type": type(trainer).__name__},
             )
         )
+    nproc = raw.get("nproc_per_node")
+    if nproc is not None and (isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1):
+        raise ProbeStop(
+            fail(
+                "train_config.nproc-key",
+                f"{path}: `nproc_per_node` must be a whole number of processes, got {nproc!r}",
+                fix="Write e.g. `nproc_per_node: 2` at the top level (the processes torchrun starts per machine).",
+                params={"path": str(path), "value": repr(nproc)},
+            )
+        )
     unknown = [("top level", k, closest(k, TOP_LEVEL)) for k in raw if k not in TOP_LEVEL]
     for name, known in KNOWN_KEYS.items():
         unknown += [(name, k, closest(k, known)) for k in sections[name] if k not in known]
-    return TrainConfig(path, **sections, trainer=trainer or None, unknown=unknown)
+    return TrainConfig(path, **sections, trainer=trainer or None, nproc_per_node=nproc, unknown=unknown)
 
 
 def closest(key: Any, known: tuple[str, ...]) -> str | None:

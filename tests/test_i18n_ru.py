@@ -1074,3 +1074,123 @@ def step_targets_fix_with_exclude_modules(env):
         (gradients.GradientReport([gradients.AdapterGrad(lm, 0.5), gradients.AdapterGrad(vision, None)]), {vision}),
     ):
         yield from step._gradient_findings(report, no_grad, [lm, vision], False)
+
+
+# ---------------------------------------------------------------- distributed
+
+
+def _rank(rank: int, plan: list, rows: int, **extra) -> dict:
+    lm = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight"
+    return {"rank": rank, "pid": 1, "finished": True, "rows": rows, "world": 2, "backend": "gloo", "plan": plan,
+            "sampler": "BatchSamplerShard", "adapters": [lm], "reached": [lm], "grads": {lm: [0.5, 1.0]},
+            "weights": {lm: [2.0, 3.0]}, "times": [0.2, 0.1, 0.1], "losses": [1.5, 1.4, 1.3],
+            "wrapper": "DistributedDataParallel", "find_unused": True, **extra}
+
+
+def _outcome(ranks: dict, **kw):
+    from dsocr_probe.distributed_launch import Outcome
+
+    return Outcome(nproc=kw.pop("nproc", 2), ranks=ranks, returncode=kw.pop("returncode", 0), limit_s=30.0, **kw)
+
+
+@scenario
+def distributed_runs(env):
+    """What the distributed probe makes of the ranks' reports: the launches are described by hand here (the real
+    2-process runs are in test_distributed.py)."""
+    from dsocr_probe.probes.distributed import outcome_findings
+
+    def findings(outcome, training=None, **kw):
+        return list(outcome_findings(outcome, "gloo", "--dsocr-nproc", training or {"per_device_train_batch_size": 2},
+                                     **kw))
+
+    expert = "base_model.model.model.layers.1.mlp.experts.5.up_proj.lora_A.default.weight"
+    vision = "base_model.model.model.sam_model.blocks.0.attn.qkv.lora_A.default.weight"
+    yield from findings(_outcome({0: _rank(0, [[0, 3], [1, 5]], 6), 1: _rank(1, [[2, 4], [0, 3]], 6)}))
+    yield from findings(_outcome({0: _rank(0, [[0, 1]], 4, find_unused=False), 1: _rank(1, [[2, 3]], 4)}),
+                        fsdp=True)
+    yield from findings(_outcome({0: _rank(0, [[0, 1], [4]], 5), 1: _rank(1, [[2, 3]], 5)}))
+    yield from findings(_outcome({0: _rank(0, [[0, 1], [4, 0]], 5), 1: _rank(1, [[2, 3]], 5)}))
+    short = {"per_device_train_batch_size": 4}
+    yield from findings(_outcome({0: _rank(0, [[0, 1]], 3), 1: _rank(1, [[2, 0]], 3)}), short)
+    yield from findings(_outcome({0: _rank(0, [[0, 1, 2]], 3), 1: _rank(1, [], 3)}), short)
+    sharded = _rank(0, [[0, 1]], 4, wrapper="FullyShardedDataParallel")
+    yield from findings(_outcome({0: sharded, 1: _rank(1, [[2, 3]], 4, wrapper="FullyShardedDataParallel")}))
+    unused = _rank(1, [[2, 3]], 4)
+    unused["adapters"] = unused["adapters"] + [expert]
+    yield from findings(_outcome({0: _rank(0, [[0, 1]], 4), 1: unused}))
+    unused = _rank(1, [[2, 3]], 4)
+    unused["adapters"] = unused["adapters"] + [vision]
+    yield from findings(_outcome({0: _rank(0, [[0, 1]], 4), 1: unused}))
+    lm = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight"
+    yield from findings(_outcome({0: _rank(0, [[0, 1]], 4), 1: _rank(1, [[2, 3]], 4, grads={lm: [0.7, 1.0]})}))
+    yield from findings(_outcome({0: _rank(0, [[0, 1]], 4), 1: _rank(1, [[2, 3]], 4, weights={lm: None})}))
+    # failures
+    ddp = ("Expected to have finished reduction in the prior iteration before starting a new one. This error ...\n"
+           "Parameters which did not receive grad for rank 1: " + expert)
+    stopped = {0: _rank(0, [[0, 1]], 4, finished=False, error="RuntimeError: " + ddp),
+               1: {**unused, "adapters": unused["adapters"] + [expert], "finished": False}}
+    yield from findings(_outcome(stopped, returncode=1, failed_rank=0, failed_exitcode=1))
+    yield from findings(_outcome({0: _rank(0, [[0, 1]], 4, finished=False, error="RuntimeError: no FSDP on gloo")},
+                                 returncode=1), fsdp=True)
+    hung = {0: _rank(0, [[0, 1]], 4, finished=False), 1: _rank(1, [[2, 3]], 4, finished=False)}
+    yield from findings(_outcome(hung, returncode=None, timed_out=True,
+                                 where={0: "torch/distributed/c10d.py:1 in wait", 1: "dsocr_probe/w.py:7 in _inject"}))
+    yield from findings(_outcome({0: _rank(0, [[0, 1]], 4), 1: hung[1]}, returncode=None, timed_out=True,
+                                 where={1: "dsocr_probe/w.py:7 in _inject"}))
+    three = {**hung, 2: _rank(2, [[4]], 4, finished=False)}
+    yield from findings(_outcome(three, nproc=3, returncode=None, timed_out=True,
+                                 where={0: "torch/x.py:1 in wait", 1: "a.py:1 in f", 2: "b.py:2 in g"}))
+    yield from findings(_outcome(hung, returncode=None, timed_out=True))
+    yield from findings(_outcome({}, returncode=1))
+    yield from findings(_outcome({0: hung[0], 1: {**hung[1], "error": "RuntimeError: boom"}}, returncode=1,
+                                 failed_rank=1, failed_exitcode=1))
+    yield from findings(_outcome(hung, returncode=1, failed_rank=1, failed_exitcode=-9))
+    yield from findings(_outcome(hung, returncode=1, failed_rank=1))
+    yield from findings(_outcome({0: _rank(0, [[0, 1]], 4), 1: _rank(1, [[2, 3]], 4)}, survivors=[4242]))
+
+
+@scenario
+def distributed_inputs(env):
+    """The distributed probe before any launch: off, its prerequisite, the GPUs, the engines' settings."""
+    from dsocr_probe import distributed_launch, engines, loading, trainconfig
+    from dsocr_probe.probes.engine_findings import engine_findings
+
+    yield from probe("distributed", context(installed(), model="/nonexistent/dsocr-probe-model")).findings
+    model = str(env.v1_model)
+    yield from probe("distributed", context(installed(), model=model)).findings
+    yield from probe("distributed", context(installed(), model=model, nproc=1)).findings
+    bad = _config(env.tmp(), training={"deepspeed": "/nonexistent/ds.json"})
+    yield from probe("distributed", context(installed(), model=model, nproc=2, train_config=bad)).findings
+    data = env.tmp()
+    write_pages(data / "train", ["x"])
+    env.mp.setattr(loading, "default_device", lambda ctx: "cuda")
+    env.mp.setattr(torch.cuda, "device_count", lambda: 0)
+    yield from probe("distributed", context(installed(), model=model, nproc=2, data=data)).findings
+    env.mp.setattr(loading, "default_device", lambda ctx: "cpu")
+    if not engines.installed("deepspeed"):
+        env.mp.setattr(distributed_launch, "launch", lambda *a, **k: _outcome({}, returncode=1))
+        ds = _config(env.tmp(), training={"deepspeed": {"zero_optimization": {"stage": 2}}})
+        yield from probe("distributed", context(installed(), model=model, nproc=2, train_config=ds, data=data)).findings
+    for training, vision in (
+        ({"fsdp": "full_shard bogus", "fsdp_config": {"min_num_param": 1, "zzz": 2}}, False),
+        ({"fsdp": "full_shard", "fsdp_config": {"min_num_params": 1}}, False),
+        ({"deepspeed": {"zero_optimisation": {}, "qqq": 1, "bf16": {"enabled": True},
+                        "zero_optimization": {"stage": 3}}}, True),
+        ({"deepspeed": {"zero_optimization": {"stage": 3, "stage3_gather_16bit_weights_on_model_save": True}}}, False),
+        ({"deepspeed": {"zero_optimization": {"stage": 2}}}, False),
+        ({"deepspeed": {"train_batch_size": "auto"}}, False),
+        ({"fsdp": "full_shard", "deepspeed": {"train_batch_size": "auto"}}, False),
+        ({"deepspeed": 3}, False),
+    ):
+        yield from engine_findings(engines.read(training, vision_tower=vision), training)
+    folder = env.tmp()
+    for name, ds in (("a.json", {"zero_optimization": {"stage": 2}}), ("b.json", {"train_batch_size": "auto"})):
+        (folder / name).write_text(json.dumps(ds))
+        training = {"deepspeed": str(folder / name)}
+        yield from engine_findings(engines.read(training), training)
+    path = folder / "nproc.yaml"
+    path.write_text(yaml.safe_dump({"nproc_per_node": 0, "training": {}}))
+    try:
+        trainconfig.load(path)
+    except ProbeStop as stop:
+        yield stop.finding

@@ -39,5 +39,6 @@ PROBES: tuple[ProbeSpec, ...] = (
     ProbeSpec("dataset", "Dataset", "dataset", time_limited=True),
     ProbeSpec("batch", "Batch", "batch", time_limited=True),
     ProbeSpec("step", "Training step", "step", time_limited=True),
+    ProbeSpec("distributed", "Distributed", "distributed", time_limited=True),
 )
 

@@ -52,18 +52,24 @@ class StandinUnavailable(RuntimeError):
     """The installed transformers cannot import the stand-in's remote code (as with the real one)."""
 
 
-def write_v1_standin(folder: Path, *, weights: bool = False, seed: int = 0, cuda_calls: bool = False) -> Path:
+def write_v1_standin(folder: Path, *, weights: bool = False, seed: int = 0, cuda_calls: bool = False,
+                     routed_experts: tuple[int, int] | None = None) -> Path:
     """Write the stand-in into ``folder`` (created if missing) and return it.
 
     weights: also save random weights (model.safetensors) drawn with ``seed``; needs a
         transformers that can import the remote code (<= 4.47.1).
     cuda_calls: keep the published code's bare ``.cuda()`` in forward (for the remote-code
         scan); off by default so the model runs on a CPU.
+    routed_experts: (routed experts, experts per token) instead of the small default (4, 2); the
+        checkpoint's (64, 6) routes a small batch to only some experts.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     ids = write_tokenizer(folder)
-    _dump(folder / "config.json", _config(ids))
+    config = _config(ids)
+    if routed_experts is not None:
+        config["n_routed_experts"], config["num_experts_per_tok"] = routed_experts
+    _dump(folder / "config.json", config)
     generation = {"_from_model_config": True, "bos_token_id": ids[BOS], "eos_token_id": ids[EOS], "transformers_version": "4.46.3"}
     _dump(folder / "generation_config.json", generation)
     shutil.copyfile(FILES / "processor_config.json", folder / "processor_config.json")
