@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from dsocr_probe import gradients, loading, samples, trainrun
     from dsocr_probe.context import Options, ProbeContext
-    from dsocr_probe.probes.step import _quiet, _train, probe_overrides
+    from dsocr_probe.probes.step import _quiet, _train
+    from dsocr_probe.trial_settings import probe_overrides
     from dsocr_probe.training import dataset_for
 
     # The demo is our own code; a user's model is trusted only when asked.

@@ -20,8 +20,8 @@ from typing import Any, Iterable
 
 from .. import distributed_launch, engines, loading, lora
 from ..findings import Finding, ProbeStop, Status, cause_params, fail, passed, skip, warn
+from ..trial_settings import probe_overrides
 from .engine_findings import engine_findings
-from .step import probe_overrides
 
 STEPS = 3  # DDP's check of the previous step's reduction runs at the next forward: at least 2
 DEFAULT_LIMIT_S = 600.0

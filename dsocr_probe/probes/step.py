@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable
 from .. import gradients, loading, lora, samples as samples_mod, trainrun
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
 from ..measure import Measure, MemoryMeter, capacity_bytes, forecast, gib
+from ..trial_settings import probe_overrides
 
 NO_GRAD_PATH = "does not require grad"  # backward() on a loss no trainable weight contributes to
 STEPS = 5  # optimizer steps of the training run on the largest batch
@@ -39,31 +40,6 @@ HEADROOM = 0.9  # a forecast above 90 % of the device's memory is a warning
 FIX_MEMORY = ("set `gradient_checkpointing: true`, lower `per_device_train_batch_size` (raise "
               "`gradient_accumulation_steps` to keep the effective batch), or lower `data.max_length` / use a "
               "mode with fewer image tokens (tiny/small)")
-
-
-def probe_overrides(output_dir: str, steps: int, training: dict[str, Any], configured: bool = True
-                    ) -> dict[str, tuple[Any, str]]:
-    """What the probe changes in the configured arguments, and why (each is listed in the report)."""
-    why = "a probe neither saves, reports nor evaluates"
-    overrides = {} if configured else {"per_device_train_batch_size": (1, "no training config: one sample")}
-    overrides.update({
-        "max_steps": (steps, "a few optimizer steps are enough to see the run start, fit and learn"),
-        "output_dir": (output_dir, "a temporary folder: the probe never writes into the run's output"),
-        "save_strategy": ("no", why),
-        "report_to": ("none", why),
-        "push_to_hub": (False, why),
-        "eval_strategy": ("no", why),
-        "logging_steps": (1, "the loss of every step is read"),
-        "logging_strategy": ("steps", "the loss of every step is read"),
-        "disable_tqdm": (True, "no progress bar in the probe's output"),
-    })
-    if "evaluation_strategy" in training:  # the old name, still read by transformers < 4.51
-        overrides["evaluation_strategy"] = ("no", why)
-    if training.get("eval_on_start"):
-        overrides["eval_on_start"] = (False, why)
-    if training.get("load_best_model_at_end"):
-        overrides["load_best_model_at_end"] = (False, "needs evaluation and saving, which the probe turns off")
-    return overrides
 
 
 def run(ctx) -> Iterable[Finding]:
