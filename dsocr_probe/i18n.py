@@ -1072,6 +1072,27 @@ RU: dict[str, dict[str, Any]] = {
                   "которую LoRA на языковой модели не вернёт.",
         "fix": "Оставьте vision-часть в полной точности: `quantization_config.llm_int8_skip_modules: [{keep}]`.",
     },
+    "batch.slots-not-compared": {
+        "title": "Метки и маски соответствуют раскладке модели; слоты изображений не сравнивались с признаками "
+                 "vision-части модели",
+        "detail": "Не сравнивалось: {why}",
+        "fix": "Менять в батче нечего; расхождение проявится на шаге обучения (`Image features and image tokens do "
+               "not match`). Почему сравнение не выполнено — в evidence.",
+    },
+    "processor.model-mismatch": {
+        "title": "У процессора {setting} = {processor_value}, а у модели {config_path} = {model_value} ({what})",
+        "detail": "Процессор раскладывает слоты изображения по своей настройке, а vision-часть модели — по своему "
+                  "конфигу; при разных значениях признаки и слоты не совпадут, и шаг обучения упадёт (или "
+                  "заполнит слоты не теми признаками).",
+        "fix": "Поставьте процессору `{setting}={model_value}` (аргументом `AutoProcessor.from_pretrained` или в "
+               "его конфиге) или возьмите файлы процессора, пришедшие с весами.",
+    },
+    "loading.processor-needs-torchvision": {
+        "title": "Процессору нужен torchvision, а он не установлен: {error}",
+        "detail": "Процессор этого семейства создаёт рядом с обработчиком изображений обработчик видео, а тот "
+                  "требует torchvision; без него AutoProcessor не загружается.",
+        "fix": "`pip install '{use}'` под ваш torch {torch} (с того же индекса, откуда ставили torch).",
+    },
 }
 
 

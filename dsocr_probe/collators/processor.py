@@ -60,11 +60,15 @@ class ProcessorCollator(BatchBuilder):
     #: transformers 4.x). None: ask the processor once, when the builder is made.
     images_layout: str | None = None
 
-    def __init__(self, processor: Any, *, prompt: str | None = None, max_length: int | None = None, dtype: Any = "float32"):
+    def __init__(self, processor: Any, *, prompt: str | None = None, max_length: int | None = None, dtype: Any = "float32",
+                 image_token_id: int | None = None, documented_prompt: str | None = None):
         self.processor = processor
         self.tokenizer = processor_tokenizer(processor)
         self.image_token = token_text(getattr(processor, "image_token", None)) or "<image>"
-        self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
+        # The slot the model fills: the config's image_token_id where given (Gemma3 prompts with
+        # <start_of_image> and fills <image_soft_token>), else the prompt's image token.
+        self.image_token_id = image_token_id if image_token_id is not None else self.tokenizer.convert_tokens_to_ids(self.image_token)
+        self.documented_prompt = documented_prompt
         if self.tokenizer.pad_token_id is None:
             raise ValueError(
                 f"{type(self.tokenizer).__name__} has no pad token, so a batch cannot be padded; "
@@ -75,7 +79,7 @@ class ProcessorCollator(BatchBuilder):
                 f"{type(self.tokenizer).__name__} has no eos token: the model would never learn to stop; "
                 "set `processor.tokenizer.eos_token` to the checkpoint's end-of-text token."
             )
-        self.prompt = default_prompt(processor, self.image_token) if prompt is None else prompt
+        self.prompt = default_prompt(processor, self.image_token, documented_prompt) if prompt is None else prompt
         problem = prompt_problem(self.prompt, self.image_token)
         if problem:
             raise ValueError(f"prompt={self.prompt!r}: {problem}")
@@ -264,12 +268,15 @@ def token_text(token: Any) -> str | None:
     return str(getattr(token, "content", token))
 
 
-def default_prompt(processor: Any, image_token: str) -> str:
-    """The model's own chat format around one image and the OCR instruction, when it has one."""
+def default_prompt(processor: Any, image_token: str, documented: str | None = None) -> str:
+    """The model's own chat format around one image and the OCR instruction, when it has one; else
+    the family's documented inference prompt (``{image}`` marks the image), else a plain one."""
     if getattr(processor, "chat_template", None):
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": INSTRUCTION}]}]
         prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return prompt[0] if isinstance(prompt, list) else prompt
+    if documented:
+        return documented.format(image=image_token, instruction=INSTRUCTION)
     return f"{image_token}\n{INSTRUCTION} "
 
 

@@ -32,6 +32,7 @@ V1_REQUIRED = ("input_ids", "labels", "images", "images_seq_mask", "images_spati
 NATIVE_REQUIRED = ("input_ids", "labels", "pixel_values")
 SAMPLES = 2  # two, so padding is exercised
 SLOTS_UNCHECKED = "the slot count was not checked"
+NOT_COMPARED = "not compared"
 
 
 def run(ctx) -> Iterable[Finding]:
@@ -85,12 +86,18 @@ def run(ctx) -> Iterable[Finding]:
         if slot_check:
             evidence["image slots vs the model's visual features"] = slot_check
         if features is not None and features.status.blocks:
-            title = "Labels and masks follow the model's layout (the image slots do not: see above)"
-        elif slot_check and slot_check.endswith(SLOTS_UNCHECKED):
-            title = "Labels and masks follow the model's layout (image slots not checked: see the evidence)"
+            yield passed("batch.layout", "Labels and masks follow the model's layout (the image slots do not: see above)",
+                         evidence=evidence)
+        elif slot_check and slot_check.startswith(NOT_COMPARED):
+            yield warn("batch.slots-not-compared",
+                       "Labels and masks follow the model's layout; the image slots were not compared with the "
+                       "model's visual features",
+                       detail=slot_check, evidence=evidence,
+                       fix="Nothing to change in the batch; a mismatch would show in the training step "
+                       "(`Image features and image tokens do not match`). See the evidence for why it was not compared.",
+                       params={"why": slot_check})
         else:
-            title = "Image slots, labels and masks follow the model's layout"
-        yield passed("batch.layout", title, evidence=evidence)
+            yield passed("batch.layout", "Image slots, labels and masks follow the model's layout", evidence=evidence)
 
 
 # A layout problem (as the builders' validators word it) -> finding code and the exact fix.
@@ -268,8 +275,8 @@ def _feature_check(target, sk, builder, batch, token_id, token_source, checked_b
             else:
                 return _compare(builder, slots, count, token_id, token_source), None
     if callable(getattr(builder, "validate", None)):
-        return None, f"not compared ({why}); the slot count was checked only by {checked_by}"
-    return None, f"not compared ({why}); {SLOTS_UNCHECKED}"
+        return None, f"{NOT_COMPARED} ({why}); the slot count was checked only by {checked_by}"
+    return None, f"{NOT_COMPARED} ({why}); {SLOTS_UNCHECKED}"
 
 
 def _not_comparable(sk, slots: list[int]) -> str | None:

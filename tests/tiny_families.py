@@ -1,0 +1,144 @@
+"""Tiny random-weight checkpoints of the kin families, built offline: a tiny BPE tokenizer made with
+`tokenizers`, image processors constructed in code, tiny native configs. Each builder saves the
+model with its processor into a folder, as a real checkpoint is laid out."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from packaging.version import Version
+
+import torch
+import transformers
+
+SPECIALS = ["<pad>", "<s>", "</s>", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<|image_pad|>",
+            "<|vision_start|>", "<|vision_end|>", "<|video_pad|>", "<img>", "</img>", "<imgpad>",
+            "<start_of_image>", "<end_of_image>", "<image_soft_token>", "<bos>", "<eos>", "<start_of_turn>",
+            "<end_of_turn>", "<OCR>", "<end_of_utterance>", "<fake_token_around_image>", "<global-img>"]
+VOCAB = 400
+CORPUS = ["user assistant system Free OCR. ocr Meeting notes, shopping list, invoice, lecture, letter\n"
+          "You should follow the instructions carefully and explain your answers in detail."] * 3
+QWEN_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ c['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else m['role'] }}\n"
+    "{% for c in m['content'] %}{% if c['type'] == 'image' %}<start_of_image>{% else %}{{ c['text'] }}{% endif %}"
+    "{% endfor %}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
+def tokenizer(bos="<s>", eos="</s>", pad="<pad>", **extra):
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB, show_progress=False,
+                                  special_tokens=[AddedToken(s, special=True, normalized=False) for s in SPECIALS],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(CORPUS, trainer)
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token=pad,
+                                                model_input_names=["input_ids", "attention_mask"], **extra)
+
+
+def ids(tok) -> dict[str, int]:
+    return {s: tok.convert_tokens_to_ids(s) for s in SPECIALS}
+
+
+def text(vocab: int, pad: int, **more) -> dict:
+    return {"vocab_size": vocab, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 2048,
+            "pad_token_id": pad, "head_dim": 16, **more}
+
+
+def _save(root: Path, model_cls, config, processor) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    model_cls(config).save_pretrained(str(root))
+    processor.save_pretrained(str(root))
+    return root
+
+
+def _pil(name: str):
+    return getattr(transformers, name + "Pil", None) or getattr(transformers, name)
+
+
+def qwen2_vl(root: Path, merge: int = 2, model_merge: int = 2):
+    tok = tokenizer(bos=None, eos="<|im_end|>", pad="<|endoftext|>")
+    i = ids(tok)
+    config = transformers.Qwen2VLConfig(
+        text_config=text(VOCAB, i["<|endoftext|>"], rope_scaling={"type": "mrope", "mrope_section": [2, 2, 4]}),
+        vision_config={"depth": 1, "embed_dim": 16, "hidden_size": 32, "num_heads": 2, "patch_size": 14,
+                       "spatial_merge_size": model_merge, "temporal_patch_size": 2, "in_chans": 3},
+        image_token_id=i["<|image_pad|>"], video_token_id=i["<|video_pad|>"],
+        vision_start_token_id=i["<|vision_start|>"], vision_end_token_id=i["<|vision_end|>"],
+        **text(VOCAB, i["<|endoftext|>"], rope_scaling={"type": "mrope", "mrope_section": [2, 2, 4]}))
+    images = _pil("Qwen2VLImageProcessor")(min_pixels=28 * 28 * 4, max_pixels=56 * 56 * 4, merge_size=merge,
+                                             patch_size=14, temporal_patch_size=2)
+    if has_torchvision() or Version(transformers.__version__).major < 5:
+        processor = transformers.Qwen2VLProcessor(image_processor=images, tokenizer=tok, chat_template=QWEN_TEMPLATE)
+        return _save(root, transformers.Qwen2VLForConditionalGeneration, config, processor)
+    # transformers 5.x cannot make this processor without torchvision (its video processor needs it):
+    # lay its files out as a saved one would be, so loading it shows what a user without torchvision sees.
+    _save(root, transformers.Qwen2VLForConditionalGeneration, config, tok)
+    images.save_pretrained(str(root))
+    settings = json.loads((root / "preprocessor_config.json").read_text())
+    settings["processor_class"] = "Qwen2VLProcessor"
+    (root / "preprocessor_config.json").write_text(json.dumps(settings))
+    (root / "chat_template.jinja").write_text(QWEN_TEMPLATE)
+    (root / "processor_config.json").write_text(json.dumps({"processor_class": "Qwen2VLProcessor"}))
+    return root
+
+
+def has_torchvision() -> bool:
+    return importlib.util.find_spec("torchvision") is not None
+
+
+def got_ocr2(root: Path):
+    tok = tokenizer(bos=None, eos="<|im_end|>", pad="<|endoftext|>")
+    i = ids(tok)
+    config = transformers.GotOcr2Config(
+        vision_config={"hidden_size": 16, "output_channels": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 64, "patch_size": 16, "global_attn_indexes": [0], "mlp_dim": 32},
+        text_config={"model_type": "qwen2", **text(VOCAB, i["<|endoftext|>"])},
+        image_token_index=i["<imgpad>"])
+    images = _pil("GotOcr2ImageProcessor")(size={"height": 64, "width": 64})
+    processor = transformers.GotOcr2Processor(image_processor=images, tokenizer=tok)
+    return _save(root, transformers.GotOcr2ForConditionalGeneration, config, processor)
+
+
+def paligemma(root: Path):
+    tok = tokenizer(bos="<bos>", eos="<eos>", pad="<pad>", extra_special_tokens={"image_token": "<image>"})
+    i = ids(tok)
+    config = transformers.PaliGemmaConfig(
+        vision_config={"model_type": "siglip_vision_model", "hidden_size": 16, "intermediate_size": 32,
+                       "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 32, "patch_size": 8,
+                       "projection_dim": 32},
+        text_config={"model_type": "gemma", **text(VOCAB, i["<pad>"], num_image_tokens=16)},
+        image_token_index=i["<image>"], projection_dim=32, hidden_size=32, pad_token_id=i["<pad>"])
+    images = _pil("SiglipImageProcessor")(size={"height": 32, "width": 32}, image_seq_length=16)
+    images.image_seq_length = 16
+    processor = transformers.PaliGemmaProcessor(image_processor=images, tokenizer=tok)
+    return _save(root, transformers.PaliGemmaForConditionalGeneration, config, processor)
+
+
+def gemma3(root: Path, tokens_per_image: int = 4):
+    tok = tokenizer(bos="<bos>", eos="<eos>", pad="<pad>",
+                    extra_special_tokens={"image_token": "<image_soft_token>", "boi_token": "<start_of_image>",
+                                          "eoi_token": "<end_of_image>"})
+    i = ids(tok)
+    config = transformers.Gemma3Config(
+        vision_config={"model_type": "siglip_vision_model", "hidden_size": 16, "intermediate_size": 32,
+                       "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        text_config={"model_type": "gemma3_text", **text(VOCAB, i["<pad>"], sliding_window=64)},
+        mm_tokens_per_image=4, image_token_index=i["<image_soft_token>"], boi_token_index=i["<start_of_image>"],
+        eoi_token_index=i["<end_of_image>"])
+    images = _pil("Gemma3ImageProcessor")(size={"height": 32, "width": 32})
+    processor = transformers.Gemma3Processor(image_processor=images, tokenizer=tok, chat_template=GEMMA_TEMPLATE,
+                                             image_seq_length=tokens_per_image)
+    return _save(root, transformers.Gemma3ForConditionalGeneration, config, processor)
