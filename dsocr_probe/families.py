@@ -106,7 +106,7 @@ FAMILIES: tuple[Family, ...] = (
            vision_parts=("vision_tower", "multi_modal_projector"), native_since="4.50.0"),
     # PaliGemma: <image>xN<bos>{prefix}\n{suffix}<eos>; the prefix attends both ways (type 0), the
     # suffix causally (type 1): the target must go in as the processor's suffix.
-    Family("paligemma", ("paligemma",), SUFFIX_BUILDER, placeholder="<image>", prompt="{instruction}",
+    Family("paligemma", ("paligemma",), SUFFIX_BUILDER, placeholder="<image>", prompt="{image}ocr",
            instruction="ocr", supervised="the suffix (target text) and <eos>", token_type_ids="prefix 0, suffix 1",
            vision_parts=("vision_tower", "multi_modal_projector"), agreements=PALIGEMMA_SEQ, native_since="4.41.0"),
     Family("gemma3", ("gemma3",), PROCESSOR_BUILDER, placeholder="<start_of_image>",

@@ -103,11 +103,13 @@ def got_ocr2(root: Path):
     tok = tokenizer(bos=None, eos="<|im_end|>", pad="<|endoftext|>")
     i = ids(tok)
     config = transformers.GotOcr2Config(
+        # 128 px in 2 px patches: a 64 x 64 grid, downsampled 4x by the projector to GOT's 256 slots.
         vision_config={"hidden_size": 16, "output_channels": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-                       "image_size": 64, "patch_size": 16, "global_attn_indexes": [0], "mlp_dim": 32},
+                       "image_size": 128, "patch_size": 2, "global_attn_indexes": [], "window_size": 8,
+                       "mlp_dim": 32},
         text_config={"model_type": "qwen2", **text(VOCAB, i["<|endoftext|>"])},
         image_token_index=i["<imgpad>"])
-    images = _pil("GotOcr2ImageProcessor")(size={"height": 64, "width": 64})
+    images = _pil("GotOcr2ImageProcessor")(size={"height": 128, "width": 128})
     processor = transformers.GotOcr2Processor(image_processor=images, tokenizer=tok)
     return _save(root, transformers.GotOcr2ForConditionalGeneration, config, processor)
 
@@ -142,3 +144,45 @@ def gemma3(root: Path, tokens_per_image: int = 4):
     processor = transformers.Gemma3Processor(image_processor=images, tokenizer=tok, chat_template=GEMMA_TEMPLATE,
                                              image_seq_length=tokens_per_image)
     return _save(root, transformers.Gemma3ForConditionalGeneration, config, processor)
+
+
+def train_config(tmp: Path, folder: Path, pages: Path, task_type: str = "CAUSAL_LM", collator: str | None = None,
+                 targets: tuple[str, ...] = ("q_proj", "v_proj")) -> Path:
+    """A training YAML for a tiny checkpoint: LoRA on the language model's attention, a batch of 2."""
+    import yaml
+
+    config = {
+        "model": {"name": str(folder), "auto_class": "AutoModelForImageTextToText"},
+        "lora": {"r": 4, "lora_alpha": 8, "target_modules": list(targets), "task_type": task_type,
+                 "exclude_modules": r"(.*\.)?(vision_tower|vision_model|visual|vision_encoder)\..*"},
+        "training": {"output_dir": str(tmp / "out"), "per_device_train_batch_size": 2, "learning_rate": 5e-3,
+                     "optim": "adamw_torch", "remove_unused_columns": False, "dataloader_num_workers": 0,
+                     "logging_steps": 1, "save_strategy": "no", "report_to": "none", "num_train_epochs": 1},
+        "data": {"train_dir": str(pages / "train"), "val_dir": str(pages / "val"),
+                 **({"collator": collator} if collator else {})},
+    }
+    path = tmp / "training_config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+FLORENCE_SLOTS = 17  # 32 px: a 4 x 4 grid after the two stages, plus the pooled token
+
+
+def florence2(root: Path):
+    tok = tokenizer(bos="<s>", eos="</s>", pad="<pad>", extra_special_tokens={"image_token": "<image>"})
+    i = ids(tok)
+    config = transformers.Florence2Config(
+        text_config={"model_type": "bart", "vocab_size": VOCAB, "d_model": 32, "encoder_layers": 1, "decoder_layers": 1,
+                     "encoder_attention_heads": 2, "decoder_attention_heads": 2, "encoder_ffn_dim": 64,
+                     "decoder_ffn_dim": 64, "max_position_embeddings": 256, "dropout": 0.0, "attention_dropout": 0.0, "pad_token_id": i["<pad>"],
+                     "bos_token_id": i["<s>"], "eos_token_id": i["</s>"], "decoder_start_token_id": i["</s>"]},
+        vision_config={"depths": [1, 1], "patch_size": [7, 3], "patch_stride": [4, 2], "patch_padding": [3, 1],
+                       "patch_prenorm": [False, True], "embed_dim": [16, 32], "num_heads": [2, 2], "num_groups": [2, 2],
+                       "window_size": 2, "projection_dim": 32, "drop_path_rate": 0.0},
+        image_token_id=i["<image>"])
+    images = _pil("CLIPImageProcessor")(size={"height": 32, "width": 32}, crop_size={"height": 32, "width": 32},
+                                        do_center_crop=False)
+    images.image_seq_length = FLORENCE_SLOTS
+    processor = transformers.Florence2Processor(image_processor=images, tokenizer=tok)
+    return _save(root, transformers.Florence2ForConditionalGeneration, config, processor)

@@ -86,7 +86,10 @@ class ProcessorCollator(BatchBuilder):
         self.max_length = _positive_int(max_length, "max_length")
         self.dtype = torch_dtype(dtype)
         # Some tokenizers append eos themselves; appending another would teach a double stop.
-        self._eos_suffix = "" if _appends_eos(self.tokenizer) else self.tokenizer.eos_token
+        # A chat model stops at its end-of-turn token (Gemma3's <end_of_turn>), which is what it must learn to emit.
+        self.end_of_turn = end_of_turn(processor, self.tokenizer) if prompt is None else None
+        stop = self.end_of_turn or self.tokenizer.eos_token
+        self._eos_suffix = "" if stop == self.tokenizer.eos_token and _appends_eos(self.tokenizer) else stop
         if self.images_layout is None:
             self.images_layout = self._ask_images_layout()
 
@@ -223,6 +226,7 @@ class ProcessorCollator(BatchBuilder):
             "images_layout": self.images_layout,
             "bos_token_id": tok.bos_token_id,
             "eos_token_id": tok.eos_token_id,
+            "end_of_turn": self.end_of_turn,
             "pad_token_id": tok.pad_token_id,
             "padding_side": getattr(tok, "padding_side", None),
             "dtype": str(self.dtype).removeprefix("torch."),
@@ -278,6 +282,26 @@ def default_prompt(processor: Any, image_token: str, documented: str | None = No
     if documented:
         return documented.format(image=image_token, instruction=INSTRUCTION)
     return f"{image_token}\n{INSTRUCTION} "
+
+
+def end_of_turn(processor: Any, tokenizer: Any) -> str | None:
+    """The special token the chat template closes an assistant turn with, when it has one."""
+    if not getattr(processor, "chat_template", None):
+        return None
+    mark = "Meeting"
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": INSTRUCTION}]},
+                {"role": "assistant", "content": [{"type": "text", "text": mark}]}]
+    try:
+        text = processor.apply_chat_template(messages, tokenize=False)
+    except Exception:  # a template that refuses an assistant turn: the eos rule stays
+        return None
+    text = text[0] if isinstance(text, list) else text
+    after = text[text.rfind(mark) + len(mark):] if mark in text else ""
+    specials = set(getattr(tokenizer, "all_special_tokens", ())) | set(tokenizer.get_added_vocab())
+    for token in sorted(specials, key=len, reverse=True):
+        if after.lstrip().startswith(token):
+            return token
+    return None
 
 
 def prompt_problem(prompt: Any, image_token: str) -> str | None:

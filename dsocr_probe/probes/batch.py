@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Iterable
 
+from .. import batch_view, families
 from ..collators.base import IGNORE_INDEX
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
 
@@ -63,12 +64,17 @@ def run(ctx) -> Iterable[Finding]:
     described = builder.describe() if callable(getattr(builder, "describe", None)) else {}
     if "prompt as written" in described:  # stripped as the official infer() strips it
         shapes["prompt"] = f"{described['prompt as written']!r} -> {described['prompt']!r} (stripped, as inference feeds it)"
+    sk = _native_skeleton(ctx, target)
+    token_id, token_source = _image_token_id(sk, builder)
+    # What the batch trains on, as text: the reader checks it is what inference feeds the model.
+    shapes.update(batch_view.describe(batch, _tokenizer(ctx, builder), token_id))
+    family = families.family_for(target.config)
+    if family.guessed:
+        shapes["guessed rules"] = "; ".join(family.guessed)
     yield passed("batch.built", f"{origin} built a batch of {len(examples)}", evidence=shapes)
     own = [*check_keys(batch, params), *_dtype_findings(ctx, batch)]
     yield from own
     reported = {f.code for f in own}
-    sk = _native_skeleton(ctx, target)
-    token_id, token_source = _image_token_id(sk, builder)
     problems, checked_by = _validate(ctx, builder, batch, params)
     if sk is not None and token_id is not None and not any(layout_fix(p)[0] == "batch.labels-on-images" for p in problems):
         problems += labels_on_image_tokens(batch, token_id)
@@ -124,6 +130,16 @@ def layout_fix(problem: str) -> tuple[str, str]:
         if needle in problem:
             return code, fix
     return "batch.layout", "Build batches with the dsocr_probe builder for this model family, which follows the official layout."
+
+
+def _tokenizer(ctx, builder):
+    tokenizer = getattr(builder, "tokenizer", None)
+    if tokenizer is not None:
+        return tokenizer
+    try:
+        return ctx.tokenizer()
+    except ProbeStop:
+        return None
 
 
 def _forward_params(ctx, target) -> list[str]:
