@@ -5,6 +5,7 @@ model with its processor into a folder, as a real checkpoint is laid out."""
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 from pathlib import Path
 
@@ -186,3 +187,42 @@ def florence2(root: Path):
     images.image_seq_length = FLORENCE_SLOTS
     processor = transformers.Florence2Processor(image_processor=images, tokenizer=tok)
     return _save(root, transformers.Florence2ForConditionalGeneration, config, processor)
+
+
+IDEFICS_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] | capitalize }}:"
+    "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>{% else %}{{ c['text'] }}{% endif %}{% endfor %}"
+    "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}"
+)
+
+
+def idefics3(root: Path):
+    tok = tokenizer(bos="<|im_start|>", eos="<end_of_utterance>", pad="<|endoftext|>")
+    i = ids(tok)
+    config = transformers.Idefics3Config(
+        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 32, "patch_size": 8},
+        text_config={"model_type": "llama", **text(VOCAB, i["<|endoftext|>"], bos_token_id=i["<|im_start|>"],
+                                                   eos_token_id=i["<end_of_utterance>"])},
+        scale_factor=2, image_token_id=i["<image>"], pad_token_id=i["<|endoftext|>"])
+    images = _pil("Idefics3ImageProcessor")(size={"longest_edge": 64}, max_image_size={"longest_edge": 32})
+    processor = transformers.Idefics3Processor(image_processor=images, tokenizer=tok, image_seq_len=4,
+                                               chat_template=IDEFICS_TEMPLATE)
+    return _save(root, transformers.Idefics3ForConditionalGeneration, config, processor)
+
+
+def llava(root: Path):
+    tok = tokenizer(bos="<s>", eos="</s>", pad="<pad>")
+    i = ids(tok)
+    config = transformers.LlavaConfig(
+        vision_config={"model_type": "clip_vision_model", "hidden_size": 16, "intermediate_size": 32,
+                       "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        text_config={"model_type": "llama", **text(VOCAB, i["<pad>"])},
+        image_token_index=i["<image>"], image_seq_length=16, vision_feature_layer=-1,
+        vision_feature_select_strategy="default", pad_token_id=i["<pad>"])
+    images = _pil("CLIPImageProcessor")(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    extra = {"num_additional_image_tokens": 1} if "num_additional_image_tokens" in inspect.signature(
+        transformers.LlavaProcessor.__init__).parameters else {}
+    processor = transformers.LlavaProcessor(image_processor=images, tokenizer=tok, patch_size=8,
+                                            vision_feature_select_strategy="default", image_token="<image>", **extra)
+    return _save(root, transformers.LlavaForConditionalGeneration, config, processor)

@@ -18,7 +18,7 @@ import difflib
 from typing import Any, Iterable
 
 from .. import batch_view, families
-from ..collators.base import IGNORE_INDEX
+from ..collators.base import labels_on_image_tokens, labels_on_prompt
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
 
 # Names other families use for the same input: the fix names the one this model takes.
@@ -77,8 +77,8 @@ def run(ctx) -> Iterable[Finding]:
     reported = {f.code for f in own}
     problems, checked_by = _validate(ctx, builder, batch, params)
     if sk is not None and token_id is not None and not any(layout_fix(p)[0] == "batch.labels-on-images" for p in problems):
-        problems += labels_on_image_tokens(batch, token_id)
-        checked_by += f"; no labels on image tokens (id {token_id}, {token_source})"
+        problems += labels_on_image_tokens(batch, token_id) + labels_on_prompt(batch, token_id)
+        checked_by += f"; no labels on image tokens (id {token_id}, {token_source}) or on the prompt before them"
     features, slot_check = _feature_check(target, sk, builder, batch, token_id, token_source, checked_by)
     for problem in problems:
         code, fix = layout_fix(problem)
@@ -108,6 +108,9 @@ def run(ctx) -> Iterable[Finding]:
 
 # A layout problem (as the builders' validators word it) -> finding code and the exact fix.
 LAYOUT_FIXES: tuple[tuple[str, str, str], ...] = (
+    ("on the prompt", "batch.labels-on-prompt",
+     "Set labels to -100 on the whole prompt (bos, image slots and instruction): only the target and the "
+     "end-of-turn/eos are supervised. `dsocr_probe.builder_for(model_path)` builds such batches."),
     ("do not start with bos", "batch.no-bos",
      "Start every sample with the tokenizer's bos token; the dsocr_probe builders prepend it."),
     ("image slots but the model writes", "batch.image-slots",
@@ -222,17 +225,6 @@ def _validate(ctx, builder, batch, params) -> tuple[list[str], str]:
             ids = {}
         return validate_layout(batch, **ids), "the DeepSeek-OCR v1 layout facts (slots per image, labels, bos)"
     return base.check_labels(batch), "label checks (a supervised token per sample, none on padding)"
-
-
-def labels_on_image_tokens(batch, token_id: int) -> list[str]:
-    """Supervised labels where input_ids hold the model's image token (a slot a visual feature overwrites)."""
-    import torch
-
-    ids, labels = batch.get("input_ids"), batch.get("labels")
-    if not isinstance(ids, torch.Tensor) or not isinstance(labels, torch.Tensor) or ids.shape != labels.shape:
-        return []
-    n = int(((ids == token_id) & (labels != IGNORE_INDEX)).sum())
-    return [f"{n} label(s) on image token positions (id {token_id}); they must be {IGNORE_INDEX}"] if n else []
 
 
 # ---------------------------------------------------------------- image slots vs the vision path
