@@ -350,6 +350,7 @@ def make_builder(config: Any, processor: Any, **kwargs: Any):
         token_id, _ = families.config_image_token_id(config)
         kwargs.setdefault("image_token_id", token_id)
         kwargs.setdefault("documented_prompt", fam.prompt)
+        kwargs.setdefault("image_token", fam.placeholder)
     if fam.builder == families.SEQ2SEQ_BUILDER:
         kwargs.setdefault("task_prompt", fam.prompt)
     kind = fam.name

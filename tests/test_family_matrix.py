@@ -138,15 +138,14 @@ def test_image_token_count_off_by_one_is_no_go(folders, pages, tmp_path):
     family = "gemma3" if hasattr(transformers, "Gemma3ForConditionalGeneration") else "paligemma"
     folder = folders(family)
     seeded = Path(shutil.copytree(folder, tmp_path / "seeded"))
-    name = "processor_config.json"
-    data = json.loads((seeded / name).read_text())
-    if family == "gemma3":
-        data["image_seq_length"] = 3  # the model fills mm_tokens_per_image = 4
-    else:
-        pre = json.loads((seeded / "preprocessor_config.json").read_text())
-        pre["image_seq_length"] = 15  # the model fills num_image_tokens = 16
-        (seeded / "preprocessor_config.json").write_text(json.dumps(pre))
-    (seeded / name).write_text(json.dumps(data))
+    # Gemma3's model fills mm_tokens_per_image = 4 slots, PaliGemma's num_image_tokens = 16: one fewer each.
+    value = 3 if family == "gemma3" else 15
+    for name in ("processor_config.json", "preprocessor_config.json"):
+        path = seeded / name
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        if "image_seq_length" in data:
+            data["image_seq_length"] = value
+            path.write_text(json.dumps(data))
     results = gate(seeded, None, pages, probes=("processor", "batch"))
     found = blocking(results)
     assert "processor.model-mismatch" in found and "batch.image-features" in found, shown(results)

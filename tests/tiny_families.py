@@ -33,7 +33,8 @@ GEMMA_TEMPLATE = (
 )
 
 
-def tokenizer(bos="<s>", eos="</s>", pad="<pad>", **extra):
+def tokenizer(bos="<s>", eos="</s>", pad="<pad>", legacy_class: str | None = None, **extra):
+    """transformers 4.x processors check the tokenizer's class (``legacy_class``); 5.x takes any fast one."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -43,8 +44,12 @@ def tokenizer(bos="<s>", eos="</s>", pad="<pad>", **extra):
                                   special_tokens=[AddedToken(s, special=True, normalized=False) for s in SPECIALS],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(CORPUS, trainer)
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token=pad,
-                                                model_input_names=["input_ids", "attention_mask"], **extra)
+    cls = transformers.PreTrainedTokenizerFast
+    if Version(transformers.__version__).major < 5:
+        extra.pop("extra_special_tokens", None)  # 4.x processors add their image token attributes themselves
+        cls = getattr(transformers, legacy_class) if legacy_class else cls
+    return cls(tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token=pad,
+               model_input_names=["input_ids", "attention_mask"], **extra)
 
 
 def ids(tok) -> dict[str, int]:
@@ -70,15 +75,15 @@ def _pil(name: str):
 
 
 def qwen2_vl(root: Path, merge: int = 2, model_merge: int = 2):
-    tok = tokenizer(bos=None, eos="<|im_end|>", pad="<|endoftext|>")
+    tok = tokenizer(bos=None, eos="<|im_end|>", pad="<|endoftext|>", legacy_class="Qwen2TokenizerFast")
     i = ids(tok)
+    lm = text(VOCAB, i["<|endoftext|>"], rope_scaling={"type": "mrope", "mrope_section": [2, 2, 4]})
     config = transformers.Qwen2VLConfig(
-        text_config=text(VOCAB, i["<|endoftext|>"], rope_scaling={"type": "mrope", "mrope_section": [2, 2, 4]}),
+        **({"text_config": lm} if Version(transformers.__version__).major >= 5 else {}),
         vision_config={"depth": 1, "embed_dim": 16, "hidden_size": 32, "num_heads": 2, "patch_size": 14,
                        "spatial_merge_size": model_merge, "temporal_patch_size": 2, "in_chans": 3},
         image_token_id=i["<|image_pad|>"], video_token_id=i["<|video_pad|>"],
-        vision_start_token_id=i["<|vision_start|>"], vision_end_token_id=i["<|vision_end|>"],
-        **text(VOCAB, i["<|endoftext|>"], rope_scaling={"type": "mrope", "mrope_section": [2, 2, 4]}))
+        vision_start_token_id=i["<|vision_start|>"], vision_end_token_id=i["<|vision_end|>"], **lm)
     images = _pil("Qwen2VLImageProcessor")(min_pixels=28 * 28 * 4, max_pixels=56 * 56 * 4, merge_size=merge,
                                              patch_size=14, temporal_patch_size=2)
     if has_torchvision() or Version(transformers.__version__).major < 5:
@@ -116,7 +121,8 @@ def got_ocr2(root: Path):
 
 
 def paligemma(root: Path):
-    tok = tokenizer(bos="<bos>", eos="<eos>", pad="<pad>", extra_special_tokens={"image_token": "<image>"})
+    tok = tokenizer(bos="<bos>", eos="<eos>", pad="<pad>", legacy_class="GemmaTokenizerFast",
+                    extra_special_tokens={"image_token": "<image>"})
     i = ids(tok)
     config = transformers.PaliGemmaConfig(
         vision_config={"model_type": "siglip_vision_model", "hidden_size": 16, "intermediate_size": 32,

@@ -61,10 +61,12 @@ class ProcessorCollator(BatchBuilder):
     images_layout: str | None = None
 
     def __init__(self, processor: Any, *, prompt: str | None = None, max_length: int | None = None, dtype: Any = "float32",
-                 image_token_id: int | None = None, documented_prompt: str | None = None):
+                 image_token_id: int | None = None, documented_prompt: str | None = None,
+                 image_token: str | None = None):
         self.processor = processor
         self.tokenizer = processor_tokenizer(processor)
-        self.image_token = token_text(getattr(processor, "image_token", None)) or "<image>"
+        # The processor's own image token; `image_token` (the family's) where it names none (Qwen2-VL on 4.x).
+        self.image_token = token_text(getattr(processor, "image_token", None)) or image_token or "<image>"
         # The slot the model fills: the config's image_token_id where given (Gemma3 prompts with
         # <start_of_image> and fills <image_soft_token>), else the prompt's image token.
         self.image_token_id = image_token_id if image_token_id is not None else self.tokenizer.convert_tokens_to_ids(self.image_token)

@@ -12,6 +12,7 @@ the tokens after it. Labels supervise exactly the type-1 tokens (the target and 
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Mapping
 
 from .base import IGNORE_INDEX
@@ -27,12 +28,20 @@ class SuffixCollator(ProcessorCollator):
     family = "prefix-lm"
 
     def encode(self, rows: list[Row]) -> tuple[dict[str, Any], list[int]]:
+        # The prefix goes in without the image token: the processor then lays out <image>xN<bos>{prefix}\n
+        # and appends eos to the suffix itself (transformers 4.x does neither for a text that holds <image>).
+        prefixes = [r.prompt.replace(self.image_token, "") for r in rows]
+        quiet = logging.getLogger(type(self.processor).__module__)
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # its advice to put <image> in the text is for inference prompts
         try:
             images = self.images_argument([r.image for r in rows])
-            batch = dict(self.processor(images=images, text=[r.prompt for r in rows], suffix=[r.text for r in rows],
+            batch = dict(self.processor(images=images, text=prefixes, suffix=[r.text for r in rows],
                                         padding=True, return_tensors="pt"))
         except Exception as exc:
             raise self._blame(rows, [r.prompt for r in rows], exc) from exc
+        finally:
+            quiet.setLevel(level)
         types = batch.get("token_type_ids")
         if types is None:
             raise TypeError(f"{type(self.processor).__name__} returns no token_type_ids for a suffix: "

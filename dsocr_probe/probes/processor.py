@@ -40,7 +40,7 @@ def run(ctx) -> Iterable[Finding]:
         )
     yield from _image_token(target, processor, tokenizer, takes_images)
     if takes_images:
-        yield from _agreements(target, processor)
+        yield from _agreements(target, _model_config(ctx, target), processor)
 
 
 def _all_auto_maps(target) -> dict:
@@ -172,13 +172,24 @@ def _slots_per_page(processor, placeholder: str, token_id: int) -> int | None:
     return int((out["input_ids"] == token_id).sum())
 
 
-def _agreements(target, processor) -> Iterable[Finding]:
+def _model_config(ctx, target):
+    """The model's config with its defaults (config.json leaves out the values equal to them); the
+    file's mapping where the config class cannot be built (remote code, an unknown type)."""
+    if target.needs_remote_code:
+        return target.config
+    try:
+        return ctx.skeleton().config
+    except (ProbeStop, AttributeError):
+        return target.config
+
+
+def _agreements(target, config, processor) -> Iterable[Finding]:
     """The settings the processor and the model must share (merge and patch sizes, tokens per image),
     each compared: a processor that disagrees makes batches the model's vision path cannot fill."""
     family = families.family_of(target.model_type)
     for rule in family.agreements:
         theirs = families.processor_setting(processor, rule.processor)
-        ours = families.setting(target.config, rule.config)
+        ours = families.setting(config, rule.config)
         if theirs is None or ours is None or theirs == ours:
             continue
         yield fail(
