@@ -169,7 +169,7 @@ def test_paligemma_target_in_the_bidirectional_prefix_is_no_go(folders, pages, t
     folder = folders("paligemma")
     config = config_for(tmp_path, folder, pages, "paligemma", collator="dsocr_probe.collators.processor:ProcessorCollator")
     results = gate(folder, config, pages, probes=("step",))
-    leak = [f for f in results["step"] if f.code == "step.causality"]
+    leak = [f for f in results["step"] if f.code == "step.prefix-leak"]
     assert leak and leak[0].status is Status.FAIL, shown(results)
     assert "suffix" in leak[0].fix and "prefix 0, suffix 1" in leak[0].detail
 

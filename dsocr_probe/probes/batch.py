@@ -88,22 +88,26 @@ def run(ctx) -> Iterable[Finding]:
     if features is not None:
         yield features
     if not problems:
-        evidence = {"checked by": checked_by}
-        if slot_check:
-            evidence["image slots vs the model's visual features"] = slot_check
-        if features is not None and features.status.blocks:
-            yield passed("batch.layout", "Labels and masks follow the model's layout (the image slots do not: see above)",
-                         evidence=evidence)
-        elif slot_check and slot_check.startswith(NOT_COMPARED):
-            yield warn("batch.slots-not-compared",
-                       "Labels and masks follow the model's layout; the image slots were not compared with the "
-                       "model's visual features",
-                       detail=slot_check, evidence=evidence,
-                       fix="Nothing to change in the batch; a mismatch would show in the training step "
-                       "(`Image features and image tokens do not match`). See the evidence for why it was not compared.",
-                       params={"why": slot_check})
-        else:
-            yield passed("batch.layout", "Image slots, labels and masks follow the model's layout", evidence=evidence)
+        yield layout_finding(features, slot_check, checked_by)
+
+
+def layout_finding(features: Finding | None, slot_check: str | None, checked_by: str) -> Finding:
+    """The verdict on a batch without layout problems: a pass only for what was compared."""
+    evidence = {"checked by": checked_by}
+    if slot_check:
+        evidence["image slots vs the model's visual features"] = slot_check
+    if features is not None and features.status.blocks:
+        return passed("batch.layout", "Labels and masks follow the model's layout (the image slots do not: see above)",
+                      evidence=evidence)
+    if slot_check and slot_check.startswith(NOT_COMPARED):
+        return warn("batch.slots-not-compared",
+                    "Labels and masks follow the model's layout; the image slots were not compared with the "
+                    "model's visual features",
+                    detail=slot_check, evidence=evidence,
+                    fix="Nothing to change in the batch; a mismatch would show in the training step "
+                    "(`Image features and image tokens do not match`). See the evidence for why it was not compared.",
+                    params={"why": slot_check})
+    return passed("batch.layout", "Image slots, labels and masks follow the model's layout", evidence=evidence)
 
 
 # A layout problem (as the builders' validators word it) -> finding code and the exact fix.

@@ -468,11 +468,11 @@ def _causality(training_run, chosen: list, device: str, amp: Callable[[], Any]) 
         with amp():
             result = causality.check(training_run.model, batch, encoder_decoder=fam.encoder_decoder)
     except causality.NotChecked as exc:
-        yield skip("step.causality", f"Causality not checked: {exc}", params={"why": str(exc)})
+        yield skip("step.causality-unchecked", f"Causality not checked: {exc}", params={"why": str(exc)})
         return
     except Exception as exc:  # the training run itself reports a forward that fails
-        yield skip("step.causality", f"Causality not checked: the forward fails: {loading.error_line(exc)}",
-                   params={"why": loading.error_line(exc)})
+        yield skip("step.causality-unchecked", f"Causality not checked: the forward fails: {loading.error_line(exc)}",
+                   params={"why": f"the forward fails: {loading.error_line(exc)}"})
         return
     evidence = {"collator": training_run.collator_source, **result.describe()}
     if not result.leaks:
@@ -481,7 +481,7 @@ def _causality(training_run, chosen: list, device: str, amp: Callable[[], Any]) 
         return
     types = fam.token_type_ids
     yield fail(
-        "step.causality",
+        "step.prefix-leak",
         f"Target position {result.changed_at} sees the later target token at {result.perturbed_at}: the model "
         "can copy the answer instead of reading the page",
         detail="Replacing one later target token changed the logits that predict earlier target tokens. The loss "
