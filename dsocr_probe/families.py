@@ -56,6 +56,9 @@ class Family:
     no_grad_parts: tuple[str, ...] = ()
     agreements: tuple[Agreement, ...] = ()
     native_since: str | None = None  # the transformers release that ships the model class
+    #: Packages the processor needs on transformers 5.x (the Qwen-VL processors build a video processor,
+    #: which requires torchvision).
+    processor_needs: tuple[str, ...] = ()
     guessed: tuple[str, ...] = field(default=())
 
     @property
@@ -91,13 +94,13 @@ FAMILIES: tuple[Family, ...] = (
            prompt="<image>\n{instruction}", vision_parts=("sam_model", "qwen2_model", "projector")),
     Family("qwen2-vl", ("qwen2_vl",), PROCESSOR_BUILDER, placeholder="<|image_pad|>",
            supervised="the target text and <|im_end|>", vision_parts=("visual",), agreements=QWEN_MERGE,
-           native_since="4.45.0"),
+           native_since="4.45.0", processor_needs=("torchvision",)),
     Family("qwen2.5-vl", ("qwen2_5_vl",), PROCESSOR_BUILDER, placeholder="<|image_pad|>",
            supervised="the target text and <|im_end|>", vision_parts=("visual",), agreements=QWEN_MERGE,
-           native_since="4.49.0"),
+           native_since="4.49.0", processor_needs=("torchvision",)),
     Family("qwen3-vl", ("qwen3_vl", "qwen3_vl_moe"), PROCESSOR_BUILDER,
            placeholder="<|image_pad|>", supervised="the target text and <|im_end|>",
-           vision_parts=("visual",), agreements=QWEN_MERGE[:2], native_since="4.57.0"),
+           vision_parts=("visual",), agreements=QWEN_MERGE[:2], native_since="4.57.0", processor_needs=("torchvision",)),
     # GOT's processor expands <imgpad> into its slots; inference wraps them in <img>...</img> and asks " OCR: ".
     Family("got-ocr2", ("got_ocr2",), PROCESSOR_BUILDER, placeholder="<imgpad>",
            prompt="<|im_start|>system\nYou should follow the instructions carefully and explain your answers in "

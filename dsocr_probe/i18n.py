@@ -1121,6 +1121,12 @@ RU: dict[str, dict[str, Any]] = {
     "step.causality-unchecked": {
         "title": "Причинность не проверена: {why}",
     },
+    "environment.processor-needs": {
+        "title": "Процессору {family} нужен {dist}, а он не установлен",
+        "detail": "В transformers {transformers} процессор {family} создаёт рядом с обработчиком изображений обработчик "
+                  "видео, а тому нужен {dist}: без него AutoProcessor не загружается.",
+        "fix": "`pip install '{use}'` под ваш torch {torch} (с того же индекса, откуда ставили torch).",
+    },
 }
 
 

@@ -56,6 +56,9 @@ def load_processor(ctx):
     except ProbeStop as stop:
         stop = _missing_package(stop)
         cache.append((None, stop))
+        if stop.finding.code == "loading.processor-needs-torchvision" and "torchvision" in ctx.__dict__.get(
+                "_environment_reported", ()):
+            return ctx.needs(lambda: _raise(stop), "processor")  # the environment probe named it already
         raise stop from None
     cache.append((value, None))
     return value
@@ -93,12 +96,15 @@ def torch_build() -> str:
     return f"{version} ({build or 'default build'})"
 
 
-def torchvision_for_torch() -> str:
-    """The torchvision release built for the installed torch: 0.(minor+15) for torch 2.minor."""
-    import torch
+def torchvision_for_torch(torch_version: str | None = None) -> str:
+    """The torchvision release built for torch 2.minor (default: the installed one): 0.(minor+15)."""
     from packaging.version import Version
 
-    v = Version(torch.__version__.split("+")[0])
+    if torch_version is None:
+        import torch
+
+        torch_version = torch.__version__
+    v = Version(torch_version.split("+")[0])
     return f"torchvision==0.{v.minor + 15}.*" if v.major == 2 else "torchvision"
 
 

@@ -93,11 +93,7 @@ def test_correct_setup_is_go(family, folders, pages, tmp_path):
     folder = folders(family)
     results = gate(folder, config_for(tmp_path, folder, pages, family), pages)
     if family == "qwen2-vl" and CURRENT and not TORCHVISION:
-        # The processor cannot load without torchvision: named once, with the package and build.
-        stop = [f for f in results["processor"] if f.code == "loading.processor-needs-torchvision"]
-        assert stop and "torchvision==0." in stop[0].fix, shown(results)
-        assert all(f.code != "loading.processor-needs-torchvision" for f in results["batch"] + results["step"])
-        assert all(f.status is not Status.FAIL for f in results["batch"] + results["step"]), shown(results)
+        check_torchvision_named_once(folder, pages)
         return
     assert not blocking(results), shown(results)
     warned = {f.code for found in results.values() for f in found if f.status is Status.WARN}
@@ -129,6 +125,32 @@ def test_deepseek_ocr2_is_go(tmp_path_factory, pages):
     results = gate(folder, None, pages, probes=("processor", "batch"))
     assert not blocking(results), shown(results)
     assert next(f for f in results["batch"] if f.code == "batch.image-features").status is Status.PASS
+
+
+def check_torchvision_named_once(folder: Path, pages: Path, probes=("environment", "processor", "batch", "step")) -> None:
+    """Without torchvision a Qwen-VL processor cannot load: the environment probe names the package and
+    the build for this torch, and the probes after it say SKIP instead of repeating the blocker."""
+    results = gate(folder, None, pages, probes=probes)
+    found = blocking(results)
+    assert list(found) == ["environment.processor-needs"], shown(results)
+    need = next(f for f in results["environment"] if f.code == "environment.processor-needs")
+    assert "torchvision==0." in need.fix and "torch" in need.fix
+    assert all(f.code.endswith("prerequisite") for name in probes[1:] for f in results[name]
+               if f.status is not Status.PASS), shown(results)
+    assert all("processor files" not in (f.fix or "") for found in results.values() for f in found), shown(results)
+
+
+@pytest.mark.parametrize("family, classes", [
+    ("qwen2.5-vl", ("Qwen2_5_VLConfig", "Qwen2VLImageProcessor", "Qwen2_5_VLProcessor")),
+    ("qwen3-vl", ("Qwen3VLConfig", "Qwen2VLImageProcessor", "Qwen3VLProcessor")),
+])
+def test_qwen_vl_without_torchvision_names_it(family, classes, pages, tmp_path):
+    if not hasattr(transformers, classes[0]):
+        pytest.skip(f"transformers {transformers.__version__} has no {classes[0]}")
+    if TORCHVISION:
+        pytest.skip("torchvision is installed: this is the path of a machine without it")
+    check_torchvision_named_once(tf.qwen_vl_files(tmp_path / family, *classes), pages,
+                                 probes=("environment", "processor", "batch"))
 
 
 # ---------------------------------------------------------------- seeded mistakes are NO-GO naming the cause

@@ -1119,3 +1119,14 @@ def batch_layout_finding(problem: str) -> Finding:
 
     code, fix = layout_fix(problem)
     return fail(code, problem, fix=fix, params={"problem": problem})
+
+
+@scenario
+def processor_needs_torchvision(env):
+    """The environment probe names the package a family's processor needs (Qwen-VL on transformers 5.x)."""
+    from dsocr_probe.probes import environment
+
+    target = SimpleNamespace(config={"model_type": "qwen2_vl"})
+    ctx = SimpleNamespace(facts=linux_cpu(transformers="5.24.0", torch="2.13.0"), options=Options(model="m"),
+                          target=lambda: target)
+    yield from (f for f in environment.run(ctx) if f.code == "environment.processor-needs")

@@ -232,3 +232,20 @@ def llava(root: Path):
     processor = transformers.LlavaProcessor(image_processor=images, tokenizer=tok, patch_size=8,
                                             vision_feature_select_strategy="default", image_token="<image>", **extra)
     return _save(root, transformers.LlavaForConditionalGeneration, config, processor)
+
+
+def qwen_vl_files(root: Path, config_class: str, image_processor: str, processor_class: str) -> Path:
+    """A Qwen-VL checkpoint's config, tokenizer and processor files without weights: enough for what a
+    machine without torchvision sees before anything loads (its processor needs torchvision)."""
+    tok = tokenizer(bos=None, eos="<|im_end|>", pad="<|endoftext|>", legacy_class="Qwen2TokenizerFast")
+    i = ids(tok)
+    root.mkdir(parents=True, exist_ok=True)
+    config = getattr(transformers, config_class)(image_token_id=i["<|image_pad|>"], video_token_id=i["<|video_pad|>"])
+    config.save_pretrained(str(root))
+    tok.save_pretrained(str(root))
+    settings = {"image_processor_type": image_processor, "processor_class": processor_class, "merge_size": 2,
+                "patch_size": 16 if "3" in config_class else 14, "temporal_patch_size": 2}
+    (root / "preprocessor_config.json").write_text(json.dumps(settings))
+    (root / "processor_config.json").write_text(json.dumps({"processor_class": processor_class}))
+    (root / "chat_template.jinja").write_text(QWEN_TEMPLATE)
+    return root
