@@ -32,6 +32,7 @@ FAMILIES = {
     "gemma3": ("gemma3", "Gemma3ForConditionalGeneration", "CAUSAL_LM"),
     "idefics3": ("idefics3", "Idefics3ForConditionalGeneration", "CAUSAL_LM"),
     "llava": ("llava", "LlavaForConditionalGeneration", "CAUSAL_LM"),
+    "llava-next": ("llava_next", "LlavaNextForConditionalGeneration", "CAUSAL_LM"),
     "florence-2": ("florence2", "Florence2ForConditionalGeneration", "SEQ_2_SEQ_LM"),
 }
 RUN = ("processor", "batch", "step")
@@ -251,3 +252,26 @@ def _page():
     from PIL import Image
 
     return Image.new("RGB", (48, 40), "white")
+
+
+def test_image_token_is_the_one_the_model_fills(folders, pages):
+    """Gemma3 prompts with <start_of_image> and fills <image_soft_token> (the config's id); GOT's
+    processor names <imgpad> only in __init__: the processor probe reads the config's id for both."""
+    for family, token in (("gemma3", "<image_soft_token>"), ("got-ocr2", "<imgpad>"), ("paligemma", "<image>")):
+        if not hasattr(transformers, FAMILIES[family][1]):
+            continue
+        results = gate(folders(family), None, pages, probes=("processor",))
+        found = next(f for f in results["processor"] if f.code == "processor.image-token")
+        assert found.evidence["image token"] == token and found.evidence["found in"].startswith("config."), found.evidence
+
+
+def test_builder_for_a_processor_needs_the_config(folders):
+    from transformers import AutoConfig, AutoProcessor
+
+    from dsocr_probe import builder_for
+
+    folder = folders("paligemma")
+    with pytest.raises(TypeError, match="config=model.config"):
+        builder_for(AutoProcessor.from_pretrained(str(folder)))
+    made = builder_for(AutoProcessor.from_pretrained(str(folder)), config=AutoConfig.from_pretrained(str(folder)))
+    assert type(made).__name__ == "SuffixCollator" and type(builder_for(folder)).__name__ == "SuffixCollator"

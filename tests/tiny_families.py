@@ -249,3 +249,24 @@ def qwen_vl_files(root: Path, config_class: str, image_processor: str, processor
     (root / "processor_config.json").write_text(json.dumps({"processor_class": processor_class}))
     (root / "chat_template.jinja").write_text(QWEN_TEMPLATE)
     return root
+
+
+def llava_next(root: Path):
+    tok = tokenizer(bos="<s>", eos="</s>", pad="<pad>")
+    i = ids(tok)
+    grid = [[32, 32], [32, 64], [64, 32]]
+    config = transformers.LlavaNextConfig(
+        vision_config={"model_type": "clip_vision_model", "hidden_size": 16, "intermediate_size": 32,
+                       "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        text_config={"model_type": "llama", **text(VOCAB, i["<pad>"])},
+        # image_seq_length below the real slot count: 4.x would otherwise expand the tokens itself ("legacy").
+        image_token_index=i["<image>"], image_grid_pinpoints=grid, vision_feature_layer=-1, image_seq_length=16,
+        vision_feature_select_strategy="default", pad_token_id=i["<pad>"])
+    images = _pil("LlavaNextImageProcessor")(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
+                                             image_grid_pinpoints=grid)
+    extra = {"num_additional_image_tokens": 1} if "num_additional_image_tokens" in inspect.signature(
+        transformers.LlavaNextProcessor.__init__).parameters else {}
+    processor = transformers.LlavaNextProcessor(image_processor=images, tokenizer=tok, patch_size=8,
+                                                vision_feature_select_strategy="default", image_token="<image>",
+                                                **extra)
+    return _save(root, transformers.LlavaNextForConditionalGeneration, config, processor)
