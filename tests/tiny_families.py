@@ -153,6 +153,12 @@ def gemma3(root: Path, tokens_per_image: int = 4):
     return _save(root, transformers.Gemma3ForConditionalGeneration, config, processor)
 
 
+def lora_fields() -> set[str]:
+    from dsocr_probe import lora
+
+    return lora.config_fields()
+
+
 def train_config(tmp: Path, folder: Path, pages: Path, task_type: str = "CAUSAL_LM", collator: str | None = None,
                  targets: tuple[str, ...] = ("q_proj", "v_proj")) -> Path:
     """A training YAML for a tiny checkpoint: LoRA on the language model's attention, a batch of 2."""
@@ -161,7 +167,9 @@ def train_config(tmp: Path, folder: Path, pages: Path, task_type: str = "CAUSAL_
     config = {
         "model": {"name": str(folder), "auto_class": "AutoModelForImageTextToText"},
         "lora": {"r": 4, "lora_alpha": 8, "target_modules": list(targets), "task_type": task_type,
-                 "exclude_modules": r"(.*\.)?(vision_tower|vision_model|visual|vision_encoder)\..*"},
+                 # peft < 0.14 has no exclude_modules: there the vision tower's projections get adapters too
+                 **({"exclude_modules": r"(.*\.)?(vision_tower|vision_model|visual|vision_encoder)\..*"}
+                    if "exclude_modules" in lora_fields() else {})},
         "training": {"output_dir": str(tmp / "out"), "per_device_train_batch_size": 2, "learning_rate": 5e-3,
                      "optim": "adamw_torch", "remove_unused_columns": False, "dataloader_num_workers": 0,
                      "logging_steps": 1, "save_strategy": "no", "report_to": "none", "num_train_epochs": 1},
