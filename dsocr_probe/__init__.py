@@ -14,6 +14,7 @@ _BUILDERS = {
     "DeepseekOCR2Collator": "deepseek_ocr2",
     "ProcessorCollator": "processor",
     "SuffixCollator": "suffix",
+    "Seq2SeqCollator": "seq2seq",
     "BatchBuilder": "base",
     "BadExample": "base",
 }
