@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from . import families
-from .findings import ProbeStop
+from .findings import ProbeStop, fail
 
 
 def builder_for(model_path_or_processor: Any, *, config: Any = None, trust_remote_code: bool = False,
@@ -24,8 +24,6 @@ def builder_for(model_path_or_processor: Any, *, config: Any = None, trust_remot
     ``mode`` for v1); ``config`` is the model's config (a PretrainedConfig or config.json mapping),
     read from the folder when a path is given, and needed with a processor object."""
     from transformers import AutoConfig, AutoProcessor, AutoTokenizer
-
-    from .loading import make_builder
 
     if isinstance(model_path_or_processor, (str, os.PathLike)):
         path = str(model_path_or_processor)
@@ -41,3 +39,32 @@ def builder_for(model_path_or_processor: Any, *, config: Any = None, trust_remot
         return make_builder(config, processor, **settings)
     except ProbeStop as stop:  # the probes' finding, as the exception a script expects
         raise ValueError(stop.finding.title) from None
+
+
+def make_builder(config: Any, processor: Any, **kwargs: Any):
+    """The family's builder on ``processor`` (the tokenizer for v1), from the model's config; a
+    setting the builder refuses stops with ``loading.builder``."""
+    from . import collators
+
+    fam = families.family_for(config)
+    if fam.builder != families.V1_BUILDER:
+        kwargs.pop("mode", None)
+    if fam.builder in (families.PROCESSOR_BUILDER, families.SUFFIX_BUILDER):
+        token_id, _ = families.config_image_token_id(config)
+        kwargs.setdefault("image_token_id", token_id)
+        kwargs.setdefault("documented_prompt", fam.prompt)
+        kwargs.setdefault("image_token", fam.placeholder)
+    if fam.builder == families.SEQ2SEQ_BUILDER:
+        kwargs.setdefault("task_prompt", fam.prompt)
+    kind = fam.name
+    try:
+        return getattr(collators, fam.builder)(processor, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ProbeStop(
+            fail(
+                "loading.builder",
+                f"The batch builder for {kind} refuses these settings: {exc}",
+                fix="Correct the data section of the training config (mode, max_length, prompt) as the message says.",
+                params={"family": kind, "error": str(exc)},
+            )
+        ) from exc

@@ -341,36 +341,9 @@ def builder_for(ctx, tokenizer_or_processor: Any = None, dtype: Any = None):
     if processor is None:
         tokenizer = tokenizer_or_processor if tokenizer_or_processor is not None else ctx.tokenizer()
         processor = getattr(tokenizer, "tokenizer", tokenizer)  # a processor wrapping it is fine too
+    from .builders import make_builder
+
     return make_builder(target.config, processor, **kwargs)
-
-
-def make_builder(config: Any, processor: Any, **kwargs: Any):
-    """The family's builder on ``processor`` (the tokenizer for v1), from the model's config; a
-    setting the builder refuses stops with ``loading.builder``."""
-    from . import collators
-
-    fam = families.family_for(config)
-    if fam.builder != families.V1_BUILDER:
-        kwargs.pop("mode", None)
-    if fam.builder in (families.PROCESSOR_BUILDER, families.SUFFIX_BUILDER):
-        token_id, _ = families.config_image_token_id(config)
-        kwargs.setdefault("image_token_id", token_id)
-        kwargs.setdefault("documented_prompt", fam.prompt)
-        kwargs.setdefault("image_token", fam.placeholder)
-    if fam.builder == families.SEQ2SEQ_BUILDER:
-        kwargs.setdefault("task_prompt", fam.prompt)
-    kind = fam.name
-    try:
-        return getattr(collators, fam.builder)(processor, **kwargs)
-    except (ValueError, TypeError) as exc:
-        raise ProbeStop(
-            fail(
-                "loading.builder",
-                f"The batch builder for {kind} refuses these settings: {exc}",
-                fix="Correct the data section of the training config (mode, max_length, prompt) as the message says.",
-                params={"family": kind, "error": str(exc)},
-            )
-        ) from exc
 
 
 # ---------------------------------------------------------------- helpers
