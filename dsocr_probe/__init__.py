@@ -3,6 +3,8 @@
 The batch builders the probes verify are importable from here::
 
     from dsocr_probe import DeepseekOCRCollator, DeepseekOCR2Collator, ProcessorCollator
+
+or, for any family, the one the probes would verify: ``dsocr_probe.builder_for(model_path)``.
 """
 
 __version__ = "0.1.0"
@@ -11,10 +13,13 @@ _BUILDERS = {
     "DeepseekOCRCollator": "deepseek_ocr_v1",
     "DeepseekOCR2Collator": "deepseek_ocr2",
     "ProcessorCollator": "processor",
+    "SuffixCollator": "suffix",
+    "Seq2SeqCollator": "seq2seq",
     "BatchBuilder": "base",
     "BadExample": "base",
 }
-__all__ = sorted(_BUILDERS)
+_SERVICES = {"builder_for": "builders"}
+__all__ = sorted([*_BUILDERS, *_SERVICES])
 
 
 def __getattr__(name: str):
@@ -24,4 +29,8 @@ def __getattr__(name: str):
         import importlib
 
         return getattr(importlib.import_module(f".collators.{_BUILDERS[name]}", __name__), name)
+    if name in _SERVICES:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_SERVICES[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

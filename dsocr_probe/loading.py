@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import trust
+from . import families, trust
 from .findings import ProbeStop, fail, skip
 from .trust import TRUST_FIX
 
 # Model types whose batches dsocr_probe builds itself; anything else goes through its processor.
-V1_MODEL_TYPES = ("DeepseekOCR",)
-OCR2_MODEL_TYPES = ("deepseek_ocr2",)
+V1_MODEL_TYPES = families.family_of("DeepseekOCR").model_types
+OCR2_MODEL_TYPES = families.family_of("deepseek_ocr2").model_types
 # Task heads a training run wants, most specific first, for native models without `architectures`.
 NATIVE_AUTO_CLASSES = (
     "AutoModelForImageTextToText", "AutoModelForVision2Seq", "AutoModelForCausalLM", "AutoModelForSeq2SeqLM",
@@ -38,11 +38,74 @@ def load_tokenizer(ctx):
 
 
 def load_processor(ctx):
-    """``AutoProcessor`` from the target's folder (offline). For DeepSeek-OCR v1 this is the bare tokenizer."""
-    return _load_auto(
-        ctx, "AutoProcessor", ("AutoProcessor", "AutoImageProcessor", "AutoTokenizer"), "processor",
-        fix="Copy the checkpoint's processor and tokenizer files into the model folder.",
+    """``AutoProcessor`` from the target's folder (offline). For DeepSeek-OCR v1 this is the bare tokenizer.
+
+    Loaded once per run: a processor that cannot load is reported by the first probe that asks
+    (the processor probe) and is a SKIP for the others, not a second blocker."""
+    cache = ctx.__dict__.setdefault("_processor", [])
+    if cache:
+        value, stop = cache[0]
+        if stop is None:
+            return value
+        return ctx.needs(lambda: _raise(stop), "processor")
+    try:
+        value = _load_auto(
+            ctx, "AutoProcessor", ("AutoProcessor", "AutoImageProcessor", "AutoTokenizer"), "processor",
+            fix="Copy the checkpoint's processor and tokenizer files into the model folder.",
+        )
+    except ProbeStop as stop:
+        stop = _missing_package(stop)
+        cache.append((None, stop))
+        if stop.finding.code == "loading.processor-needs-torchvision" and "torchvision" in ctx.__dict__.get(
+                "_environment_reported", ()):
+            return ctx.needs(lambda: _raise(stop), "processor")  # the environment probe named it already
+        raise stop from None
+    cache.append((value, None))
+    return value
+
+
+def _raise(stop: ProbeStop):
+    raise stop
+
+
+def _missing_package(stop: ProbeStop) -> ProbeStop:
+    """A processor that fails for want of torchvision (the Qwen-VL video processors need it): name
+    the package and the build that fits the installed torch, not the processor files."""
+    f = stop.finding
+    error = str(f.params.get("error") or "")
+    if "torchvision" not in error.lower() and "VIDEO_PROCESSOR_MAPPING" not in error:
+        return stop
+    use = torchvision_for_torch()
+    return ProbeStop(
+        fail(
+            "loading.processor-needs-torchvision",
+            f"The processor needs torchvision, which is not installed: {error}",
+            detail="This family's processor builds a video processor next to the image processor, and that "
+            "requires torchvision; AutoProcessor cannot load without it.",
+            fix=f"`pip install '{use}'` built for your torch {torch_build()} (from the index your torch came from).",
+            params={**f.params, "use": use, "torch": torch_build()},
+        )
     )
+
+
+def torch_build() -> str:
+    """``2.13.0 (cpu)``: the installed torch and the build its local version names."""
+    import torch
+
+    version, _, build = torch.__version__.partition("+")
+    return f"{version} ({build or 'default build'})"
+
+
+def torchvision_for_torch(torch_version: str | None = None) -> str:
+    """The torchvision release built for torch 2.minor (default: the installed one): 0.(minor+15)."""
+    from packaging.version import Version
+
+    if torch_version is None:
+        import torch
+
+        torch_version = torch.__version__
+    v = Version(torch_version.split("+")[0])
+    return f"torchvision==0.{v.minor + 15}.*" if v.major == 2 else "torchvision"
 
 
 def _load_auto(ctx, auto_class: str, remote_keys: tuple[str, ...], what: str, fix: str):
@@ -248,21 +311,19 @@ def _has_weights(folder) -> bool:
 
 
 def family(target) -> str:
-    """``deepseek-ocr-v1``, ``deepseek-ocr2`` or ``processor`` (any model whose processor takes images)."""
-    if target.model_type in V1_MODEL_TYPES:
-        return "deepseek-ocr-v1"
-    if target.model_type in OCR2_MODEL_TYPES:
-        return "deepseek-ocr2"
-    return "processor"
+    """The target's family name in the registry (:mod:`dsocr_probe.families`); ``generic`` for a
+    model type no record lists."""
+    return families.family_for(target.config).name
 
 
 def builder_for(ctx, tokenizer_or_processor: Any = None, dtype: Any = None):
     """The batch builder for the target's family, set up from the training config's data section.
 
-    v1 gets :class:`DeepseekOCRCollator` on the tokenizer (its processor is only the tokenizer);
-    DeepSeek-OCR-2 gets :class:`DeepseekOCR2Collator` and other models :class:`ProcessorCollator`,
-    both on the processor. Pixels come in ``dtype`` (default :func:`model_dtype`).
-    The same call in the training script gives the object the probes verified.
+    The family record names the builder: v1 gets :class:`DeepseekOCRCollator` on the tokenizer
+    (its processor is only the tokenizer), DeepSeek-OCR-2 :class:`DeepseekOCR2Collator`, PaliGemma
+    :class:`SuffixCollator`, encoder-decoders :class:`Seq2SeqCollator` and the others
+    :class:`ProcessorCollator`, all on the processor. Pixels come in ``dtype`` (default
+    :func:`model_dtype`). The same call in the training script gives the object the probes verified.
     """
     target = ctx.target()
     dtype = parse_dtype(dtype) if dtype is not None else model_dtype(ctx)
@@ -273,33 +334,16 @@ def builder_for(ctx, tokenizer_or_processor: Any = None, dtype: Any = None):
         kwargs["max_length"] = int(data["max_length"])
     if data.get("prompt"):
         kwargs["prompt"] = data["prompt"]
-    kind = family(target)
-    try:
-        if kind == "deepseek-ocr-v1":
-            from .collators import DeepseekOCRCollator
+    if data.get("mode"):
+        kwargs["mode"] = str(data["mode"]).lower()
+    processor = None if families.family_for(target.config).builder == families.V1_BUILDER else (
+        tokenizer_or_processor if tokenizer_or_processor is not None else load_processor(ctx))
+    if processor is None:
+        tokenizer = tokenizer_or_processor if tokenizer_or_processor is not None else ctx.tokenizer()
+        processor = getattr(tokenizer, "tokenizer", tokenizer)  # a processor wrapping it is fine too
+    from .builders import make_builder
 
-            if data.get("mode"):
-                kwargs["mode"] = str(data["mode"]).lower()
-            tokenizer = tokenizer_or_processor if tokenizer_or_processor is not None else ctx.tokenizer()
-            tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a processor wrapping it is fine too
-            return DeepseekOCRCollator(tokenizer, **kwargs)
-        processor = tokenizer_or_processor if tokenizer_or_processor is not None else load_processor(ctx)
-        if kind == "deepseek-ocr2":
-            from .collators.deepseek_ocr2 import DeepseekOCR2Collator
-
-            return DeepseekOCR2Collator(processor, **kwargs)
-        from .collators.processor import ProcessorCollator
-
-        return ProcessorCollator(processor, **kwargs)
-    except (ValueError, TypeError) as exc:
-        raise ProbeStop(
-            fail(
-                "loading.builder",
-                f"The batch builder for {kind} refuses these settings: {exc}",
-                fix="Correct the data section of the training config (mode, max_length, prompt) as the message says.",
-                params={"family": kind, "error": str(exc)},
-            )
-        ) from exc
+    return make_builder(target.config, processor, **kwargs)
 
 
 # ---------------------------------------------------------------- helpers

@@ -37,12 +37,6 @@ VISION_PARTS = (
     "image_encoder",
 )
 
-# Parts that run under torch.no_grad() inside forward, by model_type (reference facts): no
-# gradient ever reaches them, so adapters placed there stay at their initial values.
-NO_GRAD_PARTS = {
-    "DeepseekOCR": ("sam_model", "vision_model", "projector"),
-}
-
 # LoraConfig fields that older peft releases lack, and the first release that has each (checked in
 # the published wheels 0.13.2 to 0.17.0). A field not listed here is in every peft we support.
 FIELD_SINCE = {
@@ -65,10 +59,14 @@ def task_type_for(config: Any) -> str:
     Both DeepSeek-OCR families are decoder-only (CAUSAL_LM). ``config`` is a PretrainedConfig or
     the config.json mapping.
     """
+    from . import families
+
     if isinstance(config, Mapping):
         encoder_decoder = bool(config.get("is_encoder_decoder", False))
     else:
         encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
+    model_type = config.get("model_type") if isinstance(config, Mapping) else getattr(config, "model_type", None)
+    encoder_decoder = encoder_decoder or families.family_of(model_type).encoder_decoder
     return "SEQ_2_SEQ_LM" if encoder_decoder else "CAUSAL_LM"
 
 
@@ -92,7 +90,9 @@ def vision_modules(module_names: Iterable[str]) -> list[str]:
 
 def no_grad_parts(model_type: str | None) -> tuple[str, ...]:
     """Name parts whose modules run under ``torch.no_grad()`` in this model type's forward."""
-    return NO_GRAD_PARTS.get(model_type or "", ())
+    from . import families
+
+    return families.family_of(model_type).no_grad_parts
 
 
 def no_grad_modules(target: Any, module_names: Iterable[str]) -> list[str]:

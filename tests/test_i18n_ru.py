@@ -297,6 +297,9 @@ class _Tokenizer:
     def convert_tokens_to_ids(self, token):
         return self.ids.get(token, self.unk_token_id)
 
+    def convert_ids_to_tokens(self, token_id):
+        return next((t for t, i in self.ids.items() if i == token_id), None)
+
     def __len__(self):
         return 16
 
@@ -311,11 +314,11 @@ def processor(env):
         yield from probe("processor", context(installed(), model=str(env.v1_model))).findings
 
     def checkpoint(config: dict):
-        return SimpleNamespace(config=config, read_json=lambda name: {})
+        return SimpleNamespace(config=config, read_json=lambda name: {}, model_type=config.get("model_type"))
 
-    yield proc._image_token(checkpoint({}), _Tokenizer({}))
-    yield proc._image_token(checkpoint({"image_token_id": 7}), _Tokenizer({"<image>": 5}))
-    yield proc._image_token(checkpoint({}), _Tokenizer({"<image>": 5}, pad=False))
+    for config, tok in (({}, _Tokenizer({})), ({"image_token_id": 7}, _Tokenizer({"<image>": 5})),
+                        ({}, _Tokenizer({"<image>": 5}, pad=False))):
+        yield from proc._image_token(checkpoint(config), tok, tok, False)
 
 
 # ---------------------------------------------------------------- training config
@@ -1194,3 +1197,55 @@ def distributed_inputs(env):
         trainconfig.load(path)
     except ProbeStop as stop:
         yield stop.finding
+@scenario
+def kin_families(env):
+    """The family registry's findings: processor/model settings that disagree, a processor that needs
+    torchvision, slots not compared, labels on the prompt, and the causality check's three outcomes."""
+    import torch as _torch
+
+    from dsocr_probe import causality
+    from dsocr_probe.collators.base import labels_on_prompt
+    from dsocr_probe.findings import fail as _fail
+    from dsocr_probe.probes import batch, processor, step
+
+    target = SimpleNamespace(model_type="qwen2_vl", read_json=lambda name: {})
+    config = {"vision_config": {"spatial_merge_size": 2, "patch_size": 14, "temporal_patch_size": 2}}
+    proc = SimpleNamespace(image_processor=SimpleNamespace(merge_size=1, patch_size=14, temporal_patch_size=2))
+    yield from processor._agreements(target, config, proc)
+    yield loading._missing_package(ProbeStop(_fail(
+        "loading.processor", "AutoProcessor cannot load", params={
+            "error": "ImportError: Qwen2VLVideoProcessor requires the Torchvision library"}))).finding
+    yield batch.layout_finding(None, "not compared (the model has no get_image_features); the slot count was not checked",
+                               "label checks")
+    ids = _torch.tensor([[1, 9, 7, 7, 4, 5, 2]])  # "User:" before the image is supervised
+    for problem in labels_on_prompt({"input_ids": ids, "labels": ids.clone()}, 7):
+        yield batch_layout_finding(problem)
+
+    run = SimpleNamespace(model=SimpleNamespace(config=SimpleNamespace(model_type="paligemma")),
+                          collator=lambda examples: {}, collator_source="dsocr_probe's verified batch builder")
+    chosen = [SimpleNamespace(row=SimpleNamespace(example=lambda: {}))]
+    for leaks, model_type in ((True, "paligemma"), (True, "llava"), (False, "llava")):
+        run.model.config.model_type = model_type
+        env.mp.setattr(causality, "check", lambda model, b, encoder_decoder=False, leaks=leaks: causality.Causality(
+            leaks, 3 if leaks else None, 9, 6, 0.25 if leaks else 0.0, 4.0))
+        yield from step._causality(run, chosen, "cpu", contextlib.nullcontext)
+    env.mp.setattr(causality, "check", lambda *a, **k: (_ for _ in ()).throw(causality.NotChecked("no labels tensor")))
+    yield from step._causality(run, chosen, "cpu", contextlib.nullcontext)
+
+
+def batch_layout_finding(problem: str) -> Finding:
+    from dsocr_probe.probes.batch import layout_fix
+
+    code, fix = layout_fix(problem)
+    return fail(code, problem, fix=fix, params={"problem": problem})
+
+
+@scenario
+def processor_needs_torchvision(env):
+    """The environment probe names the package a family's processor needs (Qwen-VL on transformers 5.x)."""
+    from dsocr_probe.probes import environment
+
+    target = SimpleNamespace(config={"model_type": "qwen2_vl"})
+    ctx = SimpleNamespace(facts=linux_cpu(transformers="5.24.0", torch="2.13.0"), options=Options(model="m"),
+                          target=lambda: target)
+    yield from (f for f in environment.run(ctx) if f.code == "environment.processor-needs")

@@ -146,3 +146,36 @@ def check_labels(batch: Mapping[str, Any]) -> list[str]:
         if on_padding:
             problems.append(f"{on_padding} label(s) on padding positions")
     return problems
+
+
+def labels_on_image_tokens(batch, token_id: int) -> list[str]:
+    """Supervised labels where input_ids hold the model's image token (a slot a visual feature overwrites)."""
+    import torch
+
+    ids, labels = batch.get("input_ids"), batch.get("labels")
+    if not isinstance(ids, torch.Tensor) or not isinstance(labels, torch.Tensor) or ids.shape != labels.shape:
+        return []
+    n = int(((ids == token_id) & (labels != IGNORE_INDEX)).sum())
+    return [f"{n} label(s) on image token positions (id {token_id}); they must be {IGNORE_INDEX}"] if n else []
+
+
+def labels_on_prompt(batch, token_id: int) -> list[str]:
+    """Supervised labels up to a sample's last image slot: that is the prompt (the image comes inside
+    it), which the model is given at inference and must not be taught to write. Position 0 is never a
+    target (the loss shifts it away)."""
+    import torch
+
+    ids, labels = batch.get("input_ids"), batch.get("labels")
+    if not isinstance(ids, torch.Tensor) or not isinstance(labels, torch.Tensor) or ids.shape != labels.shape:
+        return []
+    problems = []
+    for i in range(ids.shape[0]):
+        slots = (ids[i] == token_id).nonzero().flatten()
+        if not len(slots):
+            continue
+        prompt = labels[i, 1: int(slots[-1]) + 1]
+        n = int(((prompt != IGNORE_INDEX) & (ids[i, 1: int(slots[-1]) + 1] != token_id)).sum())
+        if n:
+            problems.append(f"sample {i}: {n} label(s) on the prompt, before the end of its image slots; "
+                            f"they must be {IGNORE_INDEX}")
+    return problems

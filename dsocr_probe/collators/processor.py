@@ -60,11 +60,17 @@ class ProcessorCollator(BatchBuilder):
     #: transformers 4.x). None: ask the processor once, when the builder is made.
     images_layout: str | None = None
 
-    def __init__(self, processor: Any, *, prompt: str | None = None, max_length: int | None = None, dtype: Any = "float32"):
+    def __init__(self, processor: Any, *, prompt: str | None = None, max_length: int | None = None, dtype: Any = "float32",
+                 image_token_id: int | None = None, documented_prompt: str | None = None,
+                 image_token: str | None = None):
         self.processor = processor
         self.tokenizer = processor_tokenizer(processor)
-        self.image_token = token_text(getattr(processor, "image_token", None)) or "<image>"
-        self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
+        # The processor's own image token; `image_token` (the family's) where it names none (Qwen2-VL on 4.x).
+        self.image_token = token_text(getattr(processor, "image_token", None)) or image_token or "<image>"
+        # The slot the model fills: the config's image_token_id where given (Gemma3 prompts with
+        # <start_of_image> and fills <image_soft_token>), else the prompt's image token.
+        self.image_token_id = image_token_id if image_token_id is not None else self.tokenizer.convert_tokens_to_ids(self.image_token)
+        self.documented_prompt = documented_prompt
         if self.tokenizer.pad_token_id is None:
             raise ValueError(
                 f"{type(self.tokenizer).__name__} has no pad token, so a batch cannot be padded; "
@@ -75,14 +81,17 @@ class ProcessorCollator(BatchBuilder):
                 f"{type(self.tokenizer).__name__} has no eos token: the model would never learn to stop; "
                 "set `processor.tokenizer.eos_token` to the checkpoint's end-of-text token."
             )
-        self.prompt = default_prompt(processor, self.image_token) if prompt is None else prompt
+        self.prompt = default_prompt(processor, self.image_token, documented_prompt) if prompt is None else prompt
         problem = prompt_problem(self.prompt, self.image_token)
         if problem:
             raise ValueError(f"prompt={self.prompt!r}: {problem}")
         self.max_length = _positive_int(max_length, "max_length")
         self.dtype = torch_dtype(dtype)
         # Some tokenizers append eos themselves; appending another would teach a double stop.
-        self._eos_suffix = "" if _appends_eos(self.tokenizer) else self.tokenizer.eos_token
+        # A chat model stops at its end-of-turn token (Gemma3's <end_of_turn>), which is what it must learn to emit.
+        self.end_of_turn = end_of_turn(processor, self.tokenizer) if prompt is None else None
+        stop = self.end_of_turn or self.tokenizer.eos_token
+        self._eos_suffix = "" if stop == self.tokenizer.eos_token and _appends_eos(self.tokenizer) else stop
         if self.images_layout is None:
             self.images_layout = self._ask_images_layout()
 
@@ -219,6 +228,7 @@ class ProcessorCollator(BatchBuilder):
             "images_layout": self.images_layout,
             "bos_token_id": tok.bos_token_id,
             "eos_token_id": tok.eos_token_id,
+            "end_of_turn": self.end_of_turn,
             "pad_token_id": tok.pad_token_id,
             "padding_side": getattr(tok, "padding_side", None),
             "dtype": str(self.dtype).removeprefix("torch."),
@@ -264,13 +274,36 @@ def token_text(token: Any) -> str | None:
     return str(getattr(token, "content", token))
 
 
-def default_prompt(processor: Any, image_token: str) -> str:
-    """The model's own chat format around one image and the OCR instruction, when it has one."""
+def default_prompt(processor: Any, image_token: str, documented: str | None = None) -> str:
+    """The model's own chat format around one image and the OCR instruction, when it has one; else
+    the family's documented inference prompt (``{image}`` marks the image), else a plain one."""
     if getattr(processor, "chat_template", None):
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": INSTRUCTION}]}]
         prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return prompt[0] if isinstance(prompt, list) else prompt
+    if documented:
+        return documented.format(image=image_token, instruction=INSTRUCTION)
     return f"{image_token}\n{INSTRUCTION} "
+
+
+def end_of_turn(processor: Any, tokenizer: Any) -> str | None:
+    """The special token the chat template closes an assistant turn with, when it has one."""
+    if not getattr(processor, "chat_template", None):
+        return None
+    mark = "Meeting"
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": INSTRUCTION}]},
+                {"role": "assistant", "content": [{"type": "text", "text": mark}]}]
+    try:
+        text = processor.apply_chat_template(messages, tokenize=False)
+    except Exception:  # a template that refuses an assistant turn: the eos rule stays
+        return None
+    text = text[0] if isinstance(text, list) else text
+    after = text[text.rfind(mark) + len(mark):] if mark in text else ""
+    specials = set(getattr(tokenizer, "all_special_tokens", ())) | set(tokenizer.get_added_vocab())
+    for token in sorted(specials, key=len, reverse=True):
+        if after.lstrip().startswith(token):
+            return token
+    return None
 
 
 def prompt_problem(prompt: Any, image_token: str) -> str | None:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import difflib
 from typing import Any, Iterable
 
-from ..collators.base import IGNORE_INDEX
+from .. import batch_view, families
+from ..collators.base import labels_on_image_tokens, labels_on_prompt
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
 
 # Names other families use for the same input: the fix names the one this model takes.
@@ -32,6 +33,7 @@ V1_REQUIRED = ("input_ids", "labels", "images", "images_seq_mask", "images_spati
 NATIVE_REQUIRED = ("input_ids", "labels", "pixel_values")
 SAMPLES = 2  # two, so padding is exercised
 SLOTS_UNCHECKED = "the slot count was not checked"
+NOT_COMPARED = "not compared"
 
 
 def run(ctx) -> Iterable[Finding]:
@@ -62,16 +64,21 @@ def run(ctx) -> Iterable[Finding]:
     described = builder.describe() if callable(getattr(builder, "describe", None)) else {}
     if "prompt as written" in described:  # stripped as the official infer() strips it
         shapes["prompt"] = f"{described['prompt as written']!r} -> {described['prompt']!r} (stripped, as inference feeds it)"
+    sk = _native_skeleton(ctx, target)
+    token_id, token_source = _image_token_id(sk, builder)
+    # What the batch trains on, as text: the reader checks it is what inference feeds the model.
+    shapes.update(batch_view.describe(batch, _tokenizer(ctx, builder), token_id))
+    family = families.family_for(target.config)
+    if family.guessed:
+        shapes["guessed rules"] = "; ".join(family.guessed)
     yield passed("batch.built", f"{origin} built a batch of {len(examples)}", evidence=shapes)
     own = [*check_keys(batch, params), *_dtype_findings(ctx, batch)]
     yield from own
     reported = {f.code for f in own}
-    sk = _native_skeleton(ctx, target)
-    token_id, token_source = _image_token_id(sk, builder)
     problems, checked_by = _validate(ctx, builder, batch, params)
     if sk is not None and token_id is not None and not any(layout_fix(p)[0] == "batch.labels-on-images" for p in problems):
-        problems += labels_on_image_tokens(batch, token_id)
-        checked_by += f"; no labels on image tokens (id {token_id}, {token_source})"
+        problems += labels_on_image_tokens(batch, token_id) + labels_on_prompt(batch, token_id)
+        checked_by += f"; no labels on image tokens (id {token_id}, {token_source}) or on the prompt before them"
     features, slot_check = _feature_check(target, sk, builder, batch, token_id, token_source, checked_by)
     for problem in problems:
         code, fix = layout_fix(problem)
@@ -81,20 +88,33 @@ def run(ctx) -> Iterable[Finding]:
     if features is not None:
         yield features
     if not problems:
-        evidence = {"checked by": checked_by}
-        if slot_check:
-            evidence["image slots vs the model's visual features"] = slot_check
-        if features is not None and features.status.blocks:
-            title = "Labels and masks follow the model's layout (the image slots do not: see above)"
-        elif slot_check and slot_check.endswith(SLOTS_UNCHECKED):
-            title = "Labels and masks follow the model's layout (image slots not checked: see the evidence)"
-        else:
-            title = "Image slots, labels and masks follow the model's layout"
-        yield passed("batch.layout", title, evidence=evidence)
+        yield layout_finding(features, slot_check, checked_by)
+
+
+def layout_finding(features: Finding | None, slot_check: str | None, checked_by: str) -> Finding:
+    """The verdict on a batch without layout problems: a pass only for what was compared."""
+    evidence = {"checked by": checked_by}
+    if slot_check:
+        evidence["image slots vs the model's visual features"] = slot_check
+    if features is not None and features.status.blocks:
+        return passed("batch.layout", "Labels and masks follow the model's layout (the image slots do not: see above)",
+                      evidence=evidence)
+    if slot_check and slot_check.startswith(NOT_COMPARED):
+        return warn("batch.slots-not-compared",
+                    "Labels and masks follow the model's layout; the image slots were not compared with the "
+                    "model's visual features",
+                    detail=slot_check, evidence=evidence,
+                    fix="Nothing to change in the batch; a mismatch would show in the training step "
+                    "(`Image features and image tokens do not match`). See the evidence for why it was not compared.",
+                    params={"why": slot_check})
+    return passed("batch.layout", "Image slots, labels and masks follow the model's layout", evidence=evidence)
 
 
 # A layout problem (as the builders' validators word it) -> finding code and the exact fix.
 LAYOUT_FIXES: tuple[tuple[str, str, str], ...] = (
+    ("on the prompt", "batch.labels-on-prompt",
+     "Set labels to -100 on the whole prompt (bos, image slots and instruction): only the target and the "
+     "end-of-turn/eos are supervised. `dsocr_probe.builder_for(model_path)` builds such batches."),
     ("do not start with bos", "batch.no-bos",
      "Start every sample with the tokenizer's bos token; the dsocr_probe builders prepend it."),
     ("image slots but the model writes", "batch.image-slots",
@@ -117,6 +137,16 @@ def layout_fix(problem: str) -> tuple[str, str]:
         if needle in problem:
             return code, fix
     return "batch.layout", "Build batches with the dsocr_probe builder for this model family, which follows the official layout."
+
+
+def _tokenizer(ctx, builder):
+    tokenizer = getattr(builder, "tokenizer", None)
+    if tokenizer is not None:
+        return tokenizer
+    try:
+        return ctx.tokenizer()
+    except ProbeStop:
+        return None
 
 
 def _forward_params(ctx, target) -> list[str]:
@@ -201,17 +231,6 @@ def _validate(ctx, builder, batch, params) -> tuple[list[str], str]:
     return base.check_labels(batch), "label checks (a supervised token per sample, none on padding)"
 
 
-def labels_on_image_tokens(batch, token_id: int) -> list[str]:
-    """Supervised labels where input_ids hold the model's image token (a slot a visual feature overwrites)."""
-    import torch
-
-    ids, labels = batch.get("input_ids"), batch.get("labels")
-    if not isinstance(ids, torch.Tensor) or not isinstance(labels, torch.Tensor) or ids.shape != labels.shape:
-        return []
-    n = int(((ids == token_id) & (labels != IGNORE_INDEX)).sum())
-    return [f"{n} label(s) on image token positions (id {token_id}); they must be {IGNORE_INDEX}"] if n else []
-
-
 # ---------------------------------------------------------------- image slots vs the vision path
 
 
@@ -268,8 +287,8 @@ def _feature_check(target, sk, builder, batch, token_id, token_source, checked_b
             else:
                 return _compare(builder, slots, count, token_id, token_source), None
     if callable(getattr(builder, "validate", None)):
-        return None, f"not compared ({why}); the slot count was checked only by {checked_by}"
-    return None, f"not compared ({why}); {SLOTS_UNCHECKED}"
+        return None, f"{NOT_COMPARED} ({why}); the slot count was checked only by {checked_by}"
+    return None, f"{NOT_COMPARED} ({why}); {SLOTS_UNCHECKED}"
 
 
 def _not_comparable(sk, slots: list[int]) -> str | None:

@@ -51,6 +51,41 @@ def run(ctx) -> Iterable[Finding]:
         yield from _torchvision_import(env)
     yield from _flash_attn_import(env)
     yield from _declared_requirements(versions)
+    yield from _processor_needs(ctx, versions)
+
+
+def _processor_needs(ctx, versions: dict[str, str | None]) -> Iterable[Finding]:
+    """Packages the checkpoint's processor needs by its family (torchvision for the Qwen-VL video
+    processors on transformers 5.x), named here so the processor probe does not repeat the blocker."""
+    from .. import families, loading
+    from ..findings import ProbeStop
+
+    target = getattr(ctx, "target", None)
+    if not callable(target) or ctx.options.model is None:
+        return
+    try:
+        fam = families.family_for(target().config)
+    except ProbeStop:  # a target that does not resolve is the next probes' finding
+        return
+    transformers_version = versions.get("transformers")
+    try:
+        modern = transformers_version is not None and Version(transformers_version).major >= 5
+    except InvalidVersion:
+        modern = False
+    for dist in fam.processor_needs:
+        if versions.get(dist) is not None or not modern:
+            continue
+        use = loading.torchvision_for_torch(versions.get("torch") or "2.0") if dist == "torchvision" else dist
+        ctx.__dict__.setdefault("_environment_reported", set()).add(dist)
+        yield fail(
+            "environment.processor-needs",
+            f"The {fam.name} processor needs {dist}, which is not installed",
+            detail=f"On transformers {transformers_version} the {fam.name} processor builds a video processor next to "
+            f"the image processor, and that requires {dist}: AutoProcessor cannot load without it.",
+            fix=f"`pip install '{use}'` built for your torch {versions.get('torch')} (from the index your torch came from).",
+            params={"family": fam.name, "dist": dist, "use": use, "torch": versions.get("torch"),
+                    "transformers": transformers_version},
+        )
 
 
 def _torchvision_pair(versions: dict[str, str | None]) -> Iterable[Finding]:

@@ -82,6 +82,7 @@ def run(ctx) -> Iterable[Finding]:
         names = [n for n, _ in model.named_modules()]
         training_run = _build(ctx, device, dtype, overrides, [s.row for s in worst], model, lora_kwargs, names)
         yield _run_finding(training_run, worst, first)
+        yield from _causality(training_run, first[:1], device, _autocast(training, device))
         yield _rows_finding(worst, first)
         yield _lora_finding(ctx, training_run, lora_kwargs)
         yield _trainer_init(training_run, output_dir)
@@ -427,12 +428,49 @@ def _task_type(model, lora_kwargs: dict, batch: dict, amp: Callable[[], Any]) ->
     kind = "decoder-only" if want == "CAUSAL_LM" else "encoder-decoder"
     yield fail(
         "step.task-type",
-        f"LoRA task_type {given} on a {kind} model: it must be {want}",
+        f"LoRA task_type {given} on {'a' if want == 'CAUSAL_LM' else 'an'} {kind} model: it must be {want}",
         detail=f"With {given}, {outcome}. The rest of this probe ran with {want}.",
         fix=f"Set `lora.task_type: {want}` (peft `TaskType.{want}`).",
         params={"given": given, "want": want, "forward_error": forward_error, "wrap_error": wrap_error},
     )
     lora_kwargs["task_type"] = want
+
+
+def _causality(training_run, chosen: list, device: str, amp: Callable[[], Any]) -> Iterable[Finding]:
+    """A later target token must not change the logits of the earlier ones (prefix-LM leakage)."""
+    from .. import causality, families
+
+    fam = families.family_for(training_run.model.config)
+    try:
+        batch = _to_device(training_run.collator([s.row.example() for s in chosen]), device)
+        with amp():
+            result = causality.check(training_run.model, batch, encoder_decoder=fam.encoder_decoder)
+    except causality.NotChecked as exc:
+        yield skip("step.causality-unchecked", f"Causality not checked: {exc}", params={"why": str(exc)})
+        return
+    except Exception as exc:  # the training run itself reports a forward that fails
+        yield skip("step.causality-unchecked", f"Causality not checked: the forward fails: {loading.error_line(exc)}",
+                   params={"why": f"the forward fails: {loading.error_line(exc)}"})
+        return
+    evidence = {"collator": training_run.collator_source, **result.describe()}
+    if not result.leaks:
+        yield passed("step.causality", "A target token sees no later target token (the logits before it do not move)",
+                     evidence=evidence)
+        return
+    types = fam.token_type_ids
+    yield fail(
+        "step.prefix-leak",
+        f"Target position {result.changed_at} sees the later target token at {result.perturbed_at}: the model "
+        "can copy the answer instead of reading the page",
+        detail="Replacing one later target token changed the logits that predict earlier target tokens. The loss "
+        "falls, but generation has no later tokens to look at, so what the model learns does not carry over. "
+        + (f"This family's forward is a prefix-LM: token_type_ids must be {types}." if types else ""),
+        fix=("Pass the target to the processor as `suffix` (token_type_ids 1 on the target and eos): "
+             "`dsocr_probe.builder_for(model_path)` builds it so." if types else
+             "Use a causal attention mask over the target (the dsocr_probe builder for this family does)."),
+        evidence=evidence,
+        params={"at": result.changed_at, "later": result.perturbed_at, "types": types},
+    )
 
 
 def _targets_fix(names: list[str]) -> str:
