@@ -438,11 +438,13 @@ def _task_type(model, lora_kwargs: dict, batch: dict, amp: Callable[[], Any]) ->
 
 def _causality(training_run, chosen: list, device: str, amp: Callable[[], Any]) -> Iterable[Finding]:
     """A later target token must not change the logits of the earlier ones (prefix-LM leakage)."""
+    from accelerate.utils import send_to_device
+
     from .. import causality, families
 
     fam = families.family_for(training_run.model.config)
     try:
-        batch = _to_device(training_run.collator([s.row.example() for s in chosen]), device)
+        batch = send_to_device(training_run.collator([s.row.example() for s in chosen]), device)
         with amp():
             result = causality.check(training_run.model, batch, encoder_decoder=fam.encoder_decoder)
     except causality.NotChecked as exc:
