@@ -32,6 +32,7 @@ class Options:
     device: str | None = None
     timeout_s: float = 0.0
     strict: bool = False
+    gpu_memory: int | None = None  # bytes of the card the memory probe judges against (--dsocr-gpu-memory)
 
 
 def _loaded_once(fn: Callable[[Any], T]) -> Callable[[Any], T]:

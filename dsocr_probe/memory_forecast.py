@@ -25,6 +25,21 @@ CONTEXT_BYTES = 512 * 1024**2  # CUDA context, cuBLAS/cuDNN workspaces: outside 
 SLACK = 0.05  # what the caching allocator reserves beyond what it hands out (fragmentation)
 
 
+_UNITS = {"": GIB, "g": GIB, "gb": 10**9, "gib": GIB, "m": 1024**2, "mb": 10**6, "mib": 1024**2,
+          "t": 1024**4, "tb": 10**12, "tib": 1024**4}
+
+
+def parse_size(text: Any) -> int:
+    """``16GiB``, ``16 GB`` (10^9), ``24G`` / ``24`` (GiB), ``12288MiB`` -> bytes; ValueError naming the forms."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(text))
+    unit = m.group(2).lower() if m else None
+    if m is None or unit not in _UNITS or float(m.group(1)) <= 0:
+        raise ValueError(f"{text!r} is not a memory size; write it like 16GiB, 16GB, 24G or 12288MiB")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
 class ForecastError(Exception):
     """The forecast could not run; the message says where."""
 

@@ -38,6 +38,7 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("device", "string", None, "device for the step probe (default: cuda when available, else cpu)"),
     ("timeout", "string", "0", "seconds a probe that reads your files, imports model code or loads weights may take (0: no limit)"),
     ("strict", "bool", False, "warnings block like failures: GO with warnings becomes NO-GO (exit 1)"),
+    ("gpu-memory", "string", None, "memory of the card the run will use, e.g. 16GiB, 24GB, 12G (default: the CUDA device here)"),
 )
 
 
@@ -81,6 +82,14 @@ def options_from(config: pytest.Config) -> Options:
     except ValueError:
         raise pytest.UsageError(f"--dsocr-timeout must be a number of seconds, not {_value(config, 'timeout')!r}") from None
     report_dir = _report_dir(config)
+    gpu_memory = _value(config, "gpu-memory") or None
+    if gpu_memory is not None:
+        from .memory_forecast import parse_size
+
+        try:
+            gpu_memory = parse_size(gpu_memory)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--dsocr-gpu-memory: {exc}") from None
     return Options(
         model=_value(config, "model") or None,
         revision=_value(config, "revision") or None,
@@ -93,6 +102,7 @@ def options_from(config: pytest.Config) -> Options:
         device=_value(config, "device") or None,
         timeout_s=timeout,
         strict=bool(_value(config, "strict")),
+        gpu_memory=gpu_memory,
     )
 
 

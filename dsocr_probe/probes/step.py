@@ -69,7 +69,13 @@ def probe_overrides(output_dir: str, steps: int, training: dict[str, Any], confi
 def run(ctx) -> Iterable[Finding]:
     import torch
 
-    ctx.needs(ctx.target, "step")
+    target = ctx.needs(ctx.target, "step")
+    if not loading.has_weights(target.path):  # a config folder: the static probes and the memory forecast ran on it
+        raise ProbeStop(skip("step.no-weights", f"Not run: {target.path} holds no weights (config and tokenizer only)",
+                             detail="The static probes and the memory forecast work from config.json alone; a real "
+                             "step needs the weights.",
+                             fix="Download the checkpoint's weight files into the folder to run the real step.",
+                             params={"path": str(target.path)}))
     cfg = _train_config(ctx)
     training = dict(cfg.training) if cfg is not None else {}
     device = loading.default_device(ctx)
