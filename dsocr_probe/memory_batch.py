@@ -40,8 +40,8 @@ def from_dataset(rows: list[Row], facts: Any, builder: Any, tokenizer: Any, batc
     measured = samples_mod.measure(rows, facts, builder, tokenizer)
     if not measured:
         return None
-    chosen = samples_mod.largest(measured, batch)
-    chosen = (chosen * batch)[:batch]
+    chosen = sorted(samples_mod.largest(measured, batch), key=lambda s: s.total or 0, reverse=True)
+    chosen = (chosen * batch)[:batch]  # largest first, so a smaller batch of the same rows is its worst
     worst = max(chosen, key=lambda s: s.total or 0)
     names = ", ".join(f"#{s.row.index} {s.row.image.name}" for s in chosen[:4]) + (" ..." if len(chosen) > 4 else "")
     return WorstCase([s.row for s in chosen], f"the split's largest rows: {names}", worst.before, worst.target)

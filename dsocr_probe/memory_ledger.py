@@ -264,7 +264,13 @@ def step_functions(autocast: Any = None):
             attn_mask = attn_mask.to(query.dtype)
         return fused(query, key, value, dropout_p, is_causal, attn_mask=attn_mask, scale=scale)[0]
 
-    replaced = [(F, "scaled_dot_product_attention", attention)]
+    autocast_cls = torch.autocast
+
+    def autocast_on(device_type, *args, **kwargs):
+        # Model code opens autocast on its tensors' device (rotary embeddings: `enabled=False`); meta has none.
+        return autocast_cls("cpu" if device_type == "meta" else device_type, *args, **kwargs)
+
+    replaced = [(F, "scaled_dot_product_attention", attention), (torch, "autocast", autocast_on)]
     if autocast is not None:
         replaced += [(F, name, lowered(getattr(F, name))) for name in ("linear", "conv1d", "conv2d", "conv3d")]
         replaced += [(torch, name, lowered(getattr(torch, name))) for name in ("matmul", "mm", "bmm", "addmm", "baddbmm")]

@@ -54,7 +54,8 @@ def run(ctx) -> Iterable[Finding]:
         evidence = _evidence(ctx, plan, dtype_source, worst, main, batch, card)
         table = [{"part": name, "memory": _gib(value)} for name, value in main.parts()]
         what = f"batch {batch} x {main.length} tokens"
-        params = {"what": what, "batch": batch, "length": main.length, "need": _gib(main.need), "peak": _gib(main.peak)}
+        params = {"what": what, "batch": batch, "length": main.length, "need": _gib(main.need), "peak": _gib(main.peak),
+                  "need_bytes": main.need}
         if capacity is None:
             yield skip("memory.no-card",
                        f"Forecast for {what}: {_gib(main.need)} needed ({_gib(main.peak)} peak allocated); no GPU here "
@@ -183,12 +184,14 @@ def _changes(model, builder, worst, plan: mf.RunPlan, batch: int, capacity: int,
     if not plan.checkpointing:
         f = _forecast(model, builder, worst.rows, plan.replace(checkpointing=True), worst)
         out.append({"change": "`gradient_checkpointing: true`", "need": f.need})
-    if batch > 1:
-        smaller = max(1, min(batch - 1, largest))
-        accumulation = math.ceil(batch * plan.accumulation / smaller)
-        f = _forecast(model, builder, worst.rows[:smaller], plan.replace(accumulation=accumulation), worst)
-        out.append({"change": f"`per_device_train_batch_size: {smaller}`, `gradient_accumulation_steps: "
-                              f"{accumulation}`", "need": f.need})
+    if batch > 1:  # the largest smaller batch that fits: from the linear estimate down, each forecast for real
+        for smaller in range(max(1, min(batch - 1, largest)), max(0, min(batch - 1, largest) - 4), -1):
+            accumulation = math.ceil(batch * plan.accumulation / smaller)
+            f = _forecast(model, builder, worst.rows[:smaller], plan.replace(accumulation=accumulation), worst)
+            out.append({"change": f"`per_device_train_batch_size: {smaller}`, `gradient_accumulation_steps: "
+                                  f"{accumulation}`", "need": f.need})
+            if f.need <= capacity * HEADROOM:
+                break
     for mode in _smaller_modes(builder):
         other = _with_mode(builder, mode)
         try:
