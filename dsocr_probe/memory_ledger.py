@@ -78,6 +78,7 @@ def _ledger_class():
     scalar_ops = {aten._local_scalar_dense.default, aten.is_nonzero.default}
     nonzero_ops = _ops(("nonzero.default", "argwhere.default"))
     grouped_ops = _ops(("_grouped_mm.default",))
+    conv_ops = _ops(("convolution.default",))
     sdp_choice = next(iter(_ops(("_fused_sdp_choice.default",))), None)
     FLASH = int(torch.nn.attention.SDPBackend.FLASH_ATTENTION.value) if hasattr(torch.nn, "attention") else 1
 
@@ -141,6 +142,14 @@ def _ledger_class():
                 self.kinds[kind] -= nbytes
                 self.now -= nbytes
 
+        def _transient(self, nbytes: int) -> None:
+            """A buffer a kernel holds only while it runs."""
+            nbytes = self.size_of(nbytes)
+            if self.now + nbytes > self.peak.total:
+                kinds = dict(self.kinds)
+                kinds["activations"] = kinds.get("activations", 0) + nbytes
+                self.peak = Snapshot(self.now + nbytes, kinds)
+
         def reset_peak(self) -> None:
             self.peak = Snapshot(self.now, dict(self.kinds))
 
@@ -164,6 +173,9 @@ def _ledger_class():
                 # CUDA runs take a fused kernel (flash / memory-efficient) that keeps only its log-sum-exp.
                 self.reads["fused attention"] += 1
                 return FLASH
+            if func in conv_ops and isinstance(args[0], torch.Tensor) and not args[0].is_contiguous():
+                # The kernels (mkldnn, cuDNN) copy a non-contiguous input before convolving; the meta kernel does not.
+                self._transient(args[0].numel() * args[0].element_size())
             if func is aten.topk.default and meta(args[0]):
                 out = self._balanced_topk(func, args, kwargs)
             else:
