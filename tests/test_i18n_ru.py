@@ -831,11 +831,8 @@ def step_task_type(env):
                            (transformers.LlamaForCausalLM(config), ["dsocr_no_such_module"])):
         lora_kwargs = {"r": 2, "target_modules": targets, "task_type": "SEQ_2_SEQ_LM"}
         yield from step._task_type(model, lora_kwargs, batch, contextlib.nullcontext)
-    from dsocr_probe.demo import demo_target
-
-    # A folder with weights and no data (a folder without weights stops at that first).
-    yield from probe("step", context(installed(), model=str(demo_target().path), trust_remote_code=True,
-                                     allow_unpinned=True, device="cpu")).findings
+    yield from probe("step", context(installed(), model=str(env.v1_model), trust_remote_code=True, allow_unpinned=True,
+                                     device="cpu")).findings
 
 
 # ---------------------------------------------------------------- hostile inputs
@@ -1134,4 +1131,5 @@ def memory_forecast(env):
     with env.mp.context() as mp:
         mp.setattr(loading, "builder_for", lambda *a, **k: Refusing())
         yield from run()
-    yield from probe("step", context(model=str(folder), trust_remote_code=True, allow_unpinned=True)).findings
+    yield from probe("step", context(model=str(folder), train_config=config, trust_remote_code=True,
+                                     allow_unpinned=True)).findings

@@ -70,12 +70,6 @@ def run(ctx) -> Iterable[Finding]:
     import torch
 
     target = ctx.needs(ctx.target, "step")
-    if not loading.has_weights(target.path):  # a config folder: the static probes and the memory forecast ran on it
-        raise ProbeStop(skip("step.no-weights", f"Not run: {target.path} holds no weights (config and tokenizer only)",
-                             detail="The static probes and the memory forecast work from config.json alone; a real "
-                             "step needs the weights.",
-                             fix="Download the checkpoint's weight files into the folder to run the real step.",
-                             params={"path": str(target.path)}))
     cfg = _train_config(ctx)
     training = dict(cfg.training) if cfg is not None else {}
     device = loading.default_device(ctx)
@@ -87,6 +81,12 @@ def run(ctx) -> Iterable[Finding]:
     worst = samples_mod.largest(measured, batch_size)
     first = measured[:batch_size]
 
+    if not loading.has_weights(target.path):  # a config folder: the static probes and the memory forecast ran on it
+        raise ProbeStop(skip("step.no-weights", f"Not run: {target.path} holds no weights (config and tokenizer only)",
+                             detail="The static probes and the memory forecast work from config.json alone; a real "
+                             "step needs the weights.",
+                             fix="Download the checkpoint's weight files into the folder to run the real step.",
+                             params={"path": str(target.path)}))
     torch.manual_seed(0)
     model, oom = _guarded(lambda: loading.load_model(ctx, device, dtype), device)
     if oom:
