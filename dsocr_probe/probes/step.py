@@ -81,6 +81,7 @@ def run(ctx) -> Iterable[Finding]:
     worst = samples_mod.largest(measured, batch_size)
     first = measured[:batch_size]
 
+    loading.model_class(ctx)  # untrusted or unpinned remote code is refused first, as loading would
     if not loading.has_weights(target.path):  # a config folder: the static probes and the memory forecast ran on it
         raise ProbeStop(skip("step.no-weights", f"Not run: {target.path} holds no weights (config and tokenizer only)",
                              detail="The static probes and the memory forecast work from config.json alone; a real "
