@@ -177,19 +177,29 @@ def _forecast(model, builder, rows: list, plan: mf.RunPlan, worst) -> mf.StepFor
 
 
 def _changes(model, builder, worst, plan: mf.RunPlan, batch: int, capacity: int, largest: int) -> list[dict[str, Any]]:
+    """:func:`_each_change`, stopping at a change whose weightless step fails (its forecast is not known)."""
+    out: list[dict[str, Any]] = []
+    try:
+        for change in _each_change(model, builder, worst, plan, batch, capacity, largest):
+            out.append(change)
+    except mf.ForecastError:
+        pass  # the changes forecast so far are listed; the verdict above stands on the configured run
+    return out
+
+
+def _each_change(model, builder, worst, plan: mf.RunPlan, batch: int, capacity: int, largest: int):
     """Single changes, cheapest first, each with its own forecast: checkpointing (costs time, not results),
     a smaller batch with more accumulation (same effective batch), a mode with fewer image tokens, a shorter
     max_length (drops or splits the longest samples)."""
-    out = []
     if not plan.checkpointing:
         f = _forecast(model, builder, worst.rows, plan.replace(checkpointing=True), worst)
-        out.append({"change": "`gradient_checkpointing: true`", "need": f.need})
+        yield {"change": "`gradient_checkpointing: true`", "need": f.need}
     if batch > 1:  # the largest smaller batch that fits: from the linear estimate down, each forecast for real
         for smaller in range(max(1, min(batch - 1, largest)), max(0, min(batch - 1, largest) - 4), -1):
             accumulation = math.ceil(batch * plan.accumulation / smaller)
             f = _forecast(model, builder, worst.rows[:smaller], plan.replace(accumulation=accumulation), worst)
-            out.append({"change": f"`per_device_train_batch_size: {smaller}`, `gradient_accumulation_steps: "
-                                  f"{accumulation}`", "need": f.need})
+            yield {"change": f"`per_device_train_batch_size: {smaller}`, `gradient_accumulation_steps: "
+                             f"{accumulation}`", "need": f.need}
             if f.need <= capacity * HEADROOM:
                 break
     for mode in _smaller_modes(builder):
@@ -198,7 +208,7 @@ def _changes(model, builder, worst, plan: mf.RunPlan, batch: int, capacity: int,
             f = _forecast(model, other, worst.rows, plan, worst)
         except ProbeStop:
             continue
-        out.append({"change": f"`data.mode: {mode}`", "need": f.need})
+        yield {"change": f"`data.mode: {mode}`", "need": f.need}
         if f.need <= capacity * HEADROOM:
             break
     tokenizer = getattr(builder, "tokenizer", None)
@@ -206,10 +216,9 @@ def _changes(model, builder, worst, plan: mf.RunPlan, batch: int, capacity: int,
         for share in (0.5, 0.25):
             target = max(16, int(worst.target * share))
             f = _forecast(model, builder, memory_batch.with_target(worst.rows, tokenizer, target), plan, worst)
-            out.append({"change": f"`data.max_length: {worst.slots + target}` (longer samples split)", "need": f.need})
+            yield {"change": f"`data.max_length: {worst.slots + target}` (longer samples split)", "need": f.need}
             if f.need <= capacity * HEADROOM:
                 break
-    return out
 
 
 def _smaller_modes(builder) -> list[str]:
