@@ -98,6 +98,23 @@ class StepForecast:
                 ("needed on the card", self.need)]
 
 
+def plan_for(training: Mapping[str, Any], dtype: Any) -> RunPlan:
+    """The plan of a ``training`` section (TrainingArguments keywords) with the weights in ``dtype``."""
+    import torch
+
+    from .training import checkpointing_enabled, checkpointing_kwargs
+
+    def whole(value: Any) -> int:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 1 and value == int(value)
+        return int(value) if ok else 1
+
+    autocast = torch.bfloat16 if training.get("bf16") is True else torch.float16 if training.get("fp16") is True else None
+    return RunPlan(dtype=dtype, autocast=autocast, checkpointing=checkpointing_enabled(training),
+                   checkpointing_kwargs=checkpointing_kwargs(training),
+                   optim=str(training.get("optim") or "adamw_torch"),
+                   accumulation=whole(training.get("gradient_accumulation_steps")))
+
+
 # ---------------------------------------------------------------- the optimizer's state
 
 

@@ -108,3 +108,31 @@ def test_gate_on_a_weightless_folder_is_no_go_before_weights_load(demo, weightle
     assert found["step.no-weights"]["status"] == "skip"
     bad = pytester.runpytest_subprocess(*args, "--dsocr-gpu-memory", "lots")
     assert bad.ret == 4 and "16GiB" in bad.stderr.str()
+
+
+def test_the_step_probe_forecasts_other_sizes_with_the_same_model_on_cuda(demo, monkeypatch):
+    """On CUDA the step probe's forecast for the configured batch is the weightless step of its own rows,
+    collator and LoRA settings (on the CPU, where it measures RSS, the linear fit stays)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from dsocr_probe import samples
+    from dsocr_probe.measure import Measure
+    from dsocr_probe.probes import step
+
+    ctx = context(trust_remote_code=True)
+    builder = loading.builder_for(ctx, None, torch.float32)
+    rows = ctx.usable_rows(ctx.dataset().train.rows)
+    worst = samples.largest(samples.measure(rows, ctx.image_facts, builder, ctx.tokenizer()), 1)
+    run = SimpleNamespace(lora_settings=dict(ctx.train_config().lora), collator=builder)
+    assert step._weightless(ctx, run, worst, torch.float32, {}, "cpu") is None
+    weightless = step._weightless(ctx, run, worst, torch.float32, {}, "cuda:0")
+    one, four = weightless(1), weightless(4)
+    assert 0 < one < four
+    monkeypatch.setattr(step, "capacity_bytes", lambda device: 80 * GIB)
+    measured = [Measure(1, 100, one, 0.1, slots=60, rows="largest 1"), Measure(2, 100, 2 * one, 0.2, slots=60)]
+    finding = next(step._cost_findings(measured, 4, "cuda:0", {"per_device_train_batch_size": 4},
+                                       weightless=weightless))
+    assert finding.table[-1]["batch"] == "4 (forecast)" and finding.table[-1]["peak memory"] == f"{four / GIB:.2f} GiB"
+    assert "weightless" in finding.evidence["forecast"]

@@ -121,8 +121,6 @@ def _cards_finding(one: mf.StepForecast, two: mf.StepForecast, main: mf.StepFore
 def _plan(ctx, cfg, training: dict) -> tuple[mf.RunPlan, str]:
     import torch
 
-    from ..training import checkpointing_enabled, checkpointing_kwargs
-
     named = cfg.model.get("torch_dtype", cfg.model.get("dtype")) if cfg is not None else None
     if named == "auto":
         named = ctx.target().config.get("torch_dtype", ctx.target().config.get("dtype")) or "float32"
@@ -132,11 +130,7 @@ def _plan(ctx, cfg, training: dict) -> tuple[mf.RunPlan, str]:
         dtype, source = loading.model_dtype(ctx, "cuda"), "as the step probe loads it on this GPU"
     else:
         dtype, source = torch.bfloat16, "bfloat16, as the step probe loads it on a GPU with bf16 (no GPU here)"
-    autocast = torch.bfloat16 if training.get("bf16") is True else torch.float16 if training.get("fp16") is True else None
-    accumulation = _whole(training.get("gradient_accumulation_steps"), 1)
-    plan = mf.RunPlan(dtype=dtype, autocast=autocast, checkpointing=checkpointing_enabled(training),
-                      checkpointing_kwargs=checkpointing_kwargs(training),
-                      optim=str(training.get("optim") or "adamw_torch"), accumulation=accumulation)
+    plan = mf.plan_for(training, dtype)
     return plan, source
 
 

@@ -156,7 +156,8 @@ def run(ctx) -> Iterable[Finding]:
                                length=extra.length, blocking=False, batch=len(other))
         else:
             measures.append(extra.measure(f"largest {len(other)}"))
-        yield from _cost_findings(measures, batch_size, device, training, has_config=cfg is not None)
+        yield from _cost_findings(measures, batch_size, device, training, has_config=cfg is not None,
+                                  weightless=_weightless(ctx, training_run, worst, dtype, training, device))
 
 
 # ---------------------------------------------------------------- the Trainer's run
@@ -631,11 +632,45 @@ def loss_falls(losses: list[float]) -> bool:
     return all(b < a for a, b in zip(losses, losses[1:]))
 
 
+def _weightless(ctx, training_run, worst: list, dtype: Any, training: dict, device: str) -> Callable[[int], int] | None:
+    """On CUDA, where the measured peak is the allocator's: batch -> the memory probe's weightless forecast of the
+    largest rows (same model, same LoRA, same collator); None where it cannot be made (the linear fit stands)."""
+    from .. import memory_forecast as mf
+
+    if not device.startswith("cuda"):
+        return None  # the CPU peak is the process's RSS, which the weightless step does not model
+    try:
+        skeleton = ctx.skeleton()
+        if skeleton.model is None:
+            return None
+        plan = mf.plan_for(training, dtype)
+        model = mf.prepare(skeleton.model, training_run.lora_settings, plan)
+    except (ProbeStop, mf.ForecastError):
+        return None
+    rows = [s.row for s in worst]
+
+    def peak(batch: int) -> int:
+        chosen = (rows * batch)[:batch]
+        return mf.forecast(model, training_run.collator([r.example() for r in chosen]), plan).peak
+
+    return peak
+
+
 def _cost_findings(measures: list[Measure], configured: int, device: str, training: dict,
-                   has_config: bool = True) -> Iterable[Finding]:
+                   has_config: bool = True, weightless: Callable[[int], int] | None = None) -> Iterable[Finding]:
     capacity = capacity_bytes(device)
     main = measures[0]
     guess = forecast(measures, configured, main.length, capacity, HEADROOM, slots=main.slots)
+    how = "linear in tokens and image slots per batch, through the measured sizes"
+    if weightless is not None:
+        try:  # the memory probe's model: the configured batch's own step, and the largest batch from batch 1 and 2
+            guess.peak_bytes = weightless(configured)
+            one, two = weightless(1), weightless(2)
+            per = max(1, two - one)
+            guess.largest_batch = max(0, int((capacity * HEADROOM - (one - per)) // per)) if capacity else None
+            how = "the memory probe's weightless step of the same rows (largest batch: linear through batch 1 and 2)"
+        except Exception:  # noqa: BLE001 - the linear fit through the measured sizes stands
+            pass
     table = [m.row() for m in measures]
     if configured != main.samples:  # fewer rows than the configured batch: the forecast says what a full one needs
         table.append({"batch": f"{configured} (forecast)", "rows": "", "tokens / sample": main.length,
@@ -644,8 +679,7 @@ def _cost_findings(measures: list[Measure], configured: int, device: str, traini
         peak, seconds = guess.peak_bytes, guess.step_s
     else:
         peak, seconds = main.peak_bytes, main.step_s
-    evidence = {"device": device, "device memory": gib(capacity),
-                "forecast": "linear in tokens and image slots per batch, through the measured sizes"}
+    evidence = {"device": device, "device memory": gib(capacity), "forecast": how}
     accumulation = _whole(training.get("gradient_accumulation_steps"), 1)
     if accumulation > 1:  # the probe's steps are one batch each; the run's accumulate several
         evidence["optimizer step with gradient accumulation"] = (
