@@ -17,7 +17,9 @@ precision, gradient accumulation and DataLoader workers all run as they will. Fr
    the most image slots and the longest targets; repeated, its loss must fall and the adapters
    must change;
 3. peak memory and time per step, measured on that batch, on the first rows and at a second batch
-   size, and a forecast along tokens and image slots. Out-of-memory is a finding with what fitted.
+   size, and a forecast for other sizes: on CUDA the memory probe's weightless step of the same rows
+   (:mod:`dsocr_probe.memory_forecast`), on the CPU linear along tokens and image slots. Out-of-memory is a
+   finding with what fitted.
 """
 
 from __future__ import annotations
