@@ -34,6 +34,7 @@ class Options:
     strict: bool = False
     workers: int = 0  # processes that read the dataset's images (0: one per available core, capped)
     nproc: int | None = None  # processes of the distributed probe; None: as the training config asks (else off)
+    gpu_memory: int | None = None  # bytes of the card the memory probe judges against (--dsocr-gpu-memory)
 
 
 def _loaded_once(fn: Callable[[Any], T]) -> Callable[[Any], T]:

@@ -1085,10 +1085,11 @@ RU: dict[str, dict[str, Any]] = {
         "fix": "Оставьте vision-часть в полной точности: `quantization_config.llm_int8_skip_modules: [{keep}]`.",
     },
     **{f"{name}.process-died": _died() for name in ("remote_code", "model_api", "processor", "train_config",
-                                                    "dataset", "batch", "step", "distributed")},
+                                                    "dataset", "memory", "batch", "step", "distributed")},
     # ---------------------------------------------------------------- distributed
     # `{flag!s:.0}` prints nothing: it only makes the alternative need that param.
     "distributed.timeout": _timeout(),
+    "memory.timeout": _timeout(),
     "distributed.prerequisite": _prerequisite(),
     "train_config.nproc-key": {
         "title": "{path}: `nproc_per_node` должен быть целым числом процессов, а не {value}",
@@ -1338,6 +1339,60 @@ RU: dict[str, dict[str, Any]] = {
                   "видео, а тому нужен {dist}: без него AutoProcessor не загружается.",
         "fix": "`pip install '{use}'` под ваш torch {torch} (с того же индекса, откуда ставили torch).",
     },
+    # --- memory: the weightless forecast
+    "memory.prerequisite": _prerequisite(),
+    "memory.no-model": {
+        "title": "Нет безвесовой модели, на которой можно посчитать прогноз: {error}",
+        "fix": "См. проверку Model API.",
+    },
+    "memory.not-run": {
+        "title": "Прогноз памяти посчитать не удалось: {error}",
+        "detail": "Вердикта по памяти нет: безвесовому шагу нужно, чтобы каждая операция шла на meta-устройстве.",
+        "fix": "Проверка Step измерит настоящий шаг, когда веса будут на машине.",
+    },
+    "memory.no-batch": {
+        "title": "Нет ни датасета, ни токенизатора, чтобы собрать худший батч",
+        "fix": "Передайте --dsocr-data DIR или папку модели с файлами токенизатора.",
+    },
+    "memory.batch-refused": {
+        "title": "Построитель батча отвергает худший батч: {error}",
+        "fix": "См. проверку Batch.",
+    },
+    "memory.no-card": {
+        "title": "Прогноз для батча {batch} x {length} токенов: нужно {need} (пик выделенной памяти {peak}); GPU "
+                 "здесь нет, сравнивать не с чем",
+        "detail": "Укажите память карты через --dsocr-gpu-memory (например, 16GiB), чтобы получить вердикт; таблица "
+                  "ниже показывает распространённые карты.",
+        "fix": "Передайте `--dsocr-gpu-memory 16GiB` (карта, на которой пойдёт обучение).",
+    },
+    "memory.fits": {
+        "title": "Прогноз для батча {batch} x {length} токенов: {need} из {have} ({card}, {share}); при этой длине "
+                 "помещается батч до {largest}",
+    },
+    "memory.tight": {
+        "title": "Прогноз для батча {batch} x {length} токенов: {need} из {have} ({card}, {share}) — впритык",
+        "detail": "Запас меньше 10 %: другой процесс или всплеск аллокатора оборвут обучение с out-of-memory.",
+        "fix": ("Самое дешёвое изменение, при котором помещается: {change} (нужно {change_need}).",
+                "Ни одно изменение по отдельности не помещает запуск на эту карту: совместите их (прогноз каждого — "
+                "выше) или возьмите карту с большей памятью."),
+    },
+    "memory.does-not-fit": {
+        "title": "Прогноз для батча {batch} x {length} токенов: {need} — больше, чем {have} ({card})",
+        "detail": "Обучение упадёт с CUDA out-of-memory на первом же шаге.",
+        "fix": ("Самое дешёвое изменение, при котором помещается: {change} (нужно {change_need}).",
+                "Ни одно изменение по отдельности не помещает запуск на эту карту: совместите их (прогноз каждого — "
+                "выше) или возьмите карту с большей памятью."),
+    },
+    "memory.cards": {
+        "title": ("Распространённые карты: батч {batch} помещается начиная с {smallest} GiB",
+                  "Распространённые карты: батч {batch} не помещается ни на одну, вплоть до {largest_card} GiB"),
+    },
+    "step.no-weights": {
+        "title": "Не запускалась: в {path} нет весов (только конфиг и токенизатор)",
+        "detail": "Статические проверки и прогноз памяти работают по одному config.json; настоящему шагу нужны веса.",
+        "fix": "Скачайте файлы весов чекпойнта в эту папку, чтобы прогнать настоящий шаг.",
+    },
+
 }
 
 

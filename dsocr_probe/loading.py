@@ -236,7 +236,7 @@ def load_model(ctx, device: str, dtype: Any):
     kwargs: dict[str, Any] = {dtype_kw: parse_dtype(dtype), "local_files_only": True}
     if target.needs_remote_code:
         kwargs["trust_remote_code"] = True
-    if not _has_weights(target.path):
+    if not has_weights(target.path):
         raise ProbeStop(
             fail(
                 "loading.no-weights",
@@ -303,7 +303,8 @@ def is_oom(exc: BaseException) -> bool:
     return "out of memory" in text or "can't allocate memory" in text
 
 
-def _has_weights(folder) -> bool:
+def has_weights(folder) -> bool:
+    """The folder holds weight files (safetensors, a sharded index, or PyTorch .bin)."""
     return any(folder.glob("*.safetensors")) or any(folder.glob("*.bin")) or any(folder.glob("*.safetensors.index.json"))
 
 

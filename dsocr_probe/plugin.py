@@ -42,6 +42,7 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("workers", "string", "0", "processes that decode the dataset's images (0: one per available core, at most 8; 1: none, all in this process)"),
     ("nproc", "string", None, "run the training step on N processes with torch.distributed (gloo on CPU, NCCL on "
      "GPUs); default: the config's nproc_per_node, else off; 0: off"),
+    ("gpu-memory", "string", None, "memory of the card the run will use, e.g. 16GiB, 24GB, 12G (default: the CUDA device here)"),
 )
 
 
@@ -104,6 +105,14 @@ def options_from(config: pytest.Config) -> Options:
             raise pytest.UsageError(f"--dsocr-nproc must be a whole number of processes (0: off), not {nproc!r}") from None
     else:
         nproc = None
+    gpu_memory = _value(config, "gpu-memory") or None
+    if gpu_memory is not None:
+        from .memory_forecast import parse_size
+
+        try:
+            gpu_memory = parse_size(gpu_memory)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--dsocr-gpu-memory: {exc}") from None
     return Options(
         model=_value(config, "model") or None,
         revision=_value(config, "revision") or None,
@@ -118,6 +127,7 @@ def options_from(config: pytest.Config) -> Options:
         strict=bool(_value(config, "strict")),
         workers=int(workers),
         nproc=nproc,
+        gpu_memory=gpu_memory,
     )
 
 

@@ -1249,3 +1249,61 @@ def processor_needs_torchvision(env):
     ctx = SimpleNamespace(facts=linux_cpu(transformers="5.24.0", torch="2.13.0"), options=Options(model="m"),
                           target=lambda: target)
     yield from (f for f in environment.run(ctx) if f.code == "environment.processor-needs")
+# ---------------------------------------------------------------- memory: the weightless forecast
+
+
+@scenario
+def memory_forecast(env):
+    """The memory probe on the demo's folder without weights: no card, fits, tight and does not fit (the
+    changes it would list replaced, so both fixes are reached), the card table both ways, what stops it;
+    the step probe on that folder."""
+    from dsocr_probe import memory_forecast as mf
+    from dsocr_probe.demo import demo_target
+    from dsocr_probe.memory_forecast import GIB
+    from dsocr_probe.probes import memory
+
+    demo = demo_target()
+    folder = env.tmp() / "weightless"
+    shutil.copytree(demo.path, folder, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "dataset"))
+    config = env.tmp() / "training.yaml"
+    config.write_text(yaml.safe_dump(__import__("dsocr_probe.demo", fromlist=["x"]).demo_train_config(demo.path, None)),
+                      encoding="utf-8")
+
+    def run(gib=None, **options):
+        ctx = context(model=str(folder), train_config=config, trust_remote_code=True, allow_unpinned=True,
+                      gpu_memory=int(gib * GIB) if gib else None, **options)
+        return probe("memory", ctx).findings
+
+    found = run()
+    need = found[0].params["need_bytes"] / GIB
+    yield from found
+    yield from run(80)
+    env.mp.setattr(memory, "_changes", lambda *a, **k: [{"change": "`gradient_checkpointing: true`", "need": 1}])
+    yield from run(need * 1.05)  # tight, with a change that fits
+    yield from run(need / 2)  # does not fit, with a change that fits
+    env.mp.setattr(memory, "_changes", lambda *a, **k: [])
+    yield from run(need / 2)  # does not fit, and nothing fits
+    yield from run(need * 1.05)
+    huge = mf.StepForecast(1, 100, 0, 90 * GIB, 0, 0, 0, 0, 0, 0, 90 * GIB, "forward/backward")
+    yield memory._cards_finding(huge, huge, huge, 1, judged=True)
+    yield from probe("memory", context(model=str(env.tmp() / "missing"))).findings  # the prerequisite
+    ctx = context(model=str(folder), trust_remote_code=True, allow_unpinned=True)
+    ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(model=None, build_error="TypeError: no meta"), None)
+    yield from probe("memory", ctx).findings
+    with env.mp.context() as mp:
+        mp.setattr(mf, "forecast", lambda *a, **k: (_ for _ in ()).throw(mf.ForecastError("the weightless step failed")))
+        yield from run()
+    with env.mp.context() as mp:
+        mp.setattr(memory, "_tokenizer", lambda ctx: None)
+        mp.setattr(memory, "_has_dataset", lambda ctx: False)
+        yield from run()
+
+    class Refusing:
+        def __call__(self, examples):
+            raise ValueError("example 0: too long")
+
+    with env.mp.context() as mp:
+        mp.setattr(loading, "builder_for", lambda *a, **k: Refusing())
+        yield from run()
+    yield from probe("step", context(model=str(folder), train_config=config, trust_remote_code=True,
+                                     allow_unpinned=True)).findings

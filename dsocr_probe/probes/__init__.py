@@ -37,6 +37,7 @@ PROBES: tuple[ProbeSpec, ...] = (
     ProbeSpec("processor", "Processor", "processor", time_limited=True),
     ProbeSpec("train_config", "Training config", "train_config", time_limited=True),
     ProbeSpec("dataset", "Dataset", "dataset", time_limited=True),
+    ProbeSpec("memory", "Memory", "memory", time_limited=True),
     ProbeSpec("batch", "Batch", "batch", time_limited=True),
     ProbeSpec("step", "Training step", "step", time_limited=True),
     ProbeSpec("distributed", "Distributed", "distributed", time_limited=True),

@@ -17,7 +17,9 @@ precision, gradient accumulation and DataLoader workers all run as they will. Fr
    the most image slots and the longest targets; repeated, its loss must fall and the adapters
    must change;
 3. peak memory and time per step, measured on that batch, on the first rows and at a second batch
-   size, and a forecast along tokens and image slots. Out-of-memory is a finding with what fitted.
+   size, and a forecast for other sizes: on CUDA the memory probe's weightless step of the same rows
+   (:mod:`dsocr_probe.memory_forecast`), on the CPU linear along tokens and image slots. Out-of-memory is a
+   finding with what fitted.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ FIX_MEMORY = ("set `gradient_checkpointing: true`, lower `per_device_train_batch
 def run(ctx) -> Iterable[Finding]:
     import torch
 
-    ctx.needs(ctx.target, "step")
+    target = ctx.needs(ctx.target, "step")
     cfg = _train_config(ctx)
     training = dict(cfg.training) if cfg is not None else {}
     device = loading.default_device(ctx)
@@ -57,6 +59,13 @@ def run(ctx) -> Iterable[Finding]:
     worst = samples_mod.largest(measured, batch_size)
     first = measured[:batch_size]
 
+    loading.model_class(ctx)  # untrusted or unpinned remote code is refused first, as loading would
+    if not loading.has_weights(target.path):  # a config folder: the static probes and the memory forecast ran on it
+        raise ProbeStop(skip("step.no-weights", f"Not run: {target.path} holds no weights (config and tokenizer only)",
+                             detail="The static probes and the memory forecast work from config.json alone; a real "
+                             "step needs the weights.",
+                             fix="Download the checkpoint's weight files into the folder to run the real step.",
+                             params={"path": str(target.path)}))
     torch.manual_seed(0)
     model, oom = _guarded(lambda: loading.load_model(ctx, device, dtype), device)
     if oom:
@@ -128,7 +137,8 @@ def run(ctx) -> Iterable[Finding]:
                                length=extra.length, blocking=False, batch=len(other))
         else:
             measures.append(extra.measure(f"largest {len(other)}"))
-        yield from _cost_findings(measures, batch_size, device, training, has_config=cfg is not None)
+        yield from _cost_findings(measures, batch_size, device, training, has_config=cfg is not None,
+                                  weightless=_weightless(ctx, training_run, worst, dtype, training, device))
 
 
 # ---------------------------------------------------------------- the Trainer's run
@@ -642,11 +652,45 @@ def loss_falls(losses: list[float]) -> bool:
     return all(b < a for a, b in zip(losses, losses[1:]))
 
 
+def _weightless(ctx, training_run, worst: list, dtype: Any, training: dict, device: str) -> Callable[[int], int] | None:
+    """On CUDA, where the measured peak is the allocator's: batch -> the memory probe's weightless forecast of the
+    largest rows (same model, same LoRA, same collator); None where it cannot be made (the linear fit stands)."""
+    from .. import memory_forecast as mf
+
+    if not device.startswith("cuda"):
+        return None  # the CPU peak is the process's RSS, which the weightless step does not model
+    try:
+        skeleton = ctx.skeleton()
+        if skeleton.model is None:
+            return None
+        plan = mf.plan_for(training, dtype)
+        model = mf.prepare(skeleton.model, training_run.lora_settings, plan)
+    except (ProbeStop, mf.ForecastError):
+        return None
+    rows = [s.row for s in worst]
+
+    def peak(batch: int) -> int:
+        chosen = (rows * batch)[:batch]
+        return mf.forecast(model, training_run.collator([r.example() for r in chosen]), plan).peak
+
+    return peak
+
+
 def _cost_findings(measures: list[Measure], configured: int, device: str, training: dict,
-                   has_config: bool = True) -> Iterable[Finding]:
+                   has_config: bool = True, weightless: Callable[[int], int] | None = None) -> Iterable[Finding]:
     capacity = capacity_bytes(device)
     main = measures[0]
     guess = forecast(measures, configured, main.length, capacity, HEADROOM, slots=main.slots)
+    how = "linear in tokens and image slots per batch, through the measured sizes"
+    if weightless is not None:
+        try:  # the memory probe's model: the configured batch's own step, and the largest batch from batch 1 and 2
+            guess.peak_bytes = weightless(configured)
+            one, two = weightless(1), weightless(2)
+            per = max(1, two - one)
+            guess.largest_batch = max(0, int((capacity * HEADROOM - (one - per)) // per)) if capacity else None
+            how = "the memory probe's weightless step of the same rows (largest batch: linear through batch 1 and 2)"
+        except Exception:  # noqa: BLE001 - the linear fit through the measured sizes stands
+            pass
     table = [m.row() for m in measures]
     if configured != main.samples:  # fewer rows than the configured batch: the forecast says what a full one needs
         table.append({"batch": f"{configured} (forecast)", "rows": "", "tokens / sample": main.length,
@@ -655,8 +699,7 @@ def _cost_findings(measures: list[Measure], configured: int, device: str, traini
         peak, seconds = guess.peak_bytes, guess.step_s
     else:
         peak, seconds = main.peak_bytes, main.step_s
-    evidence = {"device": device, "device memory": gib(capacity),
-                "forecast": "linear in tokens and image slots per batch, through the measured sizes"}
+    evidence = {"device": device, "device memory": gib(capacity), "forecast": how}
     accumulation = _whole(training.get("gradient_accumulation_steps"), 1)
     if accumulation > 1:  # the probe's steps are one batch each; the run's accumulate several
         evidence["optimizer step with gradient accumulation"] = (
