@@ -31,7 +31,7 @@ from pages import write_pages
 from probing import context, linux_cpu, probe
 from toy_remote import CLEAN_MODELING, write_toy
 
-from dsocr_probe import i18n, loading, runner, trust
+from dsocr_probe import i18n, loading, model_facts, runner, trust
 from dsocr_probe.context import Options
 from dsocr_probe.facts import DeviceFacts, EnvFacts
 from dsocr_probe.findings import Finding, ProbeStop, Status, fail
@@ -264,7 +264,7 @@ def model_api(env):
                              num_attention_heads=2, num_key_value_heads=1).save_pretrained(str(other))
     (other / "tokenizer_config.json").write_text(json.dumps({"model_type": "qwen2"}))
     yield from probe("model_api", context(installed(), model=str(other))).findings
-    yield api.auto_class_finding([api.AutoVerdict("AutoModel", False, "Unrecognized configuration class")])
+    yield api.auto_class_finding([model_facts.AutoVerdict("AutoModel", False, "Unrecognized configuration class")])
     yield api._meta_finding(skeleton.Skeleton(config=None, cls=object, how="test", build_error="RuntimeError: meta tensors"))
     unknown = env.tmp() / "unknown"
     unknown.mkdir()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Iterable
 
-from .. import batch_view, families
+from .. import batch_view, families, model_facts
 from ..collators.base import labels_on_image_tokens, labels_on_prompt
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
 
@@ -150,13 +150,11 @@ def _tokenizer(ctx, builder):
 
 
 def _forward_params(ctx, target) -> list[str]:
-    from .model_api import _forward_params as read
-
     try:
         sk = ctx.skeleton()
     except ProbeStop:
         sk = None
-    params, how = read(target, sk)
+    params, how = model_facts.forward_params(target, sk)
     if params is None:
         raise ProbeStop(skip("batch.no-signature", f"forward() signature unknown: {how}", fix="See the model API probe."))
     return params

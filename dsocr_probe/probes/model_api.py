@@ -6,22 +6,12 @@ trusted, and otherwise its forward signature is read from the source with ``ast`
 
 from __future__ import annotations
 
-import ast
 import re
-import time
-from dataclasses import dataclass
 from typing import Iterable
 
+from .. import model_facts
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
 
-# The Auto classes a fine-tuning script for an OCR model is likely to reach for.
-AUTO_CLASSES = (
-    "AutoModel",
-    "AutoModelForCausalLM",
-    "AutoModelForImageTextToText",
-    "AutoModelForVision2Seq",
-    "AutoModelForSeq2SeqLM",
-)
 # forward() arguments that carry pixels or describe them, across the supported families.
 IMAGE_ARGS = (
     "pixel_values", "pixel_values_local", "num_local_patches", "images", "images_seq_mask",
@@ -39,53 +29,6 @@ _CLASS_SUFFIXES = ("ImageProcessorFast", "ImageProcessor", "FeatureExtractor", "
 _WORDS = re.compile(r"[A-Z][a-z]+[0-9]*|[A-Z][0-9]+|[A-Z]+(?=[A-Z][a-z0-9]|$)|[a-z]+[0-9]*|[0-9]+")
 
 
-@dataclass
-class AutoVerdict:
-    auto_class: str
-    accepts: bool
-    detail: str  # the class it builds, or why it refuses
-
-    def row(self) -> dict:
-        return {"Auto class": self.auto_class, "loads this checkpoint": "yes" if self.accepts else "no", "builds / refusal": self.detail}
-
-
-def auto_class_verdicts(target, config=None) -> list[AutoVerdict]:
-    """Which Auto classes accept the checkpoint. Remote code: only those in auto_map. Native: the
-    installed mapping, with the refusal message transformers itself gives."""
-    import transformers
-
-    out = []
-    for name in AUTO_CLASSES:
-        auto = getattr(transformers, name, None)
-        gone = f"not in transformers {transformers.__version__}"
-        if target.needs_remote_code:
-            # The checkpoint's auto_map decides, on any transformers release.
-            ref = target.auto_map.get(name)
-            if ref and auto is not None:
-                out.append(AutoVerdict(name, True, f"remote code {ref}"))
-            elif ref:
-                out.append(AutoVerdict(name, False, gone))
-            else:
-                mapped = ", ".join(sorted(target.auto_map))
-                why = f"Unrecognized configuration class: auto_map maps only {mapped}"
-                out.append(AutoVerdict(name, False, why + ("" if auto is not None else f" (and {gone})")))
-            continue
-        if auto is None:
-            out.append(AutoVerdict(name, False, gone))
-            continue
-        if config is None:
-            continue
-        if type(config) in auto._model_mapping:
-            out.append(AutoVerdict(name, True, auto._model_mapping[type(config)].__name__))
-            continue
-        try:
-            auto.from_config(config)
-            out.append(AutoVerdict(name, True, "builds"))  # not reached for unmapped configs
-        except Exception as exc:
-            out.append(AutoVerdict(name, False, str(exc).split(". ")[0].split("\n")[0]))
-    return out
-
-
 def run(ctx) -> Iterable[Finding]:
     target = ctx.target()
     yield passed("model_api.target", f"Model `{target.name}` found", evidence=target.describe())
@@ -98,10 +41,10 @@ def run(ctx) -> Iterable[Finding]:
             yield stop.finding
         elif not target.needs_remote_code:
             raise
-    yield auto_class_finding(auto_class_verdicts(target, config))
+    yield auto_class_finding(model_facts.auto_class_verdicts(target, config))
     yield from model_type_findings(ctx, target)
 
-    params, how = _forward_params(target, sk)
+    params, how = model_facts.forward_params(target, sk)
     if params is None:
         yield skip("model_api.signature", f"forward() signature not read: {how}", fix="Re-run with --dsocr-trust-remote-code.")
         return
@@ -127,14 +70,8 @@ def run(ctx) -> Iterable[Finding]:
         yield _meta_finding(sk)
 
 
-# Which accepted class to recommend: one with a language-model head before the bare AutoModel
-# (for native models AutoModel builds the backbone without lm_head; for remote code it is the
-# only entry and maps to the causal-LM class).
-PREFERENCE = ("AutoModelForImageTextToText", "AutoModelForVision2Seq", "AutoModelForCausalLM", "AutoModelForSeq2SeqLM", "AutoModel")
-
-
-def auto_class_finding(verdicts: list[AutoVerdict]) -> Finding:
-    accepted = sorted((v.auto_class for v in verdicts if v.accepts), key=PREFERENCE.index)
+def auto_class_finding(verdicts: list[model_facts.AutoVerdict]) -> Finding:
+    accepted = sorted((v.auto_class for v in verdicts if v.accepts), key=model_facts.PREFERENCE.index)
     refused = [v.auto_class for v in verdicts if not v.accepts]
     table = [v.row() for v in verdicts]
     if not accepted:
@@ -162,19 +99,17 @@ def model_type_findings(ctx, target) -> Iterable[Finding]:
     several model types share a processor. Weighed like the processor probe's findings: a warning
     when a collator of the team's own may use AutoProcessor, else a fact for the report.
     """
-    from .processor import _all_auto_maps, _custom_collator, _json
-
     model_type = target.model_type
     if not isinstance(model_type, str) or not model_type:
         return
     weigh = None
     for file in TYPE_FILES:
-        data = _json(target, file)
-        other, via = _declared_type(data, target, _all_auto_maps)
+        data = model_facts.json_of(target, file)
+        other, via = _declared_type(data, target, model_facts.all_auto_maps)
         if other is None or _same_type(other, model_type):
             continue
         if weigh is None:
-            weigh = warn if _custom_collator(ctx) else passed
+            weigh = warn if model_facts.own_collator_possible(ctx) else passed
         yield _type_mismatch(weigh, target, file, via, other, model_type)
 
 
@@ -239,46 +174,6 @@ def _type_mismatch(weigh, target, file: str, via: str, other: str, model_type: s
         evidence={"config.json model_type": model_type, file: f"{via} → {other}"},
         params={"file": file, "cls": cls, "other": other, "model_type": model_type, "builder": builder},
     )
-
-
-def _forward_params(target, sk) -> tuple[list[str] | None, str]:
-    if sk is not None:
-        sig = sk.forward_signature
-        names = []
-        for p in sig.parameters.values():
-            if p.name == "self":
-                continue
-            names.append(("**" if p.kind is p.VAR_KEYWORD else "*" if p.kind is p.VAR_POSITIONAL else "") + p.name)
-        return names, f"{sk.cls.__module__}.{sk.cls.__qualname__} ({sk.how})"
-    ref = target.auto_map.get("AutoModel")
-    if not ref:
-        return None, "no AutoModel entry in auto_map"
-    module, _, cls_name = ref.rpartition(".")
-    module = module.split("--")[-1]
-    path = target.path / (module.replace(".", "/") + ".py")
-    if not path.is_file():
-        return None, f"{path.name} is not in the checkpoint"
-    params = forward_params_from_source(path.read_text(encoding="utf-8"), cls_name)
-    if params is None:
-        return None, f"no {cls_name}.forward in {path.name}"
-    return params, f"{path.name}: {cls_name}.forward (source, not imported)"
-
-
-def forward_params_from_source(source: str, cls_name: str) -> list[str] | None:
-    """The parameter names of ``cls_name.forward`` in a module's source, without importing it."""
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.name == cls_name:
-            for item in node.body:
-                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name == "forward":
-                    a = item.args
-                    names = [x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs) if x.arg != "self"]
-                    if a.vararg:
-                        names.append("*" + a.vararg.arg)
-                    if a.kwarg:
-                        names.append("**" + a.kwarg.arg)
-                    return names
-    return None
 
 
 def _meta_finding(sk) -> Finding:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Iterable
 
-from .. import families, loading
+from .. import families, loading, model_facts
 from ..findings import Finding, ProbeStop, fail, passed, warn
 
 DEFAULT_IMAGE_TOKEN = "<image>"
@@ -14,7 +14,7 @@ DEFAULT_IMAGE_TOKEN = "<image>"
 def run(ctx) -> Iterable[Finding]:
     target = ctx.needs(ctx.target, "processor")
     # Only a collator of the team's own feeds the processor; the dsocr_probe builders handle images themselves.
-    weigh = warn if _custom_collator(ctx) else passed
+    weigh = warn if model_facts.own_collator_possible(ctx) else passed
     yield from _declared_processor_class(target, weigh)
     processor = loading.load_processor(ctx)
     tokenizer = getattr(processor, "tokenizer", processor)
@@ -43,38 +43,15 @@ def run(ctx) -> Iterable[Finding]:
         yield from _agreements(target, _model_config(ctx, target), processor)
 
 
-def _all_auto_maps(target) -> dict:
-    out = dict(target.auto_map)
-    for name in ("tokenizer_config.json", "processor_config.json", "preprocessor_config.json"):
-        data = _json(target, name)
-        out.update(data.get("auto_map") or {})
-    return out
-
-
-def _json(target, name: str) -> dict:
-    try:
-        return target.read_json(name) or {}
-    except ValueError:
-        return {}
-
-
-def _custom_collator(ctx) -> bool:
-    try:
-        cfg = ctx.train_config()
-    except ProbeStop:  # a broken config is the training-config probe's finding
-        return True
-    return cfg is None or bool(cfg.data.get("collator"))
-
-
 def _declared_processor_class(target, weigh) -> Iterable[Finding]:
     """A processor_class named by the checkpoint but shipped nowhere makes AutoProcessor fall back."""
     import transformers
 
     for name in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
-        declared = _json(target, name).get("processor_class")
+        declared = model_facts.json_of(target, name).get("processor_class")
         if not declared:
             continue
-        remote = _all_auto_maps(target).get("AutoProcessor", "")
+        remote = model_facts.all_auto_maps(target).get("AutoProcessor", "")
         if hasattr(transformers, declared) or remote.endswith("." + declared):
             continue
         yield weigh(
@@ -100,7 +77,7 @@ def _image_token(target, processor, tokenizer, takes_images: bool) -> Iterable[F
     """The image token the model fills (the one whose id is config.json's image_token_id), checked
     against what the processor emits for one page: processors set ``image_token`` in ``__init__`` and
     never save it, and some prompt with another token (Gemma3's ``<start_of_image>``) that they expand."""
-    saved = _json(target, "processor_config.json") or _json(target, "preprocessor_config.json")
+    saved = model_facts.json_of(target, "processor_config.json") or model_facts.json_of(target, "preprocessor_config.json")
     family = families.family_of(target.model_type)
     token, source = families.image_token(target.config, processor, tokenizer, saved)
     if token is None:
@@ -199,7 +176,7 @@ def _agreements(target, config, processor) -> Iterable[Finding]:
             "config; with different values the image features and the image slots never match, and the "
             "training step fails (or fills the slots with the wrong features).",
             fix=f"Set `{rule.processor}={ours}` on the processor (pass it to `AutoProcessor.from_pretrained` or fix "
-            f"{'processor_config.json' if _json(target, 'processor_config.json') else 'preprocessor_config.json'}), "
+            f"{'processor_config.json' if model_facts.json_of(target, 'processor_config.json') else 'preprocessor_config.json'}), "
             "or use the processor files that came with the weights.",
             params={"setting": rule.processor, "processor_value": theirs, "config_path": rule.config,
                     "model_value": ours, "what": rule.what},

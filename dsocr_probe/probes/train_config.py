@@ -250,7 +250,7 @@ def _auto_class(ctx, cfg) -> Iterable[Finding]:
     name = cfg.model.get("auto_class")
     if not name:
         return
-    from .model_api import PREFERENCE, auto_class_verdicts
+    from ..model_facts import PREFERENCE, auto_class_verdicts
 
     try:
         target = ctx.target()
