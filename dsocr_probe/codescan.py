@@ -357,12 +357,12 @@ def _rel(path: Path, root: Path) -> str:
 def pip_name(import_name: str) -> str:
     """The distribution to pip-install for an import name (``cv2`` -> ``opencv-python``): the installed one
     that provides it, else the known name of the one that would."""
-    provided = set(_installed_distributions().get(import_name.split(".")[0], ()))
-    if len(provided) == 1:  # a namespace package (``google``) is shared by several
-        return provided.pop()
     for prefix in (import_name, import_name.split(".")[0]):
         if prefix in PIP_NAMES:
             return PIP_NAMES[prefix]
+    provided = set(_installed_distributions().get(import_name.split(".")[0], ()))
+    if len(provided) == 1:  # a namespace package (``google``) is shared by several
+        return provided.pop()
     return import_name.split(".")[0].replace("_", "-")
 
 

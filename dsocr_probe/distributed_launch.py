@@ -192,8 +192,16 @@ def _rank_logs(logs: Path, keep: int = 3000) -> dict[int, str]:
 _ROOT = re.compile(r"Root Cause \(first observed failure\):(.*?)(?:\n=+|\Z)", re.S)
 
 
+_FAILURE = re.compile(r"rank\s*:\s*(\d+)[^\n]*\n\s*exitcode\s*:\s*(-?\d+)")
+
+
 def _root_cause(text: str) -> tuple[str, int | None, int | None]:
-    """The launcher's own report of the first failed rank: the block, its rank and exit code."""
+    """The launcher's own report of the first failed rank: the block, its rank and exit code.
+
+    The launcher observes first whichever rank wrote its error first. When that rank was only ended by the
+    launcher (SIGTERM, after a peer vanished mid-collective) and another rank died of a signal of its own
+    (killed for memory, a crash), that one is the cause and is named instead.
+    """
     found = _ROOT.search(text)
     if not found:
         return "", None, None
@@ -201,7 +209,13 @@ def _root_cause(text: str) -> tuple[str, int | None, int | None]:
     rank = re.search(r"rank\s*:\s*(\d+)", block)
     code = re.search(r"exitcode\s*:\s*(-?\d+)", block)
     lines = [line.rstrip() for line in block.splitlines() if line.strip()]
-    return "\n".join(lines), int(rank.group(1)) if rank else None, int(code.group(1)) if code else None
+    rank_n, code_n = (int(rank.group(1)) if rank else None), (int(code.group(1)) if code else None)
+    if code_n == -signal.SIGTERM:
+        for other_rank, other_code in _FAILURE.findall(text):
+            if int(other_code) < 0 and int(other_code) != -signal.SIGTERM:
+                rank_n, code_n = int(other_rank), int(other_code)
+                break
+    return "\n".join(lines), rank_n, code_n
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -215,7 +229,9 @@ def _end_all(proc: subprocess.Popen, pids: list[int]) -> list[int]:
     """SIGKILL the launcher's and every rank's process group (each is a session leader), reap the launcher,
     and return the pids still running after that."""
     for pid in pids:
-        if pid == proc.pid or _ours(pid):
+        # A rank that already ended may have left processes of its group (DataLoader workers): the group
+        # is killed too. A live process that is not ours has reused the number: left alone.
+        if pid == proc.pid or _ours(pid) or not running(pid):
             _signal_group(pid, signal.SIGKILL)
     try:
         proc.wait(GRACE_S)
@@ -223,11 +239,26 @@ def _end_all(proc: subprocess.Popen, pids: list[int]) -> list[int]:
         pass
     deadline = time.monotonic() + GRACE_S
     while time.monotonic() < deadline:
-        alive = [pid for pid in pids if running(pid)]
+        alive = _alive_in(pids)
         if not alive:
             return []
         time.sleep(0.05)
-    return [pid for pid in pids if running(pid)]
+    return _alive_in(pids)
+
+
+def _alive_in(pids: list[int]) -> list[int]:
+    """The pids, and the members of their process groups, still running."""
+    import psutil
+
+    groups = set(pids)
+    members = []
+    for process in psutil.process_iter():
+        try:
+            if process.pid not in groups and os.getpgid(process.pid) in groups:
+                members.append(process.pid)
+        except (OSError, psutil.Error):
+            continue
+    return [pid for pid in [*pids, *members] if running(pid)]
 
 
 def _ours(pid: int) -> bool:

@@ -91,3 +91,18 @@ def test_a_bad_process_count_is_a_usage_error(pytester, value):
     result = pytester.runpytest("--dsocr-probe", "--dsocr-nproc", value)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--dsocr-nproc must be a whole number of processes*"])
+
+
+def test_a_rank_the_launcher_only_ended_is_not_named_over_the_one_that_died():
+    from dsocr_probe.distributed_launch import _root_cause
+
+    def entry(rank, code, trace):
+        return (f"[{rank}]:\n  time      : 2026-12-01_17:00:00\n  host      : localhost\n  rank      : {rank} "
+                f"(local_rank: {rank})\n  exitcode  : {code} (pid: 1{rank})\n  error_file: <N/A>\n  traceback : {trace}\n")
+
+    report = ("Failures:\n" + entry(1, -9, "Signal 9 (SIGKILL) received by PID 11") + "-" * 40 + "\n"
+              "Root Cause (first observed failure):\n" + entry(0, -15, "RuntimeError: Connection closed by peer")
+              + "=" * 40)
+    assert _root_cause(report)[1:] == (1, -9)
+    crashed_first = "Root Cause (first observed failure):\n" + entry(0, 1, "ValueError: bad row") + "=" * 40
+    assert _root_cause(crashed_first)[1:] == (0, 1)
