@@ -198,6 +198,13 @@ class ProbeContext:
         value, _ = self.__dict__.get("_cache_target", (None, None))
         return value
 
+    def unless_broken(self, loader: Callable[[], T]) -> T | None:
+        """The loader's value, or None when that input is broken (the probe that owns it reports why)."""
+        try:
+            return loader()
+        except ProbeStop:
+            return None
+
     def require(self, loader: Callable[[], T | None], what: str, how: str) -> T:
         """The loader's value, or stop the probe with SKIP naming what was missing."""
         value = loader()

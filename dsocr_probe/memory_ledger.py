@@ -34,11 +34,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-CUDA_BLOCK = 512  # the CUDA caching allocator rounds every request up to a multiple of 512 bytes
+from .meta_run import INDEX_OPS, spill
 
-# Index operations whose boolean (mask) indices need the mask's values.
-_INDEX_OPS = ("index.Tensor", "index_put.default", "index_put_.default", "_index_put_impl_.default",
-              "_unsafe_index_put.default")
+CUDA_BLOCK = 512  # the CUDA caching allocator rounds every request up to a multiple of 512 bytes
 
 
 @dataclass
@@ -70,11 +68,11 @@ def ledger_mode(vocab_size: int | None = None, round_to: int = CUDA_BLOCK):
 def _ledger_class():
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils._pytree import tree_flatten, tree_map
+    from torch.utils._pytree import tree_flatten
     from torch.utils.weak import WeakIdKeyDictionary
 
     aten = torch.ops.aten
-    index_ops = _ops(_INDEX_OPS)
+    index_ops = _ops(INDEX_OPS)
     scalar_ops = {aten._local_scalar_dense.default, aten.is_nonzero.default}
     nonzero_ops = _ops(("nonzero.default", "argwhere.default"))
     grouped_ops = _ops(("_grouped_mm.default",))
@@ -212,15 +210,7 @@ def _ledger_class():
                 return func(*cast, **kwargs).to(args[0].dtype)
             flat, _ = tree_flatten((args, kwargs))
             if any(meta(t) for t in flat) and any(real(t) for t in flat):
-                if func in index_ops and len(args) > 1:
-                    positions = []
-                    for index in args[1]:
-                        if real(index) and index.dtype in (torch.bool, torch.uint8):
-                            positions.extend(index.nonzero().unbind(1))
-                        else:
-                            positions.append(index)
-                    args = (args[0], positions, *args[2:])
-                args, kwargs = tree_map(lambda t: t.to("meta") if real(t) else t, (args, kwargs))
+                return spill(func, args, kwargs, index_ops)
             return func(*args, **kwargs)
 
     return Ledger

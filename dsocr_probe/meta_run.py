@@ -22,7 +22,7 @@ from .loading import first_line
 
 # Index operations whose boolean (mask) indices need the mask's values: a real mask is turned
 # into integer positions before the operation moves to the meta device.
-_INDEX_OPS = ("index.Tensor", "index_put.default", "index_put_.default", "_index_put_impl_.default",
+INDEX_OPS = ("index.Tensor", "index_put.default", "index_put_.default", "_index_put_impl_.default",
               "_unsafe_index_put.default")
 
 
@@ -49,11 +49,11 @@ class FeatureCount:
 def _spill_mode():
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils._pytree import tree_flatten, tree_map
+    from torch.utils._pytree import tree_flatten
 
     aten = torch.ops.aten
     index_ops = set()
-    for spec in _INDEX_OPS:
+    for spec in INDEX_OPS:
         packet, overload = spec.split(".")
         op = getattr(getattr(aten, packet, None), overload, None) if hasattr(aten, packet) else None
         if op is not None:
@@ -75,15 +75,7 @@ def _spill_mode():
                 return func(args[0], **{k: v for k, v in kwargs.items() if k != "device"})
             flat, _ = tree_flatten((args, kwargs))
             if any(meta(t) for t in flat) and any(real(t) for t in flat):
-                if func in index_ops and len(args) > 1:
-                    positions = []
-                    for index in args[1]:
-                        if real(index) and index.dtype in (torch.bool, torch.uint8):
-                            positions.extend(index.nonzero().unbind(1))
-                        else:
-                            positions.append(index)
-                    args = (args[0], positions, *args[2:])
-                args, kwargs = tree_map(lambda t: t.to("meta") if real(t) else t, (args, kwargs))
+                return spill(func, args, kwargs, index_ops)
             return func(*args, **kwargs)
 
     return MetaSpill()
@@ -197,3 +189,24 @@ def _is_model_output(value: Any) -> bool:
     except ImportError:  # pragma: no cover - transformers is a dependency
         return False
     return isinstance(value, ModelOutput)
+
+
+def spill(func: Any, args: tuple, kwargs: dict, index_ops: set) -> Any:
+    """Run an operation whose operands mix meta and real tensors on meta. The real boolean indices of an
+    index operation become positions first: their values say which elements, which meta cannot know."""
+    import torch
+    from torch.utils._pytree import tree_map
+
+    def real(t: Any) -> bool:
+        return isinstance(t, torch.Tensor) and not t.is_meta
+
+    if func in index_ops and len(args) > 1:
+        positions = []
+        for index in args[1]:
+            if real(index) and index.dtype in (torch.bool, torch.uint8):
+                positions.extend(index.nonzero().unbind(1))
+            else:
+                positions.append(index)
+        args = (args[0], positions, *args[2:])
+    args, kwargs = tree_map(lambda t: t.to("meta") if real(t) else t, (args, kwargs))
+    return func(*args, **kwargs)

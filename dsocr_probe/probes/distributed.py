@@ -39,7 +39,7 @@ def world_size(ctx, cfg) -> tuple[int, str]:
 
 def run(ctx) -> Iterable[Finding]:
     ctx.needs(ctx.target, "distributed")
-    cfg = _train_config(ctx)
+    cfg = ctx.unless_broken(ctx.train_config)
     training = dict(cfg.training) if cfg is not None else {}
     # Only ZeRO stage 3 asks whether the model has a vision tower (from the weightless skeleton's module names).
     vision_tower = bool(training.get("deepspeed")) and bool(lora.vision_modules(_module_names(ctx)))
@@ -388,9 +388,3 @@ def _module_names(ctx) -> list[str]:
     except Exception:  # ProbeStop included: the model API probe reports why there is no skeleton
         return []
 
-
-def _train_config(ctx):
-    try:
-        return ctx.train_config()
-    except ProbeStop:
-        return None

@@ -32,13 +32,13 @@ def run(ctx) -> Iterable[Finding]:
     if sk.model is None:
         raise ProbeStop(skip("memory.no-model", f"No weightless model to run the forecast on: {sk.build_error}",
                              fix="See the model API probe.", params={"error": sk.build_error}))
-    cfg = _train_config(ctx)
+    cfg = ctx.unless_broken(ctx.train_config)
     training = dict(cfg.training) if cfg is not None else {}
     plan, dtype_source = _plan(ctx, cfg, training)
     batch = _whole(training.get("per_device_train_batch_size", 8), 1) if cfg is not None else 1
     capacity, card = _capacity(ctx)
     builder = ctx.needs(lambda: loading.builder_for(ctx, None, plan.dtype), "memory")
-    tokenizer = _tokenizer(ctx)
+    tokenizer = ctx.unless_broken(ctx.tokenizer)
     with tempfile.TemporaryDirectory(prefix="dsocr-memory-") as tmp:
         worst = _worst(ctx, builder, tokenizer, batch, Path(tmp))
         try:
@@ -260,20 +260,6 @@ def _has_dataset(ctx) -> bool:
         return ctx.dataset() is not None
     except ProbeStop:
         return False  # the dataset probe reports it; the forecast falls back to the longest sample allowed
-
-
-def _train_config(ctx):
-    try:
-        return ctx.train_config()
-    except ProbeStop:
-        return None
-
-
-def _tokenizer(ctx):
-    try:
-        return ctx.tokenizer()
-    except ProbeStop:
-        return None
 
 
 def _whole(value: Any, default: int) -> int:

@@ -48,13 +48,13 @@ def run(ctx) -> Iterable[Finding]:
     import torch
 
     target = ctx.needs(ctx.target, "step")
-    cfg = _train_config(ctx)
+    cfg = ctx.unless_broken(ctx.train_config)
     training = dict(cfg.training) if cfg is not None else {}
     device = loading.default_device(ctx)
     dtype = ctx.needs(lambda: loading.model_dtype(ctx, device), "step")
     ctx.needs(lambda: trainrun.trainer_class(cfg), "step")
     rows = _rows(ctx)
-    measured = samples_mod.measure(rows, ctx.image_facts, _layout_builder(ctx, dtype), _tokenizer(ctx))
+    measured = samples_mod.measure(rows, ctx.image_facts, _layout_builder(ctx, dtype), ctx.unless_broken(ctx.tokenizer))
     batch_size = _configured_batch(training) if cfg is not None else 1
     worst = samples_mod.largest(measured, batch_size)
     first = measured[:batch_size]
@@ -790,13 +790,6 @@ def _layout_builder(ctx, dtype: Any):
         return None
 
 
-def _tokenizer(ctx):
-    try:
-        return ctx.tokenizer()
-    except ProbeStop:
-        return None
-
-
 def _configured_batch(training: dict) -> int:
     """per_device_train_batch_size as the run reads it (the Trainer's default 8 when unset; 1 when unusable)."""
     return _whole(training.get("per_device_train_batch_size", 8), 1)
@@ -892,9 +885,3 @@ def _finite(x: float) -> bool:
 def _as_list(value: Any) -> Any:
     return sorted(value) if isinstance(value, (set, frozenset)) else value
 
-
-def _train_config(ctx):
-    try:
-        return ctx.train_config()
-    except ProbeStop:
-        return None
