@@ -32,7 +32,7 @@ from probing import context, linux_cpu, probe
 from toy_remote import CLEAN_MODELING, write_toy
 
 from dsocr_probe import i18n, loading, model_facts, runner, trust
-from dsocr_probe.context import Options, ProbeContext
+from dsocr_probe.context import Options
 from dsocr_probe.facts import DeviceFacts, EnvFacts
 from dsocr_probe.findings import Finding, ProbeStop, Status, fail
 from dsocr_probe.i18n import RU
@@ -1294,7 +1294,7 @@ def memory_forecast(env):
         mp.setattr(mf, "forecast", lambda *a, **k: (_ for _ in ()).throw(mf.ForecastError("the weightless step failed")))
         yield from run()
     with env.mp.context() as mp:
-        mp.setattr(ProbeContext, "tokenizer", lambda self: None)
+        mp.setattr(memory, "_tokenizer", lambda ctx: None)
         mp.setattr(memory, "_has_dataset", lambda ctx: False)
         yield from run()
 

@@ -38,7 +38,7 @@ def run(ctx) -> Iterable[Finding]:
     batch = _whole(training.get("per_device_train_batch_size", 8), 1) if cfg is not None else 1
     capacity, card = _capacity(ctx)
     builder = ctx.needs(lambda: loading.builder_for(ctx, None, plan.dtype), "memory")
-    tokenizer = ctx.unless_broken(ctx.tokenizer)
+    tokenizer = _tokenizer(ctx)
     with tempfile.TemporaryDirectory(prefix="dsocr-memory-") as tmp:
         worst = _worst(ctx, builder, tokenizer, batch, Path(tmp))
         try:
@@ -274,3 +274,8 @@ def _gib(n: float) -> str:
 
 def _name(dtype: Any) -> str:
     return str(dtype).replace("torch.", "")
+
+
+def _tokenizer(ctx):
+    # The tokenizer counts the prompt's tokens; without one the forecast takes the builder's own count.
+    return ctx.unless_broken(ctx.tokenizer)
