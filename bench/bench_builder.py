@@ -34,7 +34,7 @@ PAGE_SIZES = [(1240, 1754)] * 10 + [(1754, 1240), (2480, 1000), (600, 800), (700
 def full_size_processor():
     import transformers
 
-    from dsocr_probe.demo_ocr2 import build_tokenizer
+    from dsocr_probe.demo.ocr2 import build_tokenizer
 
     images = transformers.DeepseekOcr2ImageProcessorPil(size={"height": 1024, "width": 1024}, tile_size=768)
     return transformers.DeepseekOcr2Processor(image_processor=images, tokenizer=build_tokenizer(), patch_size=16, downsample_ratio=4)

@@ -135,7 +135,7 @@ def floor_pass(paths: list[Path], cores: int) -> float:
 
 
 def probe_pass(root: Path, workers: int) -> tuple[float, dict]:
-    from dsocr_probe.context import Options, ProbeContext
+    from dsocr_probe.probes.context import Options, ProbeContext
     from dsocr_probe.plugin import run_probe
     from dsocr_probe.probes import PROBES
 
@@ -156,7 +156,7 @@ def _config(root: Path) -> Path:
 
 
 def header_pass(root: Path, workers: int) -> float:
-    from dsocr_probe.context import Options, ProbeContext
+    from dsocr_probe.probes.context import Options, ProbeContext
 
     ctx = ProbeContext(Options(data=root, train_config=_config(root), workers=workers))
     rows = ctx.dataset().train.rows
@@ -175,7 +175,7 @@ def _peak_rss_child(root: Path, workers: int) -> None:
     The workers' peak is sampled (psutil): their ru_maxrss would count the parent's pages they were forked with."""
     import threading
 
-    from dsocr_probe import filepass
+    from dsocr_probe.inputs import filepass
 
     try:
         import psutil
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         _peak_rss_child(args.rss_child, args.workers)
         return 0
 
-    from dsocr_probe import filepass
+    from dsocr_probe.inputs import filepass
 
     cores = filepass.available_cores()
     workers = filepass.worker_count(args.workers)
@@ -281,7 +281,7 @@ def memory(base: Path, workers: int) -> None:
 
 def crossover(paths: list[Path], workers: int) -> None:
     """Small passes in this process vs on workers (the pool's start included): where workers start to pay."""
-    from dsocr_probe import filepass, images
+    from dsocr_probe.inputs import filepass, images
 
     for n in (10, 25, 50, 100, 200, 400):
         if n > len(paths):

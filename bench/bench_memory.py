@@ -7,10 +7,10 @@ v1 remote-code stand-in on transformers <= 4.47.1; run the script on both stacks
 3 batch sizes x 2 target lengths x pages with and without crops x gradient checkpointing off and
 on, it runs:
 
-* the real step: the run ``dsocr_probe.trainrun.build`` makes from the training config (as the step
+* the real step: the run ``dsocr_probe.model.trainrun.build`` makes from the training config (as the step
   probe and ``scripts/train_lora.py`` make it), two optimizer steps of the Trainer's own ``train()``
   on the batch, in float32 on the CPU (or CUDA, when one is here);
-* the forecast: :mod:`dsocr_probe.memory_forecast` on the meta-device model, same settings, same batch.
+* the forecast: :mod:`dsocr_probe.model.memory_forecast` on the meta-device model, same settings, same batch.
 
 Measured peak on the CPU: the torch profiler's allocation events (``profile_memory=True``), summed in
 time order, above the bytes the model's tensors held when training began: the CPU allocator's own
@@ -38,8 +38,8 @@ STEPS = 2  # the second step runs with the optimizer's state allocated, as every
 
 
 def write_pages(folder: Path, size: tuple[int, int], words: int, n: int) -> list:
-    from dsocr_probe.dataset import Row
-    from dsocr_probe.demo_pages import render_page
+    from dsocr_probe.inputs.dataset import Row
+    from dsocr_probe.demo.pages import render_page
 
     rng = random.Random(0)
     vocab = "the quick brown fox jumps over lazy dogs while seven wizards quietly box".split()
@@ -55,8 +55,8 @@ def write_pages(folder: Path, size: tuple[int, int], words: int, n: int) -> list
 
 
 def context(root: Path, mode: str | None, checkpointing: bool):
-    from dsocr_probe import demo
-    from dsocr_probe.context import Options, ProbeContext
+    from dsocr_probe.demo import target as demo
+    from dsocr_probe.probes.context import Options, ProbeContext
 
     target = demo.demo_target()
     config = demo.demo_train_config(target.path, demo.demo_family())
@@ -72,8 +72,8 @@ def context(root: Path, mode: str | None, checkpointing: bool):
 def measured_step(ctx, rows: list, batch: int, device: str, output_dir: str) -> tuple[int, str]:
     import torch
 
-    from dsocr_probe import loading, trainrun
-    from dsocr_probe.training import dataset_for
+    from dsocr_probe.model import loading, trainrun
+    from dsocr_probe.model.training import dataset_for
 
     dtype = torch.float32
     why = "bench"
@@ -159,7 +159,7 @@ def _allocation_peak(prof) -> int:
 def forecast_step(ctx, rows: list, batch: int, checkpointing: bool) -> int:
     import torch
 
-    from dsocr_probe import loading, memory_forecast as mf
+    from dsocr_probe.model import loading, memory_forecast as mf
 
     cfg = ctx.train_config()
     plan = mf.RunPlan(dtype=torch.float32, checkpointing=checkpointing, optim=cfg.training.get("optim", "adamw_torch"))
@@ -175,7 +175,7 @@ def main() -> int:
     args = parser.parse_args()
     import torch
 
-    from dsocr_probe import demo
+    from dsocr_probe.demo import target as demo
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     family = demo.demo_family()

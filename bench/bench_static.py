@@ -37,7 +37,7 @@ STATIC = ("environment", "cuda", "remote_code", "model_api", "processor", "train
 def write_full_size(folder: Path) -> Path:
     import transformers
 
-    from dsocr_probe import demo_ocr2, demo_pages
+    from dsocr_probe.demo import ocr2 as demo_ocr2, pages as demo_pages
 
     tokenizer = demo_ocr2.build_tokenizer()
     config = transformers.DeepseekOcr2Config(
@@ -59,7 +59,7 @@ def write_full_size(folder: Path) -> Path:
 
 
 def time_static(folder: Path) -> tuple[float, dict[str, str]]:
-    from dsocr_probe.context import Options, ProbeContext
+    from dsocr_probe.probes.context import Options, ProbeContext
     from dsocr_probe.plugin import run_probe
     from dsocr_probe.probes import PROBES
 

@@ -41,11 +41,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from dsocr_probe import gradients, loading, samples, trainrun
-    from dsocr_probe.context import Options, ProbeContext
+    from dsocr_probe.model import gradients, loading, trainrun
+    from dsocr_probe.inputs import samples
+    from dsocr_probe.probes.context import Options, ProbeContext
     from dsocr_probe.probes.step import _quiet, _train
-    from dsocr_probe.trial_settings import probe_overrides
-    from dsocr_probe.training import dataset_for
+    from dsocr_probe.knowledge.trial_settings import probe_overrides
+    from dsocr_probe.model.training import dataset_for
 
     # The demo is our own code; a user's model is trusted only when asked.
     options = Options(model=args.model, data=args.data, device=args.device, train_config=args.config,

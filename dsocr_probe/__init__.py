@@ -17,9 +17,9 @@ _BUILDERS = {
     "Seq2SeqCollator": "seq2seq",
     "BatchBuilder": "base",
     "BadExample": "base",
+    "builder_for": "builders",
 }
-_SERVICES = {"builder_for": "builders"}
-__all__ = sorted([*_BUILDERS, *_SERVICES])
+__all__ = sorted(_BUILDERS)
 
 
 def __getattr__(name: str):
@@ -29,8 +29,4 @@ def __getattr__(name: str):
         import importlib
 
         return getattr(importlib.import_module(f".collators.{_BUILDERS[name]}", __name__), name)
-    if name in _SERVICES:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_SERVICES[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import enum
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Iterable
+
+from .messages import N_, Rendered, has, ref, render_text, word
 
 
 class Status(str, enum.Enum):
@@ -59,53 +61,123 @@ class NotRun(str, enum.Enum):
     INTERRUPTED = "interrupted"  # it was running when the run was stopped
 
 
-@dataclass
 class Finding:
     """One fact a probe established, how much it matters, and what to do about it.
 
-    ``code`` is a stable identifier (``probe.what``) used by tests, the JSON twin and the
-    translations; ``params`` are the values the translated text is formatted with.
+    ``code`` is a stable identifier (``probe.what``) used by tests and the JSON twin; ``variant`` names
+    which of the code's texts applies and ``params`` are the values they are worded with. The words
+    themselves live in the message catalog (:mod:`dsocr_probe.messages`) and are chosen when the report
+    is rendered, in its language; ``title``, ``detail`` and ``fix`` are the English ones.
     """
 
-    status: Status
-    code: str
-    title: str
-    detail: str = ""
-    fix: str = ""
-    evidence: dict[str, Any] = field(default_factory=dict)
-    table: list[dict[str, Any]] = field(default_factory=list)
-    source: str = ""
-    params: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("status", "code", "variant", "params", "evidence", "table", "source", "_legacy")
+
+    def __init__(self, status: Status, code: str, variant: str = "", detail: str | None = None,
+                 fix: str | None = None, evidence: dict[str, Any] | None = None,
+                 table: list[dict[str, Any]] | None = None, source: str = "",
+                 params: dict[str, Any] | None = None, *, title: str | None = None):
+        self.status = status
+        self.code = code
+        self.params = dict(params or {})
+        self.evidence = dict(evidence or {})
+        self.table = list(table or [])
+        self.source = source
+        # Findings still worded inline (English only), until their texts move to the catalog.
+        legacy = title is not None or detail is not None or fix is not None or not has(code, variant)
+        if legacy:
+            self.variant = ""
+            self._legacy = Rendered(title if title is not None else variant, detail or "", fix or "")
+        else:
+            self.variant = variant
+            self._legacy = None
+
+    def replace(self, **changes: Any) -> "Finding":
+        """A copy with some of ``status``, ``params``, ``evidence``, ``table`` or ``source`` changed."""
+        copy = Finding.__new__(Finding)
+        for name in self.__slots__:
+            setattr(copy, name, changes.pop(name, getattr(self, name)))
+        if changes:
+            raise TypeError(f"Finding has no field {sorted(changes)}")
+        return copy
+
+    def text(self, lang: str = "en") -> Rendered:
+        """The title, detail and fix in ``lang``."""
+        if self._legacy is not None:
+            return self._legacy
+        return render_text(self.code, self.variant, self.params, lang)
+
+    @property
+    def title(self) -> str:
+        return self.text().title
+
+    @property
+    def detail(self) -> str:
+        return self.text().detail
+
+    @property
+    def fix(self) -> str:
+        return self.text().fix
+
+    def ref(self) -> dict[str, Any]:
+        """This finding as a param of another one (the one it stopped)."""
+        if self._legacy is not None:
+            return ref("input.legacy", "", {"title": self.title, "detail": self.detail, "fix": self.fix},
+                       self.status.value)
+        return ref(self.code, self.variant, self.params, self.status.value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Finding):
+            return NotImplemented
+        return self.to_json() == other.to_json()
+
+    def __repr__(self) -> str:
+        return f"Finding({self.status.value}, {self.code!r}, {self.variant!r}, {self.title!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["status"] = self.status.value
-        data["evidence"] = {k: _jsonable(v) for k, v in self.evidence.items()}
-        data["table"] = [{k: _jsonable(v) for k, v in row.items()} for row in self.table]
-        data["params"] = {k: _jsonable(v) for k, v in self.params.items()}
-        return data
+        text = self.text()
+        return {
+            "status": self.status.value,
+            "code": self.code,
+            "variant": self.variant,
+            "title": text.title,
+            "detail": text.detail,
+            "fix": text.fix,
+            "evidence": {k: _jsonable(word(v, "en")) for k, v in self.evidence.items()},
+            "table": [{k: _jsonable(word(v, "en")) for k, v in row.items()} for row in self.table],
+            "source": self.source,
+            "params": {k: _jsonable(v) for k, v in self.params.items()},
+        }
 
 
-def passed(code: str, title: str, **kw: Any) -> Finding:
-    return Finding(Status.PASS, code, title, **kw)
+def passed(code: str, variant: str = "", **kw: Any) -> Finding:
+    return Finding(Status.PASS, code, variant, **kw)
 
 
-def warn(code: str, title: str, **kw: Any) -> Finding:
-    return Finding(Status.WARN, code, title, **kw)
+def warn(code: str, variant: str = "", **kw: Any) -> Finding:
+    return Finding(Status.WARN, code, variant, **kw)
 
 
-def fail(code: str, title: str, **kw: Any) -> Finding:
-    return Finding(Status.FAIL, code, title, **kw)
+def fail(code: str, variant: str = "", **kw: Any) -> Finding:
+    return Finding(Status.FAIL, code, variant, **kw)
 
 
-def skip(code: str, title: str, **kw: Any) -> Finding:
-    return Finding(Status.SKIP, code, title, **kw)
+def skip(code: str, variant: str = "", **kw: Any) -> Finding:
+    return Finding(Status.SKIP, code, variant, **kw)
 
 
 def cause_params(cause: Finding) -> dict[str, Any]:
-    """Params for a finding that only says ``cause`` stopped it: the cause's own params, its title,
-    and its code, so a translated report can word the cause in the same language."""
-    return {**cause.params, "cause": cause.title, "cause_code": cause.code}
+    """Params for a finding that only says ``cause`` stopped it: the cause itself, worded in the
+    report's language as ``%(cause)s``, ``%(cause_detail)s`` and ``%(cause_fix)s``."""
+    if cause._legacy is not None:  # worded inline: the old translation table words it by its code
+        return {**cause.params, "cause": cause.title, "cause_code": cause.code}
+    return {"cause": cause.ref()}
 
 
 def probe_error(probe: str, exc: BaseException, *, frames: int = 6) -> Finding:
@@ -114,12 +186,41 @@ def probe_error(probe: str, exc: BaseException, *, frames: int = 6) -> Finding:
     return Finding(
         Status.ERROR,
         f"{probe}.probe-error",
-        f"The {probe} probe raised {type(exc).__name__}: {exc}",
-        detail="".join(traceback.format_list(tb)).rstrip(),
-        fix="This is a bug in the probe or an input it does not understand; the other probes still ran. "
-        "Re-run with `-x --tb=long -k " + probe + "` for the full traceback.",
-        evidence={"exception": f"{type(exc).__module__}.{type(exc).__qualname__}"},
+        params={"probe": probe, "exception": type(exc).__name__, "error": str(exc),
+                "traceback": "".join(traceback.format_list(tb)).rstrip()},
+        evidence={N_("exception"): f"{type(exc).__module__}.{type(exc).__qualname__}"},
     )
+
+
+class InputError(Exception):
+    """What a service raises when an input cannot be used: a message code, variant and params.
+
+    Services never build findings; the probe layer turns this into one (``status`` says how much it
+    weighs there: most broken inputs are a NO-GO, a missing optional one a SKIP).
+    """
+
+    def __init__(self, code: str, variant: str = "", *, status: Status = Status.FAIL,
+                 evidence: dict[str, Any] | None = None, table: list[dict[str, Any]] | None = None,
+                 source: str = "", **params: Any):
+        self.code = code
+        self.variant = variant
+        self.status = status
+        self.params = params
+        self.evidence = dict(evidence or {})
+        self.table = list(table or [])
+        self.source = source
+        super().__init__(code)
+
+    def __str__(self) -> str:
+        return render_text(self.code, self.variant, self.params).title
+
+    def __reduce__(self):
+        return (_input_error, (self.code, self.variant, self.status, self.evidence, self.table, self.source,
+                               self.params))
+
+
+def _input_error(code, variant, status, evidence, table, source, params) -> InputError:
+    return InputError(code, variant, status=status, evidence=evidence, table=table, source=source, **params)
 
 
 class ProbeStop(Exception):
@@ -206,17 +307,6 @@ class RunRecord:
     @property
     def partial(self) -> bool:
         return bool(self.not_run())
-
-    def verdict_line(self) -> str:
-        """The verdict in one English line, with how much of the plan it covers."""
-        planned = len(self.planned) or len(self.results)
-        ran = len(self.results)
-        if self.interrupted:
-            during = f" during the {self.running} probe" if self.running else ""
-            return f"INTERRUPTED{during}: no verdict ({ran} of {planned} probes finished)"
-        if self.partial:
-            return f"{self.verdict.value} for the {ran} of {planned} probes that ran"
-        return self.verdict.value
 
     def findings(self, *statuses: Status) -> list[tuple[ProbeResult, Finding]]:
         return [(r, f) for r in self.results for f in r.findings if not statuses or f.status in statuses]

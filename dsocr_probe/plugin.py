@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from . import probes as probes_mod
-from . import progress
-from .context import Options, ProbeContext
+from .inputs import progress
+from .report import terminal
+from .probes.context import Options, ProbeContext
 from .findings import ProbeResult, RunRecord, Status
-from .runner import run_probe
+from .run.runner import run_probe
 
 RECORD = pytest.StashKey[RunRecord]()
 CONTEXT = pytest.StashKey[ProbeContext]()
@@ -107,7 +108,7 @@ def options_from(config: pytest.Config) -> Options:
         nproc = None
     gpu_memory = _value(config, "gpu-memory") or None
     if gpu_memory is not None:
-        from .memory_forecast import parse_size
+        from .model.memory_forecast import parse_size
 
         try:
             gpu_memory = parse_size(gpu_memory)
@@ -247,13 +248,13 @@ class ProbeItem(pytest.Item):
             self.user_properties.append((f.code, f.status.value))
         status = result.status
         if status is Status.SKIP:
-            pytest.skip("; ".join(f.title for f in result.findings) or "nothing to check")
+            pytest.skip(terminal.skip_reason(result, ctx.options.lang))
         if status in record.blocking:
             raise ProbeFailed(result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:
         if isinstance(excinfo.value, ProbeFailed) and self.result is not None:
-            return _describe(self.result)
+            return terminal.describe(self.result, self.config.stash[CONTEXT].options.lang)
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[str, int | None, str]:
@@ -267,19 +268,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         # Point the skip at the probe, not at the line of this plugin that raised it.
         report.longrepr = (f"dsocr-probe::{item.spec.name}", None, report.longrepr[2])
     return report
-
-
-def _describe(result: ProbeResult) -> str:
-    lines = [f"{result.title}: {result.status.icon} {result.status.value.upper()}"]
-    for f in result.findings:
-        if f.status in (Status.PASS, Status.SKIP):
-            continue
-        lines.append(f"  {f.status.icon} {f.title}")
-        if f.detail:
-            lines.extend("      " + line for line in f.detail.splitlines())
-        if f.fix:
-            lines.append(f"      fix: {f.fix}")
-    return "\n".join(lines)
 
 
 def pytest_keyboard_interrupt(excinfo) -> None:
@@ -301,7 +289,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     record.interrupted = _INTERRUPTED.is_set() or exitstatus == pytest.ExitCode.INTERRUPTED
     if not record.results and record.running is None:
         return
-    from . import report
+    from .report import render as report
 
     ctx = config.stash[CONTEXT]
     record.environment = ctx.facts.to_json()
@@ -327,13 +315,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     verdict = record.verdict.value
     markup = {"GO": {"green": True}, "NO-GO": {"red": True}}.get(verdict, {"yellow": True})
     terminalreporter.section("dsocr-probe", sep="=", bold=True, **markup)
-    terminalreporter.write_line(f"verdict: {record.verdict_line()}", bold=True, **markup)
-    if record.strict:
-        terminalreporter.write_line("  (--dsocr-strict: warnings block)")
-    for result, f in record.findings(Status.FAIL, Status.ERROR, Status.WARN):
-        terminalreporter.write_line(f"  {f.status.icon} [{result.name}] {f.title}")
-    not_run = record.not_run()
-    if not_run:
-        terminalreporter.write_line("not run: " + ", ".join(f"{name} ({why.value})" for name, _, why in not_run))
-    terminalreporter.write_line(f"report: {md}")
-    terminalreporter.write_line(f"json:   {js}")
+    for line, bold in terminal.summary_lines(record, md, js, config.stash[CONTEXT].options.lang):
+        terminalreporter.write_line(line, **({"bold": True, **markup} if bold else {}))

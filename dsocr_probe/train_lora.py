@@ -4,7 +4,7 @@
                 [--output-dir DIR] [--max-steps N] [--device cpu|cuda]
 
 Run `pytest --dsocr-probe --dsocr-train-config <the same YAML> ...` first: this script builds
-its run with the function the step probe trained with (`dsocr_probe.trainrun.build`): the
+its run with the function the step probe trained with (`dsocr_probe.model.trainrun.build`): the
 Trainer class (top-level `trainer:`), its arguments (`training`), the collator (`data.collator` or
 the verified batch builder), the model and its LoRA wrapping. The adapter is saved to the output directory (adapter_config.json,
 adapter_model.safetensors) with the Trainer's state (trainer_state.json: the loss log).
@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from dsocr_probe.findings import ProbeStop
+    from .findings import ProbeStop
 
     try:
         output = train(args)
@@ -60,10 +60,11 @@ def overrides(args: argparse.Namespace) -> dict:
 
 
 def build(args: argparse.Namespace):
-    """The run, built by the function the step probe trains with (dsocr_probe.trainrun.build)."""
-    from dsocr_probe import loading, trainconfig, trainrun
-    from dsocr_probe.context import Options, ProbeContext
-    from dsocr_probe.findings import ProbeStop, fail
+    """The run, built by the function the step probe trains with (dsocr_probe.model.trainrun.build)."""
+    from .model import loading, trainrun
+    from .inputs import trainconfig
+    from .probes.context import Options, ProbeContext
+    from .findings import ProbeStop, fail
 
     cfg = trainconfig.load(args.config)
     name = args.model or cfg.model.get("name")

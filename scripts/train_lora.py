@@ -8,7 +8,7 @@ The training itself is ``dsocr_probe.train_lora``; ``--help`` lists every option
 
 import sys
 
-from dsocr_probe.train_lora import build, main, overrides, parse_args, train  # noqa: F401  (the script's API)
+from dsocr_probe.train_lora import build, main, overrides, parse_args, train
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,7 +19,7 @@ import transformers.modeling_utils  # noqa: F401  (registers torch ops once)
 import transformers.trainer  # noqa: F401  (imports accelerate and, where installed, datasets: pyarrow types register once)
 from pages import write_pages
 
-from dsocr_probe.demo import CACHE_ENV
+from dsocr_probe.demo.target import CACHE_ENV
 
 
 def pytest_configure(config):
@@ -35,7 +35,7 @@ def pytest_configure(config):
 @pytest.fixture(scope="module")
 def demo():
     """This stack's demo target with weights (the OCR-2 demo, or the v1 stand-in where OCR-2 is absent)."""
-    from dsocr_probe.demo import demo_target
+    from dsocr_probe.demo.target import demo_target
 
     target = demo_target()
     if not any(target.path.glob("*.safetensors")):
@@ -46,7 +46,7 @@ def demo():
 @pytest.fixture(scope="session")
 def v1_model(tmp_path_factory) -> Path:
     """Our remote-code stand-in of DeepSeek-OCR v1 (config, tokenizer, modeling code; no weights)."""
-    from dsocr_probe.standin import write_v1_standin
+    from dsocr_probe.demo.standin import write_v1_standin
 
     return write_v1_standin(tmp_path_factory.mktemp("v1") / "DeepSeek-OCR")
 

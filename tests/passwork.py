@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from dsocr_probe.images import inspect_image as _inspect  # the real one, even where a test replaces it
+from dsocr_probe.inputs.images import inspect_image as _inspect
 
 PID_DIR = "DSOCR_TEST_PID_DIR"  # each process that inspects a file leaves its pid there
 SLEEP = "DSOCR_TEST_SLEEP"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dsocr_probe.context import Options, ProbeContext
-from dsocr_probe.facts import EnvFacts
+from dsocr_probe.probes.context import Options, ProbeContext
+from dsocr_probe.inputs.facts import EnvFacts
 from dsocr_probe.findings import ProbeResult
-from dsocr_probe.runner import run_probe
+from dsocr_probe.run.runner import run_probe
 from dsocr_probe.probes import PROBES
 
 

@@ -159,6 +159,6 @@ def ocr2_builder(tmp_path_factory):
     if not hasattr(transformers, "DeepseekOcr2Processor"):
         pytest.skip(f"transformers {transformers.__version__} has no DeepSeek-OCR-2 (needs >= 5.10.1)")
     from dsocr_probe import DeepseekOCR2Collator
-    from dsocr_probe.demo_ocr2 import build_processor, build_tokenizer
+    from dsocr_probe.demo.ocr2 import build_processor, build_tokenizer
 
     return DeepseekOCR2Collator(build_processor(build_tokenizer()), max_length=1200)

@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from probing import context, probe
 
-from dsocr_probe import loading, training_values
+from dsocr_probe.model import loading
+from dsocr_probe.inputs import training_values
 from dsocr_probe.findings import Status
-from dsocr_probe.trainconfig import TrainConfig
+from dsocr_probe.inputs.trainconfig import TrainConfig
 
 CASE_BOUND_S = 20.0  # one case, the whole probe: far above what any takes, far below a hang
 HOSTILE = [0, -1, 1, 0.5, -0.5, 1e30, float("nan"), True, False, None, "", "x", "2e-4", "four", "true", [], {},
@@ -40,7 +41,7 @@ SEEN = {"cases": 0, "worst_s": 0.0, "rss_start": 0, "rss_peak": 0}
 @pytest.fixture(scope="module")
 def base():
     """One context for all cases: the demo target, its dataset and weightless skeleton, built once."""
-    from dsocr_probe.demo import demo_target
+    from dsocr_probe.demo.target import demo_target
 
     target = demo_target()
     config = yaml.safe_load((target.path / "training_config.yaml").read_text(encoding="utf-8"))

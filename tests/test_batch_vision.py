@@ -23,7 +23,7 @@ import transformers
 import yaml
 from probing import codes, context, linux_cpu, probe
 
-from dsocr_probe import meta_run
+from dsocr_probe.model import meta_run
 
 HAS_OCR2 = hasattr(transformers, "DeepseekOcr2Processor")
 needs_ocr2 = pytest.mark.skipif(not HAS_OCR2, reason=f"transformers {transformers.__version__} has no DeepSeek-OCR-2")
@@ -61,13 +61,13 @@ def _user_collator(tmp_path: Path, source: str, data: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory) -> Path:
-    from dsocr_probe.demo_pages import write_dataset
+    from dsocr_probe.demo.pages import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("pages"))
 
 
 def _examples(pages: Path, n: int = 2) -> list:
-    from dsocr_probe.dataset import load
+    from dsocr_probe.inputs.dataset import load
 
     return load(pages).examples("train")[:n]
 
@@ -79,7 +79,7 @@ def _examples(pages: Path, n: int = 2) -> list:
 def ocr2(tmp_path_factory) -> Path:
     if not HAS_OCR2:
         pytest.skip(f"transformers {transformers.__version__} has no DeepSeek-OCR-2")
-    from dsocr_probe.demo_ocr2 import write_tiny_ocr2
+    from dsocr_probe.demo.ocr2 import write_tiny_ocr2
 
     return write_tiny_ocr2(tmp_path_factory.mktemp("ocr2") / "tiny-ocr2")
 

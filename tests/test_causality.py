@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dsocr_probe import causality
+from dsocr_probe.model import causality
 
 
 class _Toy(torch.nn.Module):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dsocr_probe import codescan
+from dsocr_probe.codescan import scan as codescan
 
 
 def scan(source: str) -> codescan.ModuleScan:

@@ -30,8 +30,8 @@ PROMPT = "<image>\nFree OCR. "
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    from dsocr_probe.demo_ocr2 import write_tiny_ocr2
-    from dsocr_probe.demo_pages import write_dataset
+    from dsocr_probe.demo.ocr2 import write_tiny_ocr2
+    from dsocr_probe.demo.pages import write_dataset
 
     root = tmp_path_factory.mktemp("ocr2")
     write_tiny_ocr2(root)
@@ -48,7 +48,7 @@ def processor(folder):
 
 @pytest.fixture(scope="module")
 def examples(folder):
-    from dsocr_probe.dataset import load
+    from dsocr_probe.inputs.dataset import load
 
     return load(folder / "dataset").examples("train")
 
@@ -373,7 +373,7 @@ def _rows(sizes, prompts=(None,)):
 
 
 def _tiny_processor(tokenizer, images_kwargs=None, **image_settings):
-    from dsocr_probe import demo_ocr2
+    from dsocr_probe.demo import ocr2 as demo_ocr2
 
     images = transformers.DeepseekOcr2ImageProcessorPil(
         size={"height": demo_ocr2.GLOBAL_SIZE, "width": demo_ocr2.GLOBAL_SIZE}, tile_size=demo_ocr2.TILE_SIZE, **image_settings
@@ -388,7 +388,7 @@ def _tiny_processor(tokenizer, images_kwargs=None, **image_settings):
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from dsocr_probe.demo_ocr2 import build_tokenizer
+    from dsocr_probe.demo.ocr2 import build_tokenizer
 
     return build_tokenizer()
 

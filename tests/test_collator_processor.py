@@ -104,8 +104,8 @@ def processor(folder):
 
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory):
-    from dsocr_probe.dataset import load
-    from dsocr_probe.demo_pages import write_dataset
+    from dsocr_probe.inputs.dataset import load
+    from dsocr_probe.demo.pages import write_dataset
 
     return load(write_dataset(tmp_path_factory.mktemp("pages"))).examples("train")[:3]
 

@@ -1,6 +1,6 @@
 import pytest
 
-from dsocr_probe.facts import DeviceFacts
+from dsocr_probe.inputs.facts import DeviceFacts
 from dsocr_probe.probes.cuda import has_kernels
 from probing import codes, context, linux_cpu, probe
 
@@ -42,7 +42,7 @@ def test_sm120_on_cu121_is_no_go_and_names_the_build():
 def test_supported_card_passes_and_reports_evidence():
     result = probe("cuda", context(_gpu((12, 0), CU128, "12.8")))
     assert codes(result) == {"cuda.device": "pass"}
-    assert result.findings[0].evidence["bf16"] == "yes"
+    assert result.findings[0].to_json()["evidence"]["bf16"] == "yes"
 
 
 def test_no_bf16_before_ampere():

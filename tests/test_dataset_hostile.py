@@ -14,7 +14,7 @@ import pytest
 from badfiles import image_bytes
 from probing import codes, context, linux_cpu, probe
 
-from dsocr_probe import dataset as dataset_mod
+from dsocr_probe.inputs import dataset as dataset_mod
 from dsocr_probe.findings import ProbeStop
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="needs POSIX special files")
@@ -106,7 +106,7 @@ def test_a_file_swapped_for_a_pipe_after_the_check_is_still_refused(tmp_path, mo
 def test_files_larger_than_any_decodable_image_are_not_read(tmp_path, monkeypatch):
     from PIL import Image
 
-    from dsocr_probe import images
+    from dsocr_probe.inputs import images
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     limit = images.max_image_bytes()

@@ -20,7 +20,7 @@ from badfiles import bomb_png, image_bytes, truncated
 from PIL import Image
 from probing import codes, context, linux_cpu, probe
 
-from dsocr_probe import filepass, images
+from dsocr_probe.inputs import filepass, images
 from dsocr_probe.collators.base import open_rgb
 
 POOL = {"workers": 2, "decide_after_s": 0, "pool_pays_s": 0}  # workers even for a handful of tiny files

@@ -74,8 +74,8 @@ def test_a_nul_byte_in_a_path_names_the_row(tmp_path):
 
 
 def test_every_bad_row_reaches_the_json_report_and_the_markdown_says_how_many_are_not_shown(tmp_path):
-    from dsocr_probe import report
-    from dsocr_probe.context import Options
+    from dsocr_probe.report import render as report
+    from dsocr_probe.probes.context import Options
     from dsocr_probe.findings import RunRecord
 
     split = write_pages(tmp_path / "data" / "train", ["one"])
@@ -153,7 +153,7 @@ def test_sample_length_counts_the_image_slots_not_only_the_target(tmp_path, v1_m
 
 def test_sample_length_uses_the_upright_page(tmp_path, v1_model):
     """An EXIF-rotated scan is counted as the builder sees it, turned upright first."""
-    from dsocr_probe import loading
+    from dsocr_probe.model import loading
     from dsocr_probe.collators.base import open_rgb
 
     ctx = _v1_project(tmp_path, v1_model, (1754, 700), "gundam", 1, exif=6)

@@ -19,7 +19,7 @@ import pytest
 import torch
 import transformers
 
-from dsocr_probe import demo
+from dsocr_probe.demo import target as demo
 from dsocr_probe.collators.base import IGNORE_INDEX
 
 NATIVE_OCR2 = hasattr(transformers, "DeepseekOcr2ForConditionalGeneration")
@@ -84,7 +84,7 @@ def test_second_call_reuses_the_folder(target):
 def test_dataset_is_clean_and_rendered(target):
     from PIL import Image
 
-    from dsocr_probe.dataset import load
+    from dsocr_probe.inputs.dataset import load
 
     data = load(target.dataset)
     assert set(data.splits) == {"train", "val"}
@@ -107,7 +107,7 @@ def test_training_config_fits_the_demo_and_the_installed_libraries(target, tmp_p
     from peft import LoraConfig, TaskType
     from transformers import TrainingArguments
 
-    from dsocr_probe import trainconfig
+    from dsocr_probe.inputs import trainconfig
 
     cfg = trainconfig.load(target.path / demo.TRAIN_CONFIG)
     assert cfg.sectioned
@@ -129,7 +129,7 @@ def test_killed_build_leaves_no_half_folder(fresh_cache):
     """SIGKILL during a build (files written, not yet renamed): no demo folder appears; the next call builds."""
     script = (
         "import sys, time\n"
-        "from dsocr_probe import demo\n"
+        "from dsocr_probe.demo import target as demo\n"
         "real = demo._build\n"
         "def build_then_hang(work, final):\n"
         "    real(work, final)\n"
@@ -199,7 +199,7 @@ def test_ocr2_demo_loads_with_auto_classes_and_trains(target):
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
     from dsocr_probe.collators import DeepseekOCR2Collator
-    from dsocr_probe.dataset import load
+    from dsocr_probe.inputs.dataset import load
 
     config = AutoConfig.from_pretrained(str(target.path))
     processor = AutoProcessor.from_pretrained(str(target.path))
@@ -230,7 +230,7 @@ def test_ocr2_demo_loads_with_auto_classes_and_trains(target):
 def test_ocr2_weights_are_seeded(tmp_path):
     from safetensors.torch import load_file
 
-    from dsocr_probe.demo_ocr2 import write_tiny_ocr2
+    from dsocr_probe.demo.ocr2 import write_tiny_ocr2
 
     a = load_file(str(write_tiny_ocr2(tmp_path / "a") / "model.safetensors"))
     b = load_file(str(write_tiny_ocr2(tmp_path / "b") / "model.safetensors"))
@@ -244,7 +244,7 @@ def test_v1_demo_is_the_standin_with_weights_and_trains(target):
     from transformers import AutoModel, AutoTokenizer
 
     from dsocr_probe.collators import DeepseekOCRCollator
-    from dsocr_probe.dataset import load
+    from dsocr_probe.inputs.dataset import load
 
     assert (target.path / "model.safetensors").is_file() and target.needs_remote_code
     cfg = demo.demo_train_config(target.path)

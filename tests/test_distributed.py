@@ -13,7 +13,8 @@ import yaml
 from pages import write_pages
 from probing import codes, context, probe
 
-from dsocr_probe import distributed_launch, runner
+from dsocr_probe.model import distributed_launch
+from dsocr_probe.run import runner
 from dsocr_probe.findings import Status
 
 REMOTE_CODE_LOADS = hasattr(importlib.import_module("transformers.models.llama.modeling_llama"), "LlamaFlashAttention2")
@@ -25,7 +26,7 @@ def _config(folder: Path, tmp_path: Path, data: Path | None = None, lora: dict |
     config = yaml.safe_load((folder / "training_config.yaml").read_text(encoding="utf-8")) \
         if (folder / "training_config.yaml").is_file() else None
     if config is None:
-        from dsocr_probe import demo
+        from dsocr_probe.demo import target as demo
 
         config = demo.demo_train_config(folder, demo.V1)
     if data is not None:
@@ -81,8 +82,8 @@ def test_three_rows_on_two_ranks_at_batch_4_are_named(demo, tmp_path):
 @pytest.fixture(scope="module")
 def moe_checkpoint(tmp_path_factory):
     """The v1 stand-in with the checkpoint's routing (64 experts, 6 per token): a small batch reaches only some."""
-    from dsocr_probe.demo_pages import write_dataset
-    from dsocr_probe.standin import write_v1_standin
+    from dsocr_probe.demo.pages import write_dataset
+    from dsocr_probe.demo.standin import write_v1_standin
 
     folder = write_v1_standin(tmp_path_factory.mktemp("moe") / "DeepSeek-OCR", weights=True, seed=0,
                               routed_experts=(64, 6))

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from dsocr_probe import engines, trainconfig
+from dsocr_probe.inputs import engines, trainconfig
 from dsocr_probe.findings import ProbeStop, Status
 from dsocr_probe.probes.distributed import world_size
 from dsocr_probe.probes.engine_findings import engine_findings
@@ -94,7 +94,7 @@ def test_a_bad_process_count_is_a_usage_error(pytester, value):
 
 
 def test_a_rank_the_launcher_only_ended_is_not_named_over_the_one_that_died():
-    from dsocr_probe.distributed_launch import _root_cause
+    from dsocr_probe.model.distributed_launch import _root_cause
 
     def entry(rank, code, trace):
         return (f"[{rank}]:\n  time      : 2026-12-01_17:00:00\n  host      : localhost\n  rank      : {rank} "

@@ -1,6 +1,6 @@
 import pytest
 
-from dsocr_probe.rules import VERSION_RULES, matching
+from dsocr_probe.knowledge.rules import VERSION_RULES, matching
 from probing import codes, context, linux_cpu, probe
 
 

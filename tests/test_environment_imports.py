@@ -6,7 +6,7 @@ import os
 import sys
 import textwrap
 
-from dsocr_probe import facts
+from dsocr_probe.inputs import facts
 from dsocr_probe.probes.environment import build_of
 from probing import codes, context, linux_cpu, probe
 

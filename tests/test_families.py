@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from dsocr_probe import families, lora
+from dsocr_probe.knowledge import families
+from dsocr_probe.model import lora
 
 
 class _Tokenizer:

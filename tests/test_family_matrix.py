@@ -16,7 +16,7 @@ import yaml
 from packaging.version import Version
 
 import tiny_families as tf
-from dsocr_probe.context import Options, ProbeContext
+from dsocr_probe.probes.context import Options, ProbeContext
 from dsocr_probe.findings import Status
 from probing import linux_cpu
 from dsocr_probe.plugin import run_probe
@@ -46,7 +46,7 @@ def _needs(family: str) -> None:
 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory) -> Path:
-    from dsocr_probe.demo_pages import write_dataset
+    from dsocr_probe.demo.pages import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("pages"))
 
@@ -120,7 +120,7 @@ def test_deepseek_ocr_v1_standin_is_go(v1_model, pages):
 def test_deepseek_ocr2_is_go(tmp_path_factory, pages):
     if not hasattr(transformers, "DeepseekOcr2Processor"):
         pytest.skip(f"transformers {transformers.__version__} has no DeepSeek-OCR-2")
-    from dsocr_probe.demo_ocr2 import write_tiny_ocr2
+    from dsocr_probe.demo.ocr2 import write_tiny_ocr2
 
     folder = write_tiny_ocr2(tmp_path_factory.mktemp("ocr2") / "tiny-ocr2")
     results = gate(folder, None, pages, probes=("processor", "batch"))

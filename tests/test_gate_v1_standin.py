@@ -16,9 +16,9 @@ pytestmark = pytest.mark.skipif(not REMOTE_CODE_LOADS, reason="the v1 remote cod
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """The stand-in with weights, its rendered pages and a training config that fits them."""
-    from dsocr_probe import demo
-    from dsocr_probe.demo_pages import write_dataset
-    from dsocr_probe.standin import write_v1_standin
+    from dsocr_probe.demo import target as demo
+    from dsocr_probe.demo.pages import write_dataset
+    from dsocr_probe.demo.standin import write_v1_standin
 
     folder = write_v1_standin(tmp_path_factory.mktemp("gate") / "DeepSeek-OCR", weights=True, seed=0)
     write_dataset(folder / "dataset", seed=0)
@@ -38,7 +38,7 @@ def _gate(pytester, checkpoint, revision):
 
 
 def test_trusted_and_pinned_by_content_the_gate_is_go_with_the_infer_warning(pytester, checkpoint):
-    from dsocr_probe.pinning import content_digest
+    from dsocr_probe.inputs.pinning import content_digest
 
     result, report, findings = _gate(pytester, checkpoint, content_digest(checkpoint[0]))
     blocking = [(code, f["title"]) for code, f in findings.items() if f["status"] in ("fail", "error")]
@@ -53,7 +53,7 @@ def test_trusted_and_pinned_by_content_the_gate_is_go_with_the_infer_warning(pyt
 
 
 def test_a_commit_hash_on_the_plain_folder_is_no_go_and_names_the_digest(pytester, checkpoint):
-    from dsocr_probe.pinning import content_digest
+    from dsocr_probe.inputs.pinning import content_digest
 
     result, report, findings = _gate(pytester, checkpoint, "0123456789abcdef0123456789abcdef01234567")
     assert report["verdict"] == "NO-GO" and result.ret != 0

@@ -31,11 +31,15 @@ from pages import write_pages
 from probing import context, linux_cpu, probe
 from toy_remote import CLEAN_MODELING, write_toy
 
-from dsocr_probe import i18n, loading, model_facts, runner, trust
-from dsocr_probe.context import Options
-from dsocr_probe.facts import DeviceFacts, EnvFacts
+from dsocr_probe.report import i18n
+from dsocr_probe.model import loading, model_facts
+from dsocr_probe.run import runner
+from dsocr_probe.inputs import trust
+from dsocr_probe.probes.context import Options
+from dsocr_probe.inputs.facts import DeviceFacts, EnvFacts
 from dsocr_probe.findings import Finding, ProbeStop, Status, fail
-from dsocr_probe.i18n import RU
+from dsocr_probe.report.i18n import RU
+from dsocr_probe import messages
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 INSTALLED_TRANSFORMERS = transformers.__version__
@@ -199,7 +203,7 @@ def remote_code_transformers_imports(env):
     yield from remote(toy(env.tmp() / "m", known + MODELING, saved="4.48.0"), replay)  # the facts' range only
     yield from remote(toy(env.tmp() / "m", unknown + MODELING))  # config.json's release
     yield from remote(toy(env.tmp() / "m", unknown + MODELING, saved=None))  # nothing to go by
-    from dsocr_probe import transformers_symbols
+    from dsocr_probe.knowledge import transformers_symbols
     from dsocr_probe.probes import remote_code
 
     broken = transformers_symbols.Lookup(False, "RuntimeError: operator torchvision::nms does not exist", broken=True)
@@ -221,7 +225,7 @@ def remote_code_packages(env):
 
 @scenario
 def remote_code_trust(env):
-    from dsocr_probe import target as target_mod
+    from dsocr_probe.inputs import target as target_mod
     from dsocr_probe.probes import remote_code
 
     folder = toy(env.tmp() / "m")
@@ -230,7 +234,7 @@ def remote_code_trust(env):
     # A hub snapshot: the commit is known from the cache folder, the revision asked for is a branch.
     hub = target_mod.Target("org/toy", folder, json.loads((folder / "config.json").read_text()), revision="main", commit=COMMIT)
     ctx = context(installed(), model=str(folder), trust_remote_code=True)
-    from dsocr_probe import codescan
+    from dsocr_probe.codescan import scan as codescan
 
     yield remote_code._pin_finding(ctx, hub, codescan.collect(folder))
     local = target_mod.resolve(str(folder))
@@ -253,7 +257,8 @@ def prerequisites(env):
 
 @scenario
 def model_api(env):
-    from dsocr_probe import skeleton, target as target_mod
+    from dsocr_probe.model import skeleton
+    from dsocr_probe.inputs import target as target_mod
     from dsocr_probe.probes import model_api as api
 
     yield from probe("model_api", context(installed(), model=str(toy(env.tmp() / "m")))).findings
@@ -277,7 +282,7 @@ def model_api(env):
         raise ImportError("cannot import name 'LlamaFlashAttention2' from 'transformers.models.llama.modeling_llama'")
 
     env.mp.setattr(transformers.AutoConfig, "from_pretrained", refuse)
-    from dsocr_probe import pinning
+    from dsocr_probe.inputs import pinning
 
     folder = toy(env.tmp() / "m")
     digest = pinning.content_digest(folder)
@@ -343,7 +348,7 @@ collate = make()
 
 @scenario
 def train_config_files(env):
-    from dsocr_probe import trainconfig
+    from dsocr_probe.inputs import trainconfig
 
     folder = env.tmp()
     yield stopped(trainconfig.load, folder / "missing.yaml")
@@ -381,9 +386,9 @@ def train_config_arguments(env):
 @scenario
 def train_config_values(env):
     """Values the arguments class would store and the run then trips on, and keys nobody reads."""
-    from dsocr_probe import training_values
+    from dsocr_probe.inputs import training_values
     from dsocr_probe.probes import train_config as tc
-    from dsocr_probe.trainconfig import TrainConfig
+    from dsocr_probe.inputs.trainconfig import TrainConfig
 
     training = {"learning_rate": "2e-4", "bf16": "false", "optim": "adamw", "report_to": "none",
                 "lr_scheduler_type": "dsocr_no_such_schedule_zzz", "per_device_train_batch_size": 0,
@@ -417,9 +422,9 @@ class NotATrainer:
 
 @scenario
 def train_config_trainer(env):
-    from dsocr_probe import trainconfig
+    from dsocr_probe.inputs import trainconfig
     from dsocr_probe.probes import train_config as tc
-    from dsocr_probe.trainconfig import TrainConfig
+    from dsocr_probe.inputs.trainconfig import TrainConfig
 
     folder = env.tmp()
     (folder / "dsocr_i18n_old_trainers.py").write_text(OLD_TRAINERS)
@@ -436,7 +441,7 @@ def train_config_trainer(env):
         yield from found
     (folder / "trainer.yaml").write_text("trainer: [1, 2]\ntraining: {}\n")
     yield stopped(trainconfig.load, folder / "trainer.yaml")
-    from dsocr_probe import trainrun
+    from dsocr_probe.model import trainrun
     from dsocr_probe.probes import step
 
     cfg = TrainConfig(folder / "c.yaml", data={"collator": "dsocr_no_such_module_here:collate"})
@@ -455,7 +460,7 @@ def train_config_trainer(env):
 def train_config_project(env):
     """The seed team's mistakes in one config, on a Windows machine (spawned DataLoader workers)."""
     from dsocr_probe.probes import train_config as tc
-    from dsocr_probe.trainconfig import TrainConfig
+    from dsocr_probe.inputs.trainconfig import TrainConfig
 
     folder = env.tmp()
     write_pages(folder / "data" / "train", ["first", "second", "third"])
@@ -472,7 +477,7 @@ def train_config_project(env):
     config = TrainConfig(cfg, data={"collator": "dsocr_i18n_no_such_module:collate"})
     yield from tc._collator_and_workers(linux, config)
     # No collator of their own: the verified builder is pickled, here one holding a local function.
-    from dsocr_probe import loading
+    from dsocr_probe.model import loading
 
     holds_a_function = loading.builder_for(linux)
     holds_a_function.hook = lambda batch: batch
@@ -492,7 +497,7 @@ def train_config_project(env):
 @scenario
 def train_config_lora_targets(env):
     from dsocr_probe.probes import train_config as tc
-    from dsocr_probe.trainconfig import TrainConfig
+    from dsocr_probe.inputs.trainconfig import TrainConfig
 
     names = ["model", "model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj",
              "model.sam_model.blocks.0.attn.qkv", "model.vision_model.layers.0.self_attn.qkv_proj"]
@@ -511,7 +516,7 @@ def train_config_lora_targets(env):
     ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(module_names=["model", "model.norm"], model=_Normed()), None)
     yield from tc._lora(ctx, TrainConfig(path, lora={"target_modules": ["norm"], "task_type": "CAUSAL_LM"}))
     # Values peft would take and training would not.
-    from dsocr_probe import training_values
+    from dsocr_probe.inputs import training_values
 
     yield from tc._value_findings(training_values.lora_check({"r": 0, "lora_alpha": "16", "bias": "some"}))
 
@@ -527,7 +532,7 @@ class _Normed(torch.nn.Module):
 
 @scenario
 def dataset(env):
-    from dsocr_probe import dataset as dataset_mod
+    from dsocr_probe.inputs import dataset as dataset_mod
 
     root = env.tmp()
     write_pages(root / "train", ["one", "two", "shared"])
@@ -591,7 +596,7 @@ def batch_keys_and_dtypes(env):
 @scenario
 def batch_image_features(env):
     """Image slots against the features the vision path yields, for a processor builder and a collator of the team's own."""
-    from dsocr_probe.meta_run import FeatureCount
+    from dsocr_probe.model.meta_run import FeatureCount
     from dsocr_probe.probes import batch
 
     count = FeatureCount(290, [145, 145], "DeepseekOcr2ForConditionalGeneration.get_image_features", "list")
@@ -652,7 +657,7 @@ def batch_layout(env):
 
 @scenario
 def loading_failures(env):
-    from dsocr_probe import target as target_mod
+    from dsocr_probe.inputs import target as target_mod
 
     native = env.tmp() / "native"
     native.mkdir()
@@ -745,11 +750,12 @@ class _Towers(torch.nn.Module):
 
 @scenario
 def step_parts(env):
-    from dsocr_probe import gradients, plugin
-    from dsocr_probe.measure import Measure, forecast
+    from dsocr_probe.model import gradients
+    from dsocr_probe import plugin
+    from dsocr_probe.model.measure import Measure, forecast
     from dsocr_probe.probes import PROBES, step
 
-    from dsocr_probe.trainer_watch import StepRecord
+    from dsocr_probe.model.trainer_watch import StepRecord
 
     described = {"trainer": "transformers.trainer.Trainer", "trainer from": "default", "collator": "team.collate.Collator",
                  "collator from": "data.collator: team.collate:Collator"}
@@ -844,7 +850,7 @@ def step_task_type(env):
 
 @scenario
 def dataset_hostile(env):
-    from dsocr_probe import dataset as dataset_mod
+    from dsocr_probe.inputs import dataset as dataset_mod
 
     root = env.tmp()
     write_pages(root / "train", ["one"])
@@ -901,8 +907,15 @@ def findings(tmp_path_factory, v1_model) -> list[tuple[str, Finding]]:
     return out
 
 
+def _converted(code: str) -> bool:
+    """Codes whose texts moved to the message catalog: their old entries here are no longer used."""
+    return any(c in (code, "*." + code.partition(".")[2]) for c, _ in messages.all_texts())
+
+
 def _translated(findings):
     for name, f in findings:
+        if f._legacy is None:
+            continue
         entry = RU.get(f.code)
         if entry and i18n.applies(entry, f):
             yield name, f, entry, i18n.choices(f)
@@ -933,9 +946,20 @@ def test_every_english_text_of_a_translated_finding_is_translated(findings):
 def test_every_russian_template_is_used_by_a_real_finding(findings):
     used = {(f.code, key, index) for _, f, _, chosen in _translated(findings) for key, (index, _) in chosen.items()}
     unused = [(code, key, index, text)
-              for code, entry in RU.items() for key in i18n.KEYS if key in entry
+              for code, entry in RU.items() if not _converted(code) for key in i18n.KEYS if key in entry
               for index, text in enumerate(i18n.alternatives(entry[key])) if (code, key, index) not in used]
     assert not unused, "templates no scenario reaches (or whose params never match):\n" + "\n".join(map(str, unused))
+
+
+def test_every_catalog_finding_is_worded_in_both_languages(findings):
+    for name, f in findings:
+        if f._legacy is None:
+            for lang in messages.LANGUAGES:
+                text = f.text(lang)  # a param its probe does not give fails here
+                assert text.title, (name, f.code, f.variant, lang)
+            title = f.text("ru").title
+            assert any("а" <= ch.lower() <= "я" for ch in title) or title == f.title, (f.code, f.variant, title)
+            assert "None" not in title, (f.code, f.variant, title)
 
 
 def test_russian_texts_are_russian_and_keep_the_values(findings):
@@ -995,7 +1019,7 @@ def remote_code_pins(env):
 @scenario
 def target_folders(env):
     """A Windows path on Linux, a mistyped relative folder, and a file where a folder should be."""
-    from dsocr_probe import target as target_mod
+    from dsocr_probe.inputs import target as target_mod
 
     yield stopped(target_mod.resolve, "C:\\models\\DeepSeek-OCR")
     here = env.tmp()
@@ -1012,9 +1036,9 @@ def target_folders(env):
 @scenario
 def train_config_lora_installed_peft(env):
     """A field this peft lacks (known and unknown to us) and a target whose module type peft cannot adapt."""
-    from dsocr_probe import lora
+    from dsocr_probe.model import lora
     from dsocr_probe.probes import train_config as tc
-    from dsocr_probe.trainconfig import TrainConfig
+    from dsocr_probe.inputs.trainconfig import TrainConfig
 
     fields = lora.config_fields()
     env.mp.setattr(lora, "config_fields", lambda: fields - {"exclude_modules"})
@@ -1039,7 +1063,7 @@ def train_config_lora_installed_peft(env):
 
 @scenario
 def environment_extension_imports(env):
-    from dsocr_probe import quantization
+    from dsocr_probe.model import quantization
     from dsocr_probe.probes import environment
 
     for versions, errors in (
@@ -1063,7 +1087,7 @@ def environment_extension_imports(env):
 def step_targets_fix_with_exclude_modules(env):
     """The step probe's fixes as a peft with `exclude_modules` (>= 0.14.0) words them, on any stack:
     on peft 0.13.x the same calls give the single-regex form instead."""
-    from dsocr_probe import gradients, lora
+    from dsocr_probe.model import gradients, lora
     from dsocr_probe.probes import step
 
     fields = lora.config_fields()
@@ -1091,7 +1115,7 @@ def _rank(rank: int, plan: list, rows: int, **extra) -> dict:
 
 
 def _outcome(ranks: dict, **kw):
-    from dsocr_probe.distributed_launch import Outcome
+    from dsocr_probe.model.distributed_launch import Outcome
 
     return Outcome(nproc=kw.pop("nproc", 2), ranks=ranks, returncode=kw.pop("returncode", 0), limit_s=30.0, **kw)
 
@@ -1155,7 +1179,8 @@ def distributed_runs(env):
 @scenario
 def distributed_inputs(env):
     """The distributed probe before any launch: off, its prerequisite, the GPUs, the engines' settings."""
-    from dsocr_probe import distributed_launch, engines, loading, trainconfig
+    from dsocr_probe.model import distributed_launch, loading
+    from dsocr_probe.inputs import engines, trainconfig
     from dsocr_probe.probes.engine_findings import engine_findings
 
     yield from probe("distributed", context(installed(), model="/nonexistent/dsocr-probe-model")).findings
@@ -1203,7 +1228,7 @@ def kin_families(env):
     torchvision, slots not compared, labels on the prompt, and the causality check's three outcomes."""
     import torch as _torch
 
-    from dsocr_probe import causality
+    from dsocr_probe.model import causality
     from dsocr_probe.collators.base import labels_on_prompt
     from dsocr_probe.findings import fail as _fail
     from dsocr_probe.probes import batch, processor, step
@@ -1257,16 +1282,16 @@ def memory_forecast(env):
     """The memory probe on the demo's folder without weights: no card, fits, tight and does not fit (the
     changes it would list replaced, so both fixes are reached), the card table both ways, what stops it;
     the step probe on that folder."""
-    from dsocr_probe import memory_forecast as mf
-    from dsocr_probe.demo import demo_target
-    from dsocr_probe.memory_forecast import GIB
+    from dsocr_probe.model import memory_forecast as mf
+    from dsocr_probe.demo.target import demo_target
+    from dsocr_probe.model.memory_forecast import GIB
     from dsocr_probe.probes import memory
 
     demo = demo_target()
     folder = env.tmp() / "weightless"
     shutil.copytree(demo.path, folder, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "dataset"))
     config = env.tmp() / "training.yaml"
-    config.write_text(yaml.safe_dump(__import__("dsocr_probe.demo", fromlist=["x"]).demo_train_config(demo.path, None)),
+    config.write_text(yaml.safe_dump(__import__("dsocr_probe.demo.target", fromlist=["x"]).demo_train_config(demo.path, None)),
                       encoding="utf-8")
 
     def run(gib=None, **options):

@@ -6,7 +6,7 @@ import pytest
 import torch
 import transformers
 
-from dsocr_probe import lora
+from dsocr_probe.model import lora
 
 # Module names as the published DeepSeek-OCR v1 checkpoint has them (reference: linear module names).
 V1_NAMES = [
@@ -78,7 +78,7 @@ def test_ocr2_vision_takes_gradients_so_nothing_is_flagged():
                     reason="native DeepSeek-OCR-2 needs transformers >= 5.10.1")
 def test_ocr2_defaults_exclude_its_vision_encoder():
     """DeepSeek-OCR-2's vision encoder has q_proj ... down_proj too: short names alone would adapt it."""
-    from dsocr_probe.demo import demo_target
+    from dsocr_probe.demo.target import demo_target
 
     config = transformers.AutoConfig.from_pretrained(str(demo_target().path))
     with torch.device("meta"):

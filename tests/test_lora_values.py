@@ -7,7 +7,7 @@ import yaml
 from packaging.version import Version
 from probing import codes, context, probe
 
-from dsocr_probe import loading
+from dsocr_probe.model import loading
 from dsocr_probe.findings import Status
 
 
@@ -19,7 +19,7 @@ def lora_version() -> Version:
 
 @pytest.fixture(scope="module")
 def demo():
-    from dsocr_probe.demo import demo_target
+    from dsocr_probe.demo.target import demo_target
 
     return demo_target()
 

@@ -7,7 +7,7 @@ import torch
 import yaml
 from packaging.version import Version
 
-from dsocr_probe import lora
+from dsocr_probe.model import lora
 from probing import context, linux_cpu, probe
 
 PEFT = Version(__import__("peft").__version__)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dsocr_probe import memory_forecast as mf
-from dsocr_probe.memory_ledger import ledger_mode
+from dsocr_probe.model import memory_forecast as mf
+from dsocr_probe.model.memory_ledger import ledger_mode
 
 LORA = {"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"], "task_type": "CAUSAL_LM"}
 
@@ -112,10 +112,10 @@ def test_the_demo_with_crops_costs_more_than_without(demo, tmp_path):
     """The vision side: a page cut into crops has more image slots, and more activations, than one that is not."""
     from PIL import Image
 
-    from dsocr_probe import loading
+    from dsocr_probe.model import loading
     from dsocr_probe.collators import DeepseekOCRCollator
-    from dsocr_probe.dataset import Row
-    from dsocr_probe.demo import V1, demo_family
+    from dsocr_probe.inputs.dataset import Row
+    from dsocr_probe.demo.target import V1, demo_family
     from probing import context
 
     ctx = context(trust_remote_code=True)

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from probing import context, probe
 
-from dsocr_probe import loading
-from dsocr_probe.demo import demo_train_config
-from dsocr_probe.memory_forecast import GIB
+from dsocr_probe.model import loading
+from dsocr_probe.demo.target import demo_train_config
+from dsocr_probe.model.memory_forecast import GIB
 
 pytest_plugins = ["pytester"]
 
@@ -117,8 +117,8 @@ def test_the_step_probe_forecasts_other_sizes_with_the_same_model_on_cuda(demo, 
 
     import torch
 
-    from dsocr_probe import samples
-    from dsocr_probe.measure import Measure
+    from dsocr_probe.inputs import samples
+    from dsocr_probe.model.measure import Measure
     from dsocr_probe.probes import step
 
     ctx = context(trust_remote_code=True)

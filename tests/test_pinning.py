@@ -11,11 +11,12 @@ import pytest
 from probing import context, linux_cpu, probe
 from toy_remote import write_toy
 
-from dsocr_probe import loading, pinning
-from dsocr_probe.context import Options
+from dsocr_probe.model import loading
+from dsocr_probe.inputs import pinning
+from dsocr_probe.probes.context import Options
 from dsocr_probe.findings import ProbeStop, Status
-from dsocr_probe.trust import import_refusal
-from dsocr_probe.target import resolve
+from dsocr_probe.inputs.trust import import_refusal
+from dsocr_probe.inputs.target import resolve
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 BLOCKS = "def helper():\n    return 1\n"

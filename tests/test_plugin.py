@@ -48,7 +48,7 @@ def test_junitxml_carries_statuses(pytester):
 def test_no_go_finding_fails_the_item_and_the_run(pytester):
     pytester.makeconftest(
         """
-        from dsocr_probe.facts import EnvFacts
+        from dsocr_probe.inputs.facts import EnvFacts
 
         def pytest_dsocr_facts(config, facts):
             facts.versions.update(peft="0.18.0", transformers="4.45.0")
@@ -98,7 +98,7 @@ def test_bad_option_is_a_usage_error(pytester):
 def test_missing_model_is_a_finding_not_a_traceback(pytester):
     result = pytester.runpytest("--dsocr-probe", "--dsocr-model", "nobody/NoSuchModel", "-k", "model_api")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    from dsocr_probe.target import download_command
+    from dsocr_probe.inputs.target import download_command
 
     result.stdout.fnmatch_lines(["*is not in the local Hugging Face cache*", f"*{download_command()} nobody/NoSuchModel*"])
     result.stdout.no_fnmatch_line("*Traceback*")

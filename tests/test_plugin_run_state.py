@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from dsocr_probe import report
-from dsocr_probe.context import Options
+from dsocr_probe.report.terminal import verdict_line
+
+from dsocr_probe.report import render as report
+from dsocr_probe.probes.context import Options
 from dsocr_probe.findings import NotRun, ProbeResult, RunRecord, Verdict, passed, warn
 from dsocr_probe.probes import PROBES
 
@@ -74,7 +76,7 @@ def test_deselect_and_x_leave_probes_out(pytester):
 
 def test_the_whole_plan_is_not_partial():
     record = RunRecord(planned=[("a", "A")], selected=["a"], results=[ProbeResult("a", "A", [passed("a.x", "ok")])])
-    assert not record.partial and record.verdict_line() == "GO"
+    assert not record.partial and verdict_line(record) == "GO"
     record.selected = []
     record.results = []
     assert record.not_run() == [("a", "A", NotRun.DESELECTED)]
@@ -180,7 +182,8 @@ def test_ctrl_c_never_leaves_a_go_verdict(tmp_path, slow, args):
     write_pages(data / "train", ["one page"])
     code, out = _interrupted_run(tmp_path, slow, "--dsocr-data", str(data), *args)
     assert code == pytest.ExitCode.INTERRUPTED, out
-    assert "verdict: GO" not in out and "verdict: INTERRUPTED" in out, out
+    said = "вердикт: INTERRUPTED" if "ru" in args else "verdict: INTERRUPTED"
+    assert "verdict: GO" not in out and said in out, out
     (js,) = _json(tmp_path / "reports")
     assert js["verdict"] == "INTERRUPTED" and js["interrupted"] is True
     why = {p["name"]: p["why"] for p in js["probes_not_run"]}
@@ -200,7 +203,7 @@ def test_an_interrupted_record_has_no_verdict():
                        results=[ProbeResult("a", "A", [passed("a.x", "ok")])])
     assert record.verdict is Verdict.INTERRUPTED
     assert record.not_run() == [("b", "B", NotRun.INTERRUPTED)]
-    assert record.verdict_line().startswith("INTERRUPTED during the b probe")
+    assert verdict_line(record).startswith("INTERRUPTED during the B probe")
 
 
 # ---------------------------------------------------------------- the report folder

@@ -298,7 +298,7 @@ def test_allow_unpinned_turns_the_failure_into_a_warning(tmp_path):
 def test_trusted_and_pinned_by_content_records_the_digest_and_hashes(tmp_path):
     import hashlib
 
-    from dsocr_probe.pinning import content_digest
+    from dsocr_probe.inputs.pinning import content_digest
 
     folder = standin(tmp_path / "model")
     digest = content_digest(folder)
@@ -344,7 +344,7 @@ def test_the_probe_never_imports_the_remote_code(tmp_path, trust):
 def test_loading_never_imports_untrusted_or_unpinned_remote_code(tmp_path, options, stopped_by):
     import torch
 
-    from dsocr_probe import loading
+    from dsocr_probe.model import loading
     from dsocr_probe.findings import ProbeStop
 
     marker = tmp_path / "imported.txt"
@@ -367,7 +367,7 @@ def test_loading_never_imports_untrusted_or_unpinned_remote_code(tmp_path, optio
 
 
 def test_the_v1_standin_fails_on_current_and_passes_on_legacy(tmp_path):
-    standin_mod = pytest.importorskip("dsocr_probe.standin")
+    standin_mod = pytest.importorskip("dsocr_probe.demo.standin")
     if not hasattr(standin_mod, "write_v1_standin"):
         pytest.skip("the DeepSeek-OCR v1 stand-in writer is not available")
     folder = standin_mod.write_v1_standin(tmp_path / "DeepSeek-OCR")

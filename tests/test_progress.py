@@ -14,7 +14,7 @@ import pytest
 from _pytest._io import TerminalWriter
 from badfiles import image_bytes
 
-from dsocr_probe.progress import Progress, TerminalLine
+from dsocr_probe.inputs.progress import Progress, TerminalLine
 
 
 class Shown:
@@ -138,7 +138,7 @@ def test_a_real_pytest_terminal_shows_the_progress_and_keeps_its_lines(tmp_path)
     (tmp_path / "training.yaml").write_text("training:\n  per_device_train_batch_size: 1\n", encoding="utf-8")
 
     def run() -> str:
-        (tmp_path / "conftest.py").write_text("import dsocr_probe.progress as p\np.SHOW_AFTER_S = 0\np.EVERY_S = 0\n",
+        (tmp_path / "conftest.py").write_text("import dsocr_probe.inputs.progress as p\np.SHOW_AFTER_S = 0\np.EVERY_S = 0\n",
                                               encoding="utf-8")
         leader, follower = pty.openpty()
         env = {**os.environ, "COLUMNS": "100", "PYTHONPATH": os.pathsep.join(sys.path)}

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from packaging.version import Version
 
-from dsocr_probe import quantization
+from dsocr_probe.model import quantization
 from probing import context, linux_cpu, probe
 
 V1_LINEAR = [

@@ -10,7 +10,7 @@ import transformers
 from probing import context, linux_cpu, probe
 from toy_remote import write_toy
 
-from dsocr_probe import callgraph, codescan
+from dsocr_probe.codescan import callgraph, scan as codescan
 from dsocr_probe.findings import Status
 
 INSTALLED = {"transformers": transformers.__version__, "torch": importlib.metadata.version("torch")}
@@ -200,7 +200,7 @@ def test_a_passed_along_none_default_is_followed_up_its_callers(tmp_path):
 
 
 def test_v1_standin_evals_only_in_infer_and_loads_sam_only_when_given_a_path(tmp_path):
-    from dsocr_probe.standin import write_v1_standin
+    from dsocr_probe.demo.standin import write_v1_standin
 
     folder = write_v1_standin(tmp_path / "DeepSeek-OCR", cuda_calls=True)
     hazards = list(codescan.collect(folder).hazards())

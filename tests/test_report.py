@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from dsocr_probe import report
-from dsocr_probe.context import Options
+from dsocr_probe.report import render as report
+from dsocr_probe.probes.context import Options
 from dsocr_probe.findings import ProbeResult, RunRecord, Status, Verdict, fail, passed, probe_error, warn
 
 
@@ -55,8 +55,8 @@ def test_russian_report(tmp_path):
 KILLED_WRITER = """
 import os, sys, time
 from pathlib import Path
-from dsocr_probe import report
-from dsocr_probe.context import Options
+from dsocr_probe.report import render as report
+from dsocr_probe.probes.context import Options
 from dsocr_probe.findings import ProbeResult, RunRecord, passed
 
 real_link, real_fdopen = os.link, os.fdopen
@@ -144,7 +144,7 @@ def test_translations_are_well_formed():
     import string
 
     from dsocr_probe.findings import Status
-    from dsocr_probe.i18n import KEYS, RU, alternatives
+    from dsocr_probe.report.i18n import KEYS, RU, alternatives
 
     statuses = {s.value for s in Status}
     for code, entry in RU.items():
@@ -173,7 +173,7 @@ def test_translations_are_well_formed():
 
 
 def test_translation_variants_none_params_terms_and_causes():
-    from dsocr_probe import i18n
+    from dsocr_probe.report import i18n
     from dsocr_probe.findings import ProbeStop, skip
 
     unknown = fail("train_config.unknown-argument", "TrainingArguments got an unexpected keyword argument `lr`",
@@ -188,7 +188,7 @@ def test_translation_variants_none_params_terms_and_causes():
     assert i18n.translate(passed("train_config.batch-math", "Effective batch 1, 3 optimizer steps"), "ru")["title"] == (
         "Effective batch 1, 3 optimizer steps")
     # A finding that stopped another one is translated inside it.
-    from dsocr_probe.context import Options, ProbeContext
+    from dsocr_probe.probes.context import Options, ProbeContext
 
     import pytest
 

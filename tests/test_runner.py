@@ -10,8 +10,8 @@ import time
 import psutil
 import pytest
 
-from dsocr_probe import runner
-from dsocr_probe.context import Options, ProbeContext
+from dsocr_probe.run import runner
+from dsocr_probe.probes.context import Options, ProbeContext
 from dsocr_probe.findings import passed
 from dsocr_probe.probes import ProbeSpec
 from pages import write_pages

@@ -13,7 +13,7 @@ import pytest
 from pages import write_pages
 
 REPLAY_CONFTEST = '''
-from dsocr_probe.facts import DeviceFacts, EnvFacts
+from dsocr_probe.inputs.facts import DeviceFacts, EnvFacts
 
 
 def pytest_dsocr_facts(config, facts):
@@ -134,7 +134,8 @@ def test_seed_replay_in_russian_names_every_cause_in_russian(pytester, team_proj
     """The same run with --dsocr-lang ru: every translated finding is shown with its Russian template,
     formatted with the params its probe gave (a template whose params do not match would stay English)."""
     from dsocr_probe.findings import Finding, Status
-    from dsocr_probe.i18n import RU, applies, choose, template_params
+    from dsocr_probe import messages
+    from dsocr_probe.report.i18n import RU, applies, choose, template_params
 
     result = pytester.runpytest(
         "--dsocr-probe", "--dsocr-model", str(v1_model),
@@ -147,6 +148,13 @@ def test_seed_replay_in_russian_names_every_cause_in_russian(pytester, team_proj
     assert "Вердикт" in markdown.splitlines()[2] and "NO-GO" in markdown.splitlines()[2]
     translated = set()
     for data in (f for p in report["probes"] for f in p["findings"]):
+        if messages.has(data["code"], data["variant"]):
+            worded = Finding(Status(data["status"]), data["code"], data["variant"], params=data["params"]).text("ru")
+            for key in ("title", "detail", "fix"):
+                assert getattr(worded, key) in markdown, (data["code"], key, getattr(worded, key))
+            assert data["title"] not in markdown, data["code"]  # shown in Russian only
+            translated.add(data["code"])
+            continue
         entry = RU.get(data["code"])
         finding = Finding(Status(data["status"]), data["code"], data["title"], data["detail"], data["fix"],
                           params=data["params"])

@@ -17,7 +17,7 @@ import torch
 import transformers
 from PIL import Image
 
-from dsocr_probe.standin import StandinUnavailable, write_v1_standin
+from dsocr_probe.demo.standin import StandinUnavailable, write_v1_standin
 
 REMOTE_CODE_LOADS = hasattr(importlib.import_module("transformers.models.llama.modeling_llama"), "LlamaFlashAttention2")
 legacy_only = pytest.mark.skipif(not REMOTE_CODE_LOADS, reason="the v1 remote code imports only on transformers <= 4.47.1")

@@ -14,9 +14,9 @@ import torch
 import yaml
 from probing import codes, context, probe
 
-from dsocr_probe import gradients, loading
+from dsocr_probe.model import gradients, loading
 from dsocr_probe.findings import Status
-from dsocr_probe.measure import Measure, forecast
+from dsocr_probe.model.measure import Measure, forecast
 from dsocr_probe.probes.step import loss_falls
 
 # DeepSeek-OCR v1's SAM and CLIP linear layers (reference: linear module names).

@@ -19,7 +19,7 @@ import yaml
 from pages import write_pages
 from probing import codes, context, probe
 
-from dsocr_probe import loading, trainrun
+from dsocr_probe.model import loading, trainrun
 from dsocr_probe.findings import Status
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_lora.py"

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from dsocr_probe import target
+from dsocr_probe.inputs import target
 from dsocr_probe.findings import ProbeStop
 
 

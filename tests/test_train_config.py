@@ -93,7 +93,7 @@ def test_pickle_problem_of_local_function():
 
 
 def test_workers_without_a_collator_pickle_the_verified_builder_and_the_dataset(tmp_path, v1_model, monkeypatch):
-    from dsocr_probe import loading
+    from dsocr_probe.model import loading
 
     cfg = _project(tmp_path, {"per_device_train_batch_size": 1, "remove_unused_columns": False, "dataloader_num_workers": 2})
     spawn = linux_cpu()

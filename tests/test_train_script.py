@@ -25,7 +25,7 @@ def load_script():
 
 @pytest.fixture(scope="module")
 def demo():
-    from dsocr_probe.demo import demo_target, demo_train_config
+    from dsocr_probe.demo.target import demo_target, demo_train_config
 
     target = demo_target()
     if not any(target.path.glob("*.safetensors")):
@@ -108,9 +108,10 @@ def test_dataset_and_builder_survive_spawned_workers(demo, tmp_path):
     """DataLoader workers started with spawn receive both by pickling (the seed team's Windows error)."""
     import pickle
 
-    from dsocr_probe import dataset, loading
-    from dsocr_probe.context import Options, ProbeContext
-    from dsocr_probe.training import ExampleDataset
+    from dsocr_probe.inputs import dataset
+    from dsocr_probe.model import loading
+    from dsocr_probe.probes.context import Options, ProbeContext
+    from dsocr_probe.model.training import ExampleDataset
 
     target, base = demo
     config = write_config(tmp_path, base)
@@ -128,8 +129,8 @@ def test_training_arguments_keep_the_examples_whole(tmp_path):
     import transformers
     from packaging.version import Version
 
-    from dsocr_probe.trainrun import build_arguments
-    from dsocr_probe.training import trainer_processing_kwargs
+    from dsocr_probe.model.trainrun import build_arguments
+    from dsocr_probe.model.training import trainer_processing_kwargs
 
     args, settings = build_arguments(transformers.TrainingArguments,
                                      {"remove_unused_columns": True, "per_device_train_batch_size": 1},

@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from dsocr_probe import trainrun
+from dsocr_probe.model import trainrun
 
 
 def test_a_class_beside_the_config_resolves_and_sys_path_is_left_as_it_was(tmp_path, monkeypatch):

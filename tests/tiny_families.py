@@ -154,7 +154,7 @@ def gemma3(root: Path, tokens_per_image: int = 4):
 
 
 def lora_fields() -> set[str]:
-    from dsocr_probe import lora
+    from dsocr_probe.model import lora
 
     return lora.config_fields()
 

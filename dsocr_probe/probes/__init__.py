@@ -11,14 +11,15 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from ..context import ProbeContext
+from .context import ProbeContext
 from ..findings import Finding
+from ..messages import N_
 
 
 @dataclass(frozen=True)
 class ProbeSpec:
     name: str
-    title: str
+    title: str  # a msgid: worded in the report's language where it is shown
     module: str
     # Probes that read the user's files, import the checkpoint's code or load weights can hang (a network
     # mount, a named pipe, a lock); these run under --dsocr-timeout.
@@ -30,16 +31,16 @@ class ProbeSpec:
 
 
 PROBES: tuple[ProbeSpec, ...] = (
-    ProbeSpec("environment", "Environment", "environment"),
-    ProbeSpec("cuda", "CUDA", "cuda"),
-    ProbeSpec("remote_code", "Remote code", "remote_code", time_limited=True),
-    ProbeSpec("model_api", "Model API", "model_api", time_limited=True),
-    ProbeSpec("processor", "Processor", "processor", time_limited=True),
-    ProbeSpec("train_config", "Training config", "train_config", time_limited=True),
-    ProbeSpec("dataset", "Dataset", "dataset", time_limited=True),
-    ProbeSpec("memory", "Memory", "memory", time_limited=True),
-    ProbeSpec("batch", "Batch", "batch", time_limited=True),
-    ProbeSpec("step", "Training step", "step", time_limited=True),
-    ProbeSpec("distributed", "Distributed", "distributed", time_limited=True),
+    ProbeSpec("environment", N_("Environment"), "environment"),
+    ProbeSpec("cuda", N_("CUDA"), "cuda"),
+    ProbeSpec("remote_code", N_("Remote code"), "remote_code", time_limited=True),
+    ProbeSpec("model_api", N_("Model API"), "model_api", time_limited=True),
+    ProbeSpec("processor", N_("Processor"), "processor", time_limited=True),
+    ProbeSpec("train_config", N_("Training config"), "train_config", time_limited=True),
+    ProbeSpec("dataset", N_("Dataset"), "dataset", time_limited=True),
+    ProbeSpec("memory", N_("Memory"), "memory", time_limited=True),
+    ProbeSpec("batch", N_("Batch"), "batch", time_limited=True),
+    ProbeSpec("step", N_("Training step"), "step", time_limited=True),
+    ProbeSpec("distributed", N_("Distributed"), "distributed", time_limited=True),
 )
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 import difflib
 from typing import Any, Iterable
 
-from .. import batch_view, families, model_facts
+from ..collators import batch_view
+from ..knowledge import families
+from ..model import model_facts
 from ..collators.base import labels_on_image_tokens, labels_on_prompt
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
 
@@ -40,7 +42,7 @@ def run(ctx) -> Iterable[Finding]:
     target = ctx.needs(ctx.target, "batch")
     params = _forward_params(ctx, target)
     builder, origin = _builder(ctx)
-    data = ctx.require(ctx.dataset, "dataset", "Pass --dsocr-data DIR so the batch is built from real rows.")
+    data = ctx.require(ctx.dataset, "dataset")
     train = data.train
     # Rows whose image does not open are the dataset probe's findings; the batch is built from the others.
     rows = ctx.usable_rows(train.rows) if train is not None else []
@@ -167,12 +169,12 @@ def _builder(ctx) -> tuple[Any, str]:
     except ProbeStop:
         pass
     if cfg is not None and cfg.data.get("collator"):
-        from .. import trainrun
+        from ..model import trainrun
 
         # The collator exactly as the training run makes it (a named class is made with the tokenizer/processor).
         made, _ = trainrun.collator(ctx, cfg, trainrun.processing(ctx), None)
         return made, f"collator `{cfg.data['collator']}`"
-    from .. import loading
+    from ..model import loading
 
     builder = loading.builder_for(ctx)
     return builder, f"{type(builder).__name__} (dsocr_probe)"
@@ -260,7 +262,7 @@ def _feature_check(target, sk, builder, batch, token_id, token_source, checked_b
     (None, why not and what was checked instead) when the vision path could not be run."""
     import torch
 
-    from .. import meta_run
+    from ..model import meta_run
 
     if target.needs_remote_code:
         return None, None  # v1: the layout facts decide (see _validate)
@@ -359,7 +361,7 @@ def _transformers_version() -> str:
 def _dtype_findings(ctx, batch) -> Iterable[Finding]:
     import torch
 
-    from .. import loading
+    from ..model import loading
 
     model_dtype = loading.model_dtype(ctx)
     pixels = []

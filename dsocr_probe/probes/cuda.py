@@ -10,18 +10,19 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from ..facts import DeviceFacts
+from ..inputs.facts import DeviceFacts
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
+from ..messages import M, N_
 
 _ARCH = re.compile(r"^(sm|compute)_(\d+)(\d)[af]?$")
 
 # The first torch CUDA builds with kernels for a capability, newest cards first.
 # Source: reference/deepseek_ocr_v1.md (sm_120) and PyTorch's release notes.
 FIRST_BUILDS: tuple[tuple[tuple[int, int], str], ...] = (
-    ((12, 0), "torch >= 2.7.0 built with CUDA 12.8 (cu128); PyPI's default Linux wheel is cu128 from torch 2.8.0"),
-    ((10, 0), "torch >= 2.7.0 built with CUDA 12.8 (cu128)"),
-    ((9, 0), "torch >= 2.0 built with CUDA 11.8 or newer"),
-    ((8, 9), "torch >= 2.0 built with CUDA 11.8 or newer"),
+    ((12, 0), N_("torch >= 2.7.0 built with CUDA 12.8 (cu128); PyPI's default Linux wheel is cu128 from torch 2.8.0")),
+    ((10, 0), N_("torch >= 2.7.0 built with CUDA 12.8 (cu128)")),
+    ((9, 0), N_("torch >= 2.0 built with CUDA 11.8 or newer")),
+    ((8, 9), N_("torch >= 2.0 built with CUDA 11.8 or newer")),
 )
 
 
@@ -49,24 +50,16 @@ def build_with_kernels(capability: tuple[int, int]) -> str:
     for cap, build in FIRST_BUILDS:
         if capability >= cap:
             return build
-    return "any current torch CUDA build"
+    return N_("any current torch CUDA build")
 
 
 def run(ctx) -> Iterable[Finding]:
     env = ctx.facts
     if env.versions.get("torch") is None:
-        raise ProbeStop(skip("cuda.no-torch", "torch is not installed", fix="See the environment probe."))
+        raise ProbeStop(skip("cuda.no-torch"))
     if not env.cuda_available or not env.devices:
-        why = "this torch is a CPU build" if env.torch_cuda is None else f"no CUDA device is visible to torch (built with CUDA {env.torch_cuda})"
-        raise ProbeStop(
-            skip(
-                "cuda.no-gpu",
-                f"No GPU to check: {why}",
-                detail="The step probe runs on the CPU instead; its memory figures are CPU RSS, not VRAM.",
-                fix="Run the probe on the training machine to check its GPU.",
-                params={"why": why, "torch_cuda": env.torch_cuda},
-            )
-        )
+        variant = "cpu-build" if env.torch_cuda is None else "no-device"
+        raise ProbeStop(skip("cuda.no-gpu", variant, params={"torch_cuda": env.torch_cuda}))
     bf16_wanted = _config_wants_bf16(ctx)
     for dev in env.devices:
         yield from _check_device(dev, env.arch_list, env.torch_cuda, launch=not env.injected, bf16_wanted=bf16_wanted)
@@ -74,26 +67,19 @@ def run(ctx) -> Iterable[Finding]:
 
 def _check_device(dev: DeviceFacts, arch_list: list[str], torch_cuda: str | None, *, launch: bool, bf16_wanted: bool) -> Iterable[Finding]:
     evidence = {
-        "device": f"cuda:{dev.index} {dev.name}",
-        "compute capability": f"{dev.capability[0]}.{dev.capability[1]} ({dev.sm})",
+        N_("device"): f"cuda:{dev.index} {dev.name}",
+        N_("compute capability"): f"{dev.capability[0]}.{dev.capability[1]} ({dev.sm})",
         "VRAM": f"{dev.total_memory_bytes / 2**30:.1f} GiB",
-        "bf16": "yes" if dev.bf16 else "no",
-        "torch CUDA build": torch_cuda or "cpu",
-        "torch arch list": " ".join(arch_list) or "(empty)",
+        "bf16": M(N_("yes")) if dev.bf16 else M(N_("no")),
+        N_("torch CUDA build"): torch_cuda or "cpu",
+        N_("torch arch list"): " ".join(arch_list) or M(N_("(empty)")),
     }
     if not has_kernels(dev.capability, arch_list):
         build = build_with_kernels(dev.capability)
         yield fail(
             "cuda.no-kernels",
-            f"This torch build (CUDA {torch_cuda}) has no kernels for {dev.name} ({dev.sm})",
-            detail=f"torch.cuda.get_arch_list() = {arch_list}: no {dev.sm} cubin and no PTX it could be compiled from. "
-            "torch.cuda.is_available() still says True, but every CUDA operation fails with "
-            "'CUDA error: no kernel image is available for execution on the device'. The warning "
-            f"'{dev.sm} is not compatible with the current PyTorch installation' is not harmless.",
-            fix=f"Install {build}: `pip install --force-reinstall torch torchvision --index-url "
-            "https://download.pytorch.org/whl/cu128` (on Windows PyPI has CPU-only torch wheels).",
             evidence=evidence,
-            params={"sm": dev.sm, "device": dev.name, "torch_cuda": torch_cuda, "build": build, "arch_list": list(arch_list)},
+            params={"sm": dev.sm, "device": dev.name, "torch_cuda": torch_cuda, "build": M(build), "arch_list": list(arch_list)},
         )
         return
     if launch:
@@ -101,21 +87,16 @@ def _check_device(dev: DeviceFacts, arch_list: list[str], torch_cuda: str | None
         if error:
             yield fail(
                 "cuda.kernel-failed",
-                f"A CUDA kernel failed on {dev.name}: {error}",
-                fix="Reinstall a torch build that matches the driver (`nvidia-smi` shows the driver's CUDA version).",
                 evidence=evidence,
                 params={"device": dev.name, "error": error},
             )
             return
-        evidence["kernel launch"] = "ok"
-    yield passed("cuda.device", f"{dev.name} ({dev.sm}) has kernels in this torch build", evidence=evidence)
+        evidence[N_("kernel launch")] = "ok"
+    yield passed("cuda.device", evidence=evidence, params={"device": dev.name, "sm": dev.sm})
     if not dev.bf16:
         finding = fail if bf16_wanted else warn
         yield finding(
             "cuda.no-bf16",
-            f"{dev.name} ({dev.sm}) has no bf16 (needs compute capability >= 8.0)",
-            detail="DeepSeek-OCR ships bf16 weights; in fp16 its activations can overflow.",
-            fix="Set `bf16: false` and `fp16: true` in the training config, or load the model in float32.",
             params={"device": dev.name, "sm": dev.sm},
         )
 

@@ -6,9 +6,9 @@ import os
 from collections import Counter, defaultdict
 from typing import Iterable
 
-from ..dataset import WINDOWS_ABSOLUTE
-from ..images import MISSING
-from ..samples import target_tokens
+from ..inputs.dataset import WINDOWS_ABSOLUTE
+from ..inputs.images import MISSING
+from ..inputs.samples import target_tokens
 from ..findings import Finding, ProbeStop, cause_params, fail, passed, skip, warn
 
 # Pages outside these bounds still train, but badly: text too small to read, or memory blown.
@@ -17,11 +17,7 @@ MAX_ASPECT = 20.0
 
 
 def run(ctx) -> Iterable[Finding]:
-    data = ctx.require(
-        ctx.dataset,
-        "dataset",
-        "Pass --dsocr-data DIR (train/ and val/ with metadata.json), or set data.train_dir in the training config.",
-    )
+    data = ctx.require(ctx.dataset, "dataset")
     bad: list[dict] = []  # rows that will crash the batch builder
     odd: list[dict] = []  # rows that train, but deserve a look
     modes: Counter[str] = Counter()
@@ -216,7 +212,7 @@ def _spread(values: list[int]) -> str:
 
 def _builder_or_none(ctx):
     """The verified batch builder, for its layout; None when it cannot be made (the batch probe says why)."""
-    from .. import loading
+    from ..model import loading
 
     try:
         return loading.builder_for(ctx)

@@ -3,13 +3,13 @@
 With ``--dsocr-nproc N`` (or ``nproc_per_node: N`` at the top of the training config) the run the step
 probe checks is started on N processes by torch's own launcher (gloo on the CPU, NCCL on GPUs), so the
 configured Trainer wraps the model in DistributedDataParallel as a multi-GPU launch does (see
-:mod:`dsocr_probe.distributed_launch` and :mod:`dsocr_probe.distributed_worker`). From what each rank
+:mod:`dsocr_probe.model.distributed_launch` and :mod:`dsocr_probe.run.distributed_worker`). From what each rank
 wrote it establishes that every rank started and finished; that the adapters' gradients after DDP's
 sync, and the updated weights, agree across ranks; which adapters got no gradient on some rank (MoE
 experts no token of that rank's batch was routed to, adapters under ``torch.no_grad()``) and what
 ``ddp_find_unused_parameters`` makes of them; the rows each rank's sampler gives against the dataset;
 the effective batch; the time per step of each rank. FSDP and DeepSpeed settings are read first (see
-:mod:`dsocr_probe.engines`), before any weights load.
+:mod:`dsocr_probe.inputs.engines`), before any weights load.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ import math
 import tempfile
 from typing import Any, Iterable
 
-from .. import distributed_launch, engines, loading, lora
+from ..model import distributed_launch, loading, lora
+from ..inputs import engines
 from ..findings import Finding, ProbeStop, Status, cause_params, fail, passed, skip, warn
-from ..trial_settings import probe_overrides
+from ..knowledge.trial_settings import probe_overrides
 from .engine_findings import engine_findings
 
 STEPS = 3  # DDP's check of the previous step's reduction runs at the next forward: at least 2
@@ -351,7 +352,7 @@ def _quote(error: str) -> str:
 
 
 def _module(name: str) -> str:
-    from ..gradients import strip_peft_prefix
+    from ..model.gradients import strip_peft_prefix
 
     return strip_peft_prefix(name.split(".lora_")[0])
 

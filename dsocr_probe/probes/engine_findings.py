@@ -1,11 +1,11 @@
-"""The distributed probe's words for what :mod:`dsocr_probe.engines` found in the FSDP and DeepSpeed settings
+"""The distributed probe's words for what :mod:`dsocr_probe.inputs.engines` found in the FSDP and DeepSpeed settings
 (a helper of that probe, not a probe of its own)."""
 
 from __future__ import annotations
 
 from typing import Iterable
 
-from ..engines import EngineConfig, installed
+from ..inputs.engines import EngineConfig, installed
 from ..findings import Finding, fail, passed, warn
 
 

@@ -9,9 +9,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .. import facts as facts_mod
+from ..inputs import facts as facts_mod
 from ..findings import Finding, fail, passed, warn
-from ..rules import matching
+from ..knowledge.rules import matching
 
 # Without these, nothing trains: (distribution, why it is needed).
 REQUIRED = (
@@ -57,7 +57,8 @@ def run(ctx) -> Iterable[Finding]:
 def _processor_needs(ctx, versions: dict[str, str | None]) -> Iterable[Finding]:
     """Packages the checkpoint's processor needs by its family (torchvision for the Qwen-VL video
     processors on transformers 5.x), named here so the processor probe does not repeat the blocker."""
-    from .. import families, loading
+    from ..knowledge import families
+    from ..model import loading
     from ..findings import ProbeStop
 
     target = getattr(ctx, "target", None)

@@ -4,7 +4,7 @@ The model is the weightless meta-device instance (the skeleton the model-API pro
 run's dtype, wrapped with LoRA as the ``lora`` section says; the batch is the worst one the run will
 see (the split's largest rows, or without data the longest sample the mode and ``max_length``
 allow), made by the verified batch builder. One forward and backward run under a ledger of every
-storage's lifetime (:mod:`dsocr_probe.memory_forecast`), with the configured mixed precision,
+storage's lifetime (:mod:`dsocr_probe.model.memory_forecast`), with the configured mixed precision,
 gradient checkpointing, optimizer and gradient accumulation. The answer: the peak with its parts,
 against the card in hand, the replayed machine's, or ``--dsocr-gpu-memory``; the largest batch that
 fits; when it does not fit, the cheapest change that does, each with its own forecast; and a table
@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from .. import loading, memory_batch
-from .. import memory_forecast as mf
+from ..model import loading, memory_batch
+from ..model import memory_forecast as mf
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
 
 HEADROOM = 0.9  # a need above 90 % of the card is tight: other processes, a display, allocator spikes

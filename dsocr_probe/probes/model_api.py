@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from .. import model_facts
+from ..model import model_facts
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
 
 # forward() arguments that carry pixels or describe them, across the supported families.
@@ -147,7 +147,7 @@ def _same_type(a: str, b: str) -> bool:
 
 
 def _type_mismatch(weigh, target, file: str, via: str, other: str, model_type: str) -> Finding:
-    from .. import loading
+    from ..model import loading
 
     cls = via.split(" ", 1)[1] if via.startswith("processor_class ") else None
     builder = "dsocr_probe.DeepseekOCRCollator(tokenizer, mode=...)" if model_type in loading.V1_MODEL_TYPES else None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import inspect
 from typing import Iterable
 
-from .. import families, loading, model_facts
+from ..knowledge import families
+from ..model import loading, model_facts
 from ..findings import Finding, ProbeStop, fail, passed, warn
 
 DEFAULT_IMAGE_TOKEN = "<image>"

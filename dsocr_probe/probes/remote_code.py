@@ -15,11 +15,12 @@ from typing import Callable, Iterable
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from .. import callgraph, codescan, pinning
-from .. import transformers_symbols as symbols
-from ..codescan import Hazard, ImportRef, RemoteCode
+from ..codescan import callgraph, scan as codescan
+from ..inputs import pinning
+from ..knowledge import transformers_symbols as symbols
+from ..codescan.scan import Hazard, ImportRef, RemoteCode
 from ..findings import Finding, Status, fail, passed, skip, warn
-from ..target import download_command
+from ..inputs.target import download_command
 
 PROBE = "remote_code"
 # model_type values of DeepSeek-OCR v1 checkpoints (config.json, and the hub's processor tag).

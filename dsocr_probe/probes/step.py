@@ -1,6 +1,6 @@
 """Probe 9: the team's own training run, for a few optimizer steps — will it start, fit and learn?
 
-The run is built by :func:`dsocr_probe.trainrun.build`, the function ``scripts/train_lora.py``
+The run is built by :func:`dsocr_probe.model.trainrun.build`, the function ``scripts/train_lora.py``
 trains with: the configured Trainer class (``trainer:``, default ``transformers.Trainer``), its
 arguments from the ``training`` section, the collator from ``data.collator`` or the verified batch
 builder, LoRA from the ``lora`` section, the model the checkpoint maps. Only what a probe must
@@ -8,7 +8,7 @@ change is overridden (a few steps, a temporary output folder, no saving, reporti
 and the report lists each override beside the configured value. Then the Trainer's own
 ``train()`` runs, so its optimizer and scheduler, ``compute_loss``, gradient checkpointing, mixed
 precision, gradient accumulation and DataLoader workers all run as they will. From that run
-(callbacks on the Trainer, see :mod:`dsocr_probe.trainer_watch`):
+(callbacks on the Trainer, see :mod:`dsocr_probe.model.trainer_watch`):
 
 1. the loss is finite; at the first step every adapter has a finite, non-zero gradient, frozen
    weights have none, and adapters without one are named with the reason (DeepSeek-OCR v1 runs its
@@ -18,7 +18,7 @@ precision, gradient accumulation and DataLoader workers all run as they will. Fr
    must change;
 3. peak memory and time per step, measured on that batch, on the first rows and at a second batch
    size, and a forecast for other sizes: on CUDA the memory probe's weightless step of the same rows
-   (:mod:`dsocr_probe.memory_forecast`), on the CPU linear along tokens and image slots. Out-of-memory is a
+   (:mod:`dsocr_probe.model.memory_forecast`), on the CPU linear along tokens and image slots. Out-of-memory is a
    finding with what fitted.
 """
 
@@ -29,10 +29,11 @@ import math
 import tempfile
 from typing import Any, Callable, Iterable
 
-from .. import gradients, loading, lora, samples as samples_mod, trainrun
+from ..model import gradients, loading, lora, trainrun
+from ..inputs import samples as samples_mod
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
-from ..measure import Measure, MemoryMeter, capacity_bytes, forecast, gib
-from ..trial_settings import probe_overrides
+from ..model.measure import Measure, MemoryMeter, capacity_bytes, forecast, gib
+from ..knowledge.trial_settings import probe_overrides
 
 NO_GRAD_PATH = "does not require grad"  # backward() on a loss no trainable weight contributes to
 STEPS = 5  # optimizer steps of the training run on the largest batch
@@ -197,7 +198,7 @@ class Trained:
     """One ``Trainer.train()``: what the watch recorded, peak memory, the batch's size."""
 
     def __init__(self, rows: list, length: int, slots: int):
-        from ..trainer_watch import StepRecord
+        from ..model.trainer_watch import StepRecord
 
         self.record = StepRecord()
         self.rows = rows
@@ -218,8 +219,8 @@ def _train(training_run, chosen: list, device: str, steps: int, inspect: Callabl
     Out-of-memory ends it with ``oom`` set, its memory released; any other error stops the probe
     with the Trainer's own message.
     """
-    from ..trainer_watch import StepWatch
-    from ..training import dataset_for
+    from ..model.trainer_watch import StepWatch
+    from ..model.training import dataset_for
 
     rows = [s.row for s in chosen]
     length = _batch_length(training_run.collator, rows)
@@ -450,7 +451,8 @@ def _causality(training_run, chosen: list, device: str, amp: Callable[[], Any]) 
     """A later target token must not change the logits of the earlier ones (prefix-LM leakage)."""
     from accelerate.utils import send_to_device
 
-    from .. import causality, families
+    from ..model import causality
+    from ..knowledge import families
 
     fam = families.family_for(training_run.model.config)
     try:
@@ -655,7 +657,7 @@ def loss_falls(losses: list[float]) -> bool:
 def _weightless(ctx, training_run, worst: list, dtype: Any, training: dict, device: str) -> Callable[[int], int] | None:
     """On CUDA, where the measured peak is the allocator's: batch -> the memory probe's weightless forecast of the
     largest rows (same model, same LoRA, same collator); None where it cannot be made (the linear fit stands)."""
-    from .. import memory_forecast as mf
+    from ..model import memory_forecast as mf
 
     if not device.startswith("cuda"):
         return None  # the CPU peak is the process's RSS, which the weightless step does not model
@@ -811,7 +813,7 @@ def _other_size(measured: list, worst: list) -> list:
 
 
 def _reentrant(training: dict) -> bool:
-    from ..training import checkpointing_enabled, checkpointing_kwargs
+    from ..model.training import checkpointing_enabled, checkpointing_kwargs
 
     return checkpointing_enabled(training) and bool(checkpointing_kwargs(training).get("use_reentrant", True))
 
@@ -855,7 +857,7 @@ def _allocated(device: str) -> int | None:
         import torch
 
         return torch.cuda.memory_allocated(device)
-    from ..measure import rss_bytes
+    from ..model.measure import rss_bytes
 
     return rss_bytes()
 

@@ -13,9 +13,10 @@ from typing import Any, Iterable
 
 from packaging.version import Version
 
-from .. import quantization, trainrun, training_values
+from ..model import quantization, trainrun
+from ..inputs import training_values
 from ..findings import Finding, ProbeStop, cause_params, fail, passed, skip, warn
-from ..rules import ARG_RULES
+from ..knowledge.rules import ARG_RULES
 
 # transformers passes num_items_in_batch to compute_loss (by keyword) and training_step (third
 # positional) from 4.46.0 on; a subclass written for an older release fails on the first step.
@@ -25,11 +26,7 @@ _NUM_ITEMS_SIGNATURE = {"compute_loss": "return_outputs=False, num_items_in_batc
 
 
 def run(ctx) -> Iterable[Finding]:
-    cfg = ctx.require(
-        ctx.train_config,
-        "training config",
-        "Pass the YAML your training script reads: --dsocr-train-config configs/training_config.yaml.",
-    )
+    cfg = ctx.require(ctx.train_config, "training config")
     import transformers
 
     installed = Version(transformers.__version__)
@@ -113,7 +110,7 @@ def _trainer_argument(key: str, installed: Version) -> str:
 
 def _construct(ctx, training: dict[str, Any], args_cls: type) -> Iterable[Finding]:
     """Build the arguments for real, as the run will (bad choices, bf16 without support, conflicting flags)."""
-    from .. import loading
+    from ..model import loading
 
     with tempfile.TemporaryDirectory() as tmp, trainrun.environment_kept():
         try:
@@ -250,7 +247,7 @@ def _auto_class(ctx, cfg) -> Iterable[Finding]:
     name = cfg.model.get("auto_class")
     if not name:
         return
-    from ..model_facts import PREFERENCE, auto_class_verdicts
+    from ..model.model_facts import PREFERENCE, auto_class_verdicts
 
     try:
         target = ctx.target()
@@ -382,8 +379,8 @@ def _collator_and_workers(ctx, cfg) -> Iterable[Finding]:
 def _builder_and_dataset_pickle(ctx, workers: int) -> Iterable[Finding]:
     """With workers and no collator of the team's own, the training script hands the DataLoader
     the verified batch builder and an ExampleDataset: pickle both, as a spawned worker will."""
-    from .. import loading
-    from ..training import ExampleDataset
+    from ..model import loading
+    from ..model.training import ExampleDataset
 
     try:
         builder = loading.builder_for(ctx)
@@ -427,7 +424,7 @@ def pickle_problem(obj: Any) -> str | None:
 
 
 def _lora(ctx, cfg) -> Iterable[Finding]:
-    from .. import lora as lora_mod
+    from ..model import lora as lora_mod
 
     if not cfg.lora:
         return
@@ -525,7 +522,7 @@ def _lora(ctx, cfg) -> Iterable[Finding]:
 
 def _by_name(names: list[str], targets: Any, exclude: Any) -> list[str]:
     """The modules peft's name rule matches; none when it cannot read the targets at all."""
-    from .. import lora as lora_mod
+    from ..model import lora as lora_mod
 
     try:
         return lora_mod.match_targets(names, targets, exclude)
@@ -540,7 +537,7 @@ def _shown_targets(targets: Any) -> str:
 
 def _lora_fields(section: dict) -> Iterable[Finding]:
     """Keys of the lora section that the installed peft's LoraConfig does not take: it raises on them."""
-    from .. import lora as lora_mod
+    from ..model import lora as lora_mod
 
     installed = lora_mod.peft_version()
     for key, since in lora_mod.unsupported_fields(section):
@@ -557,7 +554,7 @@ def _lora_fields(section: dict) -> Iterable[Finding]:
 
 def _lora_types(ctx, matched: list[str], suggestion: str) -> Iterable[Finding]:
     """Matched modules whose type the installed peft cannot adapt: get_peft_model raises on the first."""
-    from .. import lora as lora_mod
+    from ..model import lora as lora_mod
 
     model = getattr(ctx.skeleton(), "model", None)
     if model is None:

@@ -1,0 +1,1 @@
+"""Reading a checkpoint's own Python code as text: imports, hazards and the call graph."""

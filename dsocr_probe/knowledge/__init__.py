@@ -1,0 +1,1 @@
+"""What the probes know, as data: version rules, transformers symbols, model families, trial settings."""

@@ -1,0 +1,31 @@
+"""Every word of output: the message catalog (English msgids, gettext catalogs of other languages).
+
+The bottom layer: it imports nothing else of the package, so the findings model, the probes and the
+report can all name messages. ``texts/`` declares what each finding code says in English, one module
+per area; ``locale/`` holds the translations.
+"""
+
+from .catalog import (
+    LANGUAGES,
+    NP_,
+    M,
+    N_,
+    Plural,
+    Rendered,
+    Text,
+    UnknownMessage,
+    all_texts,
+    define,
+    gettext_,
+    has,
+    lookup,
+    ref,
+    render_text,
+    translations,
+    word,
+)
+
+__all__ = [
+    "LANGUAGES", "NP_", "M", "N_", "Plural", "Rendered", "Text", "UnknownMessage", "all_texts", "define",
+    "gettext_", "has", "lookup", "ref", "render_text", "translations", "word",
+]

@@ -1,0 +1,420 @@
+"""Load what a training run loads — tokenizer, processor, model, batch builder — the way it must be loaded.
+
+Shared by the probes and ``scripts/train_lora.py``, so the script trains with exactly the
+objects the probes verified. Everything is read from local files (never the network), and
+remote code is imported only when the user trusted it; otherwise a :class:`ProbeStop` says so
+with the fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..knowledge import families
+from ..inputs import trust
+from ..findings import ProbeStop, fail, skip
+from ..inputs.trust import TRUST_FIX
+
+# Model types whose batches dsocr_probe builds itself; anything else goes through its processor.
+V1_MODEL_TYPES = families.family_of("DeepseekOCR").model_types
+OCR2_MODEL_TYPES = families.family_of("deepseek_ocr2").model_types
+# Task heads a training run wants, most specific first, for native models without `architectures`.
+NATIVE_AUTO_CLASSES = (
+    "AutoModelForImageTextToText", "AutoModelForVision2Seq", "AutoModelForCausalLM", "AutoModelForSeq2SeqLM",
+)
+DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "float": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+               "float16": "float16", "fp16": "float16", "half": "float16"}
+
+
+# ---------------------------------------------------------------- tokenizer and processor
+
+
+def load_tokenizer(ctx):
+    """``AutoTokenizer`` from the target's folder (offline); remote tokenizer code only when trusted."""
+    return _load_auto(
+        ctx, "AutoTokenizer", ("AutoTokenizer",), "tokenizer",
+        fix="Copy the checkpoint's tokenizer files (tokenizer.json, tokenizer_config.json, special_tokens_map.json) "
+        "into the model folder.",
+    )
+
+
+def load_processor(ctx):
+    """``AutoProcessor`` from the target's folder (offline). For DeepSeek-OCR v1 this is the bare tokenizer.
+
+    Loaded once per run: a processor that cannot load is reported by the first probe that asks
+    (the processor probe) and is a SKIP for the others, not a second blocker."""
+    cache = ctx.__dict__.setdefault("_processor", [])
+    if cache:
+        value, stop = cache[0]
+        if stop is None:
+            return value
+        return ctx.needs(lambda: _raise(stop), "processor")
+    try:
+        value = _load_auto(
+            ctx, "AutoProcessor", ("AutoProcessor", "AutoImageProcessor", "AutoTokenizer"), "processor",
+            fix="Copy the checkpoint's processor and tokenizer files into the model folder.",
+        )
+    except ProbeStop as stop:
+        stop = _missing_package(stop)
+        cache.append((None, stop))
+        if stop.finding.code == "loading.processor-needs-torchvision" and "torchvision" in ctx.__dict__.get(
+                "_environment_reported", ()):
+            return ctx.needs(lambda: _raise(stop), "processor")  # the environment probe named it already
+        raise stop from None
+    cache.append((value, None))
+    return value
+
+
+def _raise(stop: ProbeStop):
+    raise stop
+
+
+def _missing_package(stop: ProbeStop) -> ProbeStop:
+    """A processor that fails for want of torchvision (the Qwen-VL video processors need it): name
+    the package and the build that fits the installed torch, not the processor files."""
+    f = stop.finding
+    error = str(f.params.get("error") or "")
+    if "torchvision" not in error.lower() and "VIDEO_PROCESSOR_MAPPING" not in error:
+        return stop
+    use = torchvision_for_torch()
+    return ProbeStop(
+        fail(
+            "loading.processor-needs-torchvision",
+            f"The processor needs torchvision, which is not installed: {error}",
+            detail="This family's processor builds a video processor next to the image processor, and that "
+            "requires torchvision; AutoProcessor cannot load without it.",
+            fix=f"`pip install '{use}'` built for your torch {torch_build()} (from the index your torch came from).",
+            params={**f.params, "use": use, "torch": torch_build()},
+        )
+    )
+
+
+def torch_build() -> str:
+    """``2.13.0 (cpu)``: the installed torch and the build its local version names."""
+    import torch
+
+    version, _, build = torch.__version__.partition("+")
+    return f"{version} ({build or 'default build'})"
+
+
+def torchvision_for_torch(torch_version: str | None = None) -> str:
+    """The torchvision release built for torch 2.minor (default: the installed one): 0.(minor+15)."""
+    from packaging.version import Version
+
+    if torch_version is None:
+        import torch
+
+        torch_version = torch.__version__
+    v = Version(torch_version.split("+")[0])
+    return f"torchvision==0.{v.minor + 15}.*" if v.major == 2 else "torchvision"
+
+
+def _load_auto(ctx, auto_class: str, remote_keys: tuple[str, ...], what: str, fix: str):
+    """``transformers.<auto_class>.from_pretrained`` on the target, offline; remote code for any of
+    ``remote_keys`` only when trusted. A failure stops the probe with ``loading.<what>``."""
+    import transformers
+
+    target = ctx.target()
+    parts = _remote_parts(target, remote_keys)
+    _refuse_untrusted(ctx, parts, what)
+    try:
+        return getattr(transformers, auto_class).from_pretrained(str(target.path), **_offline(parts))
+    except Exception as exc:
+        raise ProbeStop(
+            fail(
+                f"loading.{what}",
+                f"{auto_class} cannot load {target.path}: {error_line(exc)}",
+                fix=fix,
+                params={"path": str(target.path), "auto_class": auto_class, "error": error_line(exc)},
+            )
+        ) from exc
+
+
+# ---------------------------------------------------------------- model
+
+
+def default_device(ctx) -> str:
+    """--dsocr-device, else ``cuda`` when torch sees a GPU, else ``cpu``."""
+    import torch
+
+    if ctx.options.device:
+        return ctx.options.device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def model_dtype(ctx, device: str | None = None):
+    """The dtype the training run holds the weights in, which the pixels must match.
+
+    ``model.torch_dtype`` (or ``model.dtype``) from the training config when given ("auto" means
+    the checkpoint's own); else bfloat16 on a GPU that supports it, as the official code runs,
+    and float32 elsewhere.
+    """
+    import torch
+
+    named = None
+    cfg = _train_config(ctx)
+    if cfg is not None:
+        named = cfg.model.get("torch_dtype", cfg.model.get("dtype"))
+    if named == "auto":
+        named = ctx.target().config.get("torch_dtype", ctx.target().config.get("dtype")) or "float32"
+    if named:
+        return parse_dtype(named, "model.torch_dtype")
+    device = device or default_device(ctx)
+    if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def parse_dtype(name: Any, where: str = "dtype"):
+    """``"bf16"``, ``"bfloat16"``, ``"torch.bfloat16"`` or a torch.dtype -> torch.dtype."""
+    import torch
+
+    if isinstance(name, torch.dtype):
+        return name
+    key = str(name).replace("torch.", "").strip().lower()
+    if key not in DTYPE_NAMES:
+        raise ProbeStop(
+            fail(
+                "loading.dtype",
+                f"{where}: {name!r} is not a dtype",
+                fix=f"Use one of bfloat16, float16, float32 (or auto) for {where}.",
+                params={"where": where, "value": str(name)},
+            )
+        )
+    return getattr(torch, DTYPE_NAMES[key])
+
+
+def model_class(ctx) -> tuple[Any, str]:
+    """The class ``from_pretrained`` is called on, and how it was chosen (for the report).
+
+    Remote code: the Auto class the checkpoint's auto_map names (v1 maps only AutoModel).
+    Native: the class in ``config.architectures``, else the first task-head Auto class that maps
+    the config (AutoModelForImageTextToText for DeepSeek-OCR-2 and other VLMs).
+    """
+    import transformers
+
+    target = ctx.target()
+    if target.needs_remote_code:
+        _refuse_untrusted(ctx, ["config.json auto_map: " + ", ".join(sorted(target.auto_map))], "model")
+        for name in ("AutoModelForCausalLM", "AutoModelForImageTextToText", "AutoModelForVision2Seq", "AutoModel"):
+            if name in target.auto_map and hasattr(transformers, name):
+                return getattr(transformers, name), f"{name} (auto_map → {target.auto_map[name]})"
+        raise ProbeStop(
+            fail(
+                "loading.no-auto-class",
+                f"config.json auto_map names no model class ({', '.join(sorted(target.auto_map))})",
+                fix="Restore config.json from the checkpoint: auto_map must name AutoModel (or a task-head Auto class).",
+                params={"mapped": ", ".join(sorted(target.auto_map))},
+            )
+        )
+    for arch in target.config.get("architectures") or []:
+        cls = getattr(transformers, arch, None)
+        if cls is not None:
+            return cls, f"{arch} (config.architectures)"
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(target.path), local_files_only=True)
+    for name in NATIVE_AUTO_CLASSES:
+        auto = getattr(transformers, name, None)
+        if auto is not None and type(config) in auto._model_mapping:
+            return auto, f"{name} ({auto._model_mapping[type(config)].__name__})"
+    return transformers.AutoModel, "AutoModel (no task head maps this config)"
+
+
+def load_model(ctx, device: str, dtype: Any):
+    """The model's weights in ``dtype`` on ``device``, loaded with the class :func:`model_class` picks.
+
+    Failures become findings: untrusted remote code (SKIP), no weight files, an import error in
+    remote code, any other loading error (FAIL). Out-of-memory errors are left to the caller,
+    which knows what it was trying to fit.
+    """
+    import transformers
+    from packaging.version import Version
+
+    target = ctx.target()
+    cls, how = model_class(ctx)
+    dtype_kw = "dtype" if Version(transformers.__version__) >= Version("4.56.0") else "torch_dtype"
+    kwargs: dict[str, Any] = {dtype_kw: parse_dtype(dtype), "local_files_only": True}
+    if target.needs_remote_code:
+        kwargs["trust_remote_code"] = True
+    if not has_weights(target.path):
+        raise ProbeStop(
+            fail(
+                "loading.no-weights",
+                f"{target.path} has no weight files (*.safetensors or *.bin)",
+                fix="Download the full checkpoint (`huggingface-cli download <id> --revision <commit>`) "
+                "and pass its folder.",
+                params={"path": str(target.path)},
+            )
+        )
+    try:
+        model = cls.from_pretrained(str(target.path), **kwargs)
+    except ImportError as exc:
+        raise ProbeStop(
+            fail(
+                "loading.remote-import",
+                f"Loading the model imports code that fails: {first_line(exc)}",
+                fix="Install the transformers release the remote code was written for (see the remote-code probe).",
+                params={"error": first_line(exc)},
+            )
+        ) from exc
+    except (MemoryError, RuntimeError) as exc:
+        if is_oom(exc):
+            raise
+        raise _load_failed(target, how, exc) from exc
+    except Exception as exc:
+        raise _load_failed(target, how, exc) from exc
+    try:
+        return model.to(device)
+    except (RuntimeError, AssertionError) as exc:
+        if is_oom(exc):
+            raise
+        raise ProbeStop(
+            fail(
+                "loading.device",
+                f"Moving the model to {device} fails: {error_line(exc)}",
+                detail="`no kernel image is available` means this torch build has no kernels for the GPU "
+                "(see the CUDA probe); `Torch not compiled with CUDA enabled` means a CPU-only torch.",
+                fix="Install the torch build the CUDA probe names, or run the step on the CPU with --dsocr-device cpu.",
+                params={"device": device, "error": error_line(exc)},
+            )
+        ) from exc
+
+
+def _load_failed(target, how: str, exc: BaseException) -> ProbeStop:
+    return ProbeStop(
+        fail(
+            "loading.model",
+            f"{how.split(' ')[0]}.from_pretrained fails: {error_line(exc)}",
+            detail=str(exc)[:2000],
+            fix="See the model API probe for the class that loads this checkpoint; check the weight files are complete.",
+            params={"path": str(target.path), "cls": how.split(' ')[0], "error": error_line(exc)},
+        )
+    )
+
+
+def is_oom(exc: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, Python's MemoryError, or the CPU allocator giving up."""
+    import torch
+
+    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
+    if isinstance(exc, (MemoryError, oom_type)):
+        return True
+    text = str(exc).lower()
+    return "out of memory" in text or "can't allocate memory" in text
+
+
+def has_weights(folder) -> bool:
+    """The folder holds weight files (safetensors, a sharded index, or PyTorch .bin)."""
+    return any(folder.glob("*.safetensors")) or any(folder.glob("*.bin")) or any(folder.glob("*.safetensors.index.json"))
+
+
+# ---------------------------------------------------------------- batch builder
+
+
+def family(target) -> str:
+    """The target's family name in the registry (:mod:`dsocr_probe.knowledge.families`); ``generic`` for a
+    model type no record lists."""
+    return families.family_for(target.config).name
+
+
+def builder_for(ctx, tokenizer_or_processor: Any = None, dtype: Any = None):
+    """The batch builder for the target's family, set up from the training config's data section.
+
+    The family record names the builder: v1 gets :class:`DeepseekOCRCollator` on the tokenizer
+    (its processor is only the tokenizer), DeepSeek-OCR-2 :class:`DeepseekOCR2Collator`, PaliGemma
+    :class:`SuffixCollator`, encoder-decoders :class:`Seq2SeqCollator` and the others
+    :class:`ProcessorCollator`, all on the processor. Pixels come in ``dtype`` (default
+    :func:`model_dtype`). The same call in the training script gives the object the probes verified.
+    """
+    target = ctx.target()
+    dtype = parse_dtype(dtype) if dtype is not None else model_dtype(ctx)
+    cfg = _train_config(ctx)
+    data = cfg.data if cfg is not None else {}
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if data.get("max_length"):
+        kwargs["max_length"] = int(data["max_length"])
+    if data.get("prompt"):
+        kwargs["prompt"] = data["prompt"]
+    if data.get("mode"):
+        kwargs["mode"] = str(data["mode"]).lower()
+    processor = None if families.family_for(target.config).builder == families.V1_BUILDER else (
+        tokenizer_or_processor if tokenizer_or_processor is not None else load_processor(ctx))
+    if processor is None:
+        tokenizer = tokenizer_or_processor if tokenizer_or_processor is not None else ctx.tokenizer()
+        processor = getattr(tokenizer, "tokenizer", tokenizer)  # a processor wrapping it is fine too
+    from ..collators.builders import make_builder
+
+    return make_builder(target.config, processor, **kwargs)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _train_config(ctx):
+    """The training config, or None when there is none or it is broken (its own probe reports that)."""
+    try:
+        return ctx.train_config()
+    except ProbeStop:
+        return None
+
+
+def _remote_parts(target, auto_names: tuple[str, ...]) -> list[str]:
+    """Which files name remote code for these Auto classes (config.json, tokenizer/processor configs)."""
+    found = []
+    for file in ("config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json"):
+        try:
+            data = target.read_json(file) or {}
+        except ValueError:
+            continue
+        auto_map = data.get("auto_map") or {}
+        if isinstance(auto_map, dict) and any(name in auto_map for name in auto_names):
+            found.append(f"{file} auto_map")
+    return found
+
+
+def _offline(remote_parts: list[str]) -> dict[str, Any]:
+    # Trust only a tokenizer/processor of the checkpoint's own: otherwise transformers would import
+    # the model's remote config just to find the tokenizer (and fail where that code cannot load).
+    return {"trust_remote_code": bool(remote_parts), "local_files_only": True}
+
+
+def _refuse_untrusted(ctx, parts: list[str], what: str) -> None:
+    """Stop before importing remote code that is not trusted, or trusted but not pinned to a commit
+    (the remote-code probe reports the NO-GO; here the import is only withheld)."""
+    if not parts:
+        return
+    why = trust.refusal(ctx.options, ctx.target())
+    if why is None:
+        return
+    if why.reason == "untrusted":
+        raise ProbeStop(
+            skip(
+                "loading.untrusted",
+                f"The {what} is remote code ({', '.join(parts)}): not imported without --dsocr-trust-remote-code",
+                fix=TRUST_FIX,
+                params={"what": what, "parts": ", ".join(parts)},
+            )
+        )
+    raise ProbeStop(
+        skip(
+            "loading.unpinned",
+            f"The {what} is remote code ({', '.join(parts)}): not imported, the revision is not a pinned commit "
+            "or content digest verified against its files",
+            fix=f"Pin the reviewed files: --dsocr-revision {why.digest} (`model.revision` in the training "
+            "config; a hub snapshot's or a clean git checkout's commit also pins), or accept the risk with "
+            "--dsocr-allow-unpinned (`--allow-unpinned` for dsocr-train).",
+            params={"what": what, "parts": ", ".join(parts), "digest": why.digest},
+        )
+    )
+
+
+def first_line(exc: BaseException) -> str:
+    """The exception's message up to its first line break (tracebacks stay in the detail)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def error_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, as findings quote an error."""
+    return f"{type(exc).__name__}: {first_line(exc)}"

@@ -1,0 +1,1 @@
+"""The report: the Markdown and JSON renderer, its templates' labels and the terminal summary."""

@@ -1,0 +1,1 @@
+"""Running the probes: one probe at a time, in a child process when a time limit is set."""
