@@ -88,12 +88,59 @@ def define(code: str, texts: Text | Mapping[str, Text]) -> None:
         _TEXTS[key] = text
 
 
+TEXTS_DIR = Path(__file__).parent / "texts"
+FIELDS = ("title", "detail", "fix")
+
+
 @functools.lru_cache(maxsize=None)
 def _load_texts() -> None:
+    for path in sorted(TEXTS_DIR.glob("*.toml")):
+        for code, variants in read_texts(path).items():
+            define(code, variants)
     from . import texts
 
     for info in pkgutil.iter_modules(texts.__path__):
         importlib.import_module(f"{texts.__name__}.{info.name}")
+
+
+def read_texts(path: Path) -> dict[str, dict[str, Text]]:
+    """One area's English texts: ``["code"]`` tables with title / detail / fix, or ``["code".variant]``
+    tables, one per variant. A plural text is ``{ singular = "...", plural = "...", count = "param" }``."""
+    data = _toml(path)
+    out: dict[str, dict[str, Text]] = {}
+    for code, table in data.items():
+        variants: dict[str, Text] = {}
+        fields = {key: table[key] for key in FIELDS if key in table}
+        if fields:
+            variants[""] = _text(path, code, fields)
+        for variant, sub in table.items():
+            if variant in FIELDS:
+                continue
+            if not isinstance(sub, dict) or "title" not in sub or set(sub) - set(FIELDS):
+                raise ValueError(f"{path.name}: [{code!r}] has {variant!r}, which is neither a field nor a variant table")
+            variants[variant] = _text(path, f"{code}.{variant}", sub)
+        out[code] = variants
+    return out
+
+
+def _text(path: Path, where: str, fields: Mapping[str, Any]) -> Text:
+    def template(value: Any) -> Template:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict) and set(value) == {"singular", "plural", "count"}:
+            return Plural(value["singular"], value["plural"], value["count"])
+        raise ValueError(f"{path.name}: {where}: a text is a string or {{ singular, plural, count }}, not {value!r}")
+
+    return Text(**{key: template(value) for key, value in fields.items()})
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
 
 
 def all_texts() -> dict[tuple[str, str], Text]:

@@ -34,7 +34,8 @@ def extract():
     from babel.messages.extract import extract_from_dir
 
     template = Catalog(domain=DOMAIN, project="dsocr-probe")
-    python = [("**/standin/files/**", "ignore"), ("**.py", "python")]
+    python = [("**/standin/files/**", "ignore"), ("**/messages/texts/*.toml", f"{__name__}:extract_texts"),
+              ("**.py", "python")]
     for folder, method_map, options in (
         (PACKAGE, python, {}),
         (_templates_dir(), [("**.j2", "jinja2")], {"**.j2": {"extensions": "jinja2.ext.i18n", "trimmed": "false"}}),
@@ -45,6 +46,28 @@ def extract():
             where = f"{folder.name}/{filename}"
             template.add(message, None, [(where, lineno)], auto_comments=comments, context=context)
     return template
+
+
+def extract_texts(fileobj, keywords, comment_tags, options):
+    """Babel's extraction method for the English texts (``messages/texts/*.toml``): every title, detail
+    and fix, with the line it is on."""
+    from .catalog import Plural, read_texts
+
+    source = fileobj.read().decode("utf-8")
+    lines = source.splitlines()
+    path = Path(getattr(fileobj, "name", "texts.toml"))
+
+    def line_of(text: str) -> int:
+        probe = text[:40].replace("\\", "\\\\").replace('"', '\\"')
+        return next((i for i, line in enumerate(lines, 1) if probe in line), 0)
+
+    for code, variants in read_texts(path).items():
+        for text in variants.values():
+            for template in text.templates().values():
+                if isinstance(template, Plural):
+                    yield line_of(template.singular), "ngettext", (template.singular, template.plural), []
+                elif template and not _only_placeholders(template):
+                    yield line_of(template), "gettext", template, []
 
 
 def read(lang: str):
@@ -104,6 +127,13 @@ def problems(lang: str) -> Iterator[str]:
     for key, message in current.items():
         if key not in seen:
             yield f"{po_path(lang).name}: {_show(message.id)!r}: missing (run `python scripts/messages.py update`)"
+
+
+def _only_placeholders(text: str) -> bool:
+    """A text that is only values (``%(traceback)s``): nothing to translate."""
+    import re
+
+    return re.fullmatch(r"(?:%\(\w+\)s\s*)+", text) is not None
 
 
 def _key(msgid) -> str:
