@@ -7,6 +7,7 @@ Used by ``scripts/messages.py`` (the maintainer's command) and the tests. Babel 
 
 from __future__ import annotations
 
+import datetime
 import io
 from pathlib import Path
 from typing import Iterator
@@ -80,6 +81,8 @@ def read(lang: str):
 def write(catalog, lang: str) -> Path:
     from babel.messages.pofile import write_po
 
+    catalog.revision_date = datetime.datetime.now(datetime.timezone.utc)
+    catalog.fuzzy = False
     buffer = io.BytesIO()
     write_po(buffer, catalog, width=116, sort_by_file=True, omit_header=False, ignore_obsolete=True)
     path = po_path(lang)
@@ -88,11 +91,24 @@ def write(catalog, lang: str) -> Path:
     return path
 
 
-def update(lang: str):
-    """The language's catalog brought in step with the code: new msgids added untranslated, gone ones dropped."""
+def new_catalog(lang: str):
+    """An empty catalog for ``lang``, with the project's header."""
     from babel.messages.catalog import Catalog
 
-    catalog = read(lang) if po_path(lang).is_file() else Catalog(locale=lang, domain=DOMAIN, project="dsocr-probe")
+    from .. import __version__
+
+    catalog = Catalog(locale=lang, domain=DOMAIN, project="dsocr-probe", version=__version__,
+                      copyright_holder="the dsocr-probe authors", msgid_bugs_address="",
+                      last_translator="the dsocr-probe authors", language_team=lang)
+    catalog.header_comment = (f"# The {lang} texts of dsocr-probe's reports and terminal lines.\n"
+                              "# The msgids are the English texts (dsocr_probe/messages/texts/*.toml, the marks in the code\n"
+                              "# and the report template); `python scripts/messages.py update` brings this file in step.")
+    return catalog
+
+
+def update(lang: str):
+    """The language's catalog brought in step with the code: new msgids added untranslated, gone ones dropped."""
+    catalog = read(lang) if po_path(lang).is_file() else new_catalog(lang)
     catalog.update(extract(), no_fuzzy_matching=True)
     return catalog
 
