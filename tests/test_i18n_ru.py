@@ -164,6 +164,16 @@ def remote(folder: Path, facts: EnvFacts | None = None, **options) -> list[Findi
     return probe("remote_code", context(facts or installed(), model=str(folder), **options)).findings
 
 
+def refused(fn, *args, **kwargs) -> Finding:
+    """The finding a service's input error becomes (target resolution, the model config, the trust check)."""
+    from dsocr_probe.findings import InputError
+    from dsocr_probe.probes.context import finding_of
+
+    with pytest.raises(InputError) as error:
+        fn(*args, **kwargs)
+    return finding_of(error.value)
+
+
 @scenario
 def remote_code_hazards(env):
     for torch_version in ("2.13.0", "2.5.1"):
@@ -204,10 +214,9 @@ def remote_code_transformers_imports(env):
     yield from remote(toy(env.tmp() / "m", unknown + MODELING))  # config.json's release
     yield from remote(toy(env.tmp() / "m", unknown + MODELING, saved=None))  # nothing to go by
     from dsocr_probe.knowledge import transformers_symbols
-    from dsocr_probe.probes import remote_code
 
     broken = transformers_symbols.Lookup(False, "RuntimeError: operator torchvision::nms does not exist", broken=True)
-    env.mp.setattr(remote_code.symbols, "in_installed", lambda module, name: broken)
+    env.mp.setattr(transformers_symbols, "in_installed", lambda module, name: broken)
     yield from remote(toy(env.tmp() / "m"))
 
 
@@ -234,12 +243,14 @@ def remote_code_trust(env):
     # A hub snapshot: the commit is known from the cache folder, the revision asked for is a branch.
     hub = target_mod.Target("org/toy", folder, json.loads((folder / "config.json").read_text()), revision="main", commit=COMMIT)
     ctx = context(installed(), model=str(folder), trust_remote_code=True)
-    from dsocr_probe.codescan import scan as codescan
+    from dsocr_probe import codescan
 
     yield remote_code._pin_finding(ctx, hub, codescan.collect(folder))
     local = target_mod.resolve(str(folder))
-    yield trust.import_refusal(Options(trust_remote_code=True), local)
-    yield trust.import_refusal(Options(), local)
+    from dsocr_probe.probes.context import finding_of
+
+    yield finding_of(trust.import_refusal(Options(trust_remote_code=True), local))
+    yield finding_of(trust.import_refusal(Options(), local))
 
 
 @scenario
@@ -274,9 +285,9 @@ def model_api(env):
     unknown = env.tmp() / "unknown"
     unknown.mkdir()
     (unknown / "config.json").write_text(json.dumps({"model_type": "dsocr_probe_unknown_type"}))
-    yield stopped(skeleton.load_config, target_mod.resolve(str(unknown)), Options())
+    yield refused(skeleton.load_config, target_mod.resolve(str(unknown)), Options())
     env.mp.setitem(skeleton.NATIVE_SINCE, "dsocr_probe_unknown_type", "9.9.0")
-    yield stopped(skeleton.load_config, target_mod.resolve(str(unknown)), Options())
+    yield refused(skeleton.load_config, target_mod.resolve(str(unknown)), Options())
 
     def refuse(*args, **kwargs):
         raise ImportError("cannot import name 'LlamaFlashAttention2' from 'transformers.models.llama.modeling_llama'")
@@ -287,7 +298,7 @@ def model_api(env):
     folder = toy(env.tmp() / "m")
     digest = pinning.content_digest(folder)
     pinned = target_mod.resolve(str(folder), digest)
-    yield stopped(skeleton.load_config, pinned, Options(trust_remote_code=True, revision=digest))
+    yield refused(skeleton.load_config, pinned, Options(trust_remote_code=True, revision=digest))
 
 
 class _Tokenizer:
@@ -700,15 +711,15 @@ def loading_failures(env):
         yield stopped(loading.load_model, context(installed(), model=str(native)), "cuda", torch.float32)
     env.mp.undo()
     # The hub cache is read only, never downloaded from.
-    yield stopped(target_mod.resolve, "dsocr-probe-tests/not-in-any-cache", "main")
-    yield stopped(target_mod.resolve, str(env.tmp()))
+    yield refused(target_mod.resolve, "dsocr-probe-tests/not-in-any-cache", "main")
+    yield refused(target_mod.resolve, str(env.tmp()))
     broken = env.tmp()
     (broken / "config.json").write_text("{model_type")
-    yield stopped(target_mod.resolve, str(broken))
+    yield refused(target_mod.resolve, str(broken))
     snapshot = env.tmp() / "snapshots" / ("a" * 40)
     snapshot.mkdir(parents=True)
     (snapshot / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    yield stopped(target_mod.resolve, str(snapshot), "b" * 40)
+    yield refused(target_mod.resolve, str(snapshot), "b" * 40)
 
 
 # ---------------------------------------------------------------- training step, without a real model
@@ -1021,14 +1032,14 @@ def target_folders(env):
     """A Windows path on Linux, a mistyped relative folder, and a file where a folder should be."""
     from dsocr_probe.inputs import target as target_mod
 
-    yield stopped(target_mod.resolve, "C:\\models\\DeepSeek-OCR")
+    yield refused(target_mod.resolve, "C:\\models\\DeepSeek-OCR")
     here = env.tmp()
     (here / "models").mkdir()
     env.mp.chdir(here)
-    yield stopped(target_mod.resolve, "models/NoSuchModel")
+    yield refused(target_mod.resolve, "models/NoSuchModel")
     a_file = here / "config.json"
     a_file.write_text("{}")
-    yield stopped(target_mod.resolve, str(a_file))
+    yield refused(target_mod.resolve, str(a_file))
 
 # ---------------------------------------------------------------- LoRA against the installed peft
 

@@ -10,7 +10,9 @@ import transformers
 from probing import context, linux_cpu, probe
 from toy_remote import write_toy
 
-from dsocr_probe.codescan import callgraph, scan as codescan
+from dsocr_probe import codescan
+from dsocr_probe.codescan import callgraph
+from dsocr_probe.knowledge import hazards as hz
 from dsocr_probe.findings import Status
 
 INSTALLED = {"transformers": transformers.__version__, "torch": importlib.metadata.version("torch")}
@@ -87,7 +89,7 @@ def test_eval_that_loading_or_training_reaches_is_no_go(tmp_path, slot, runs):
     found = run(toy(tmp_path, model(**{slot: "eval('1')"})))
     f = found["remote_code.eval"]
     assert f.status is Status.FAIL
-    assert f.table[0]["runs"] == runs
+    assert f.to_json()["table"][0]["runs"] == runs
     assert "remote_code.off-path" not in found
 
 
@@ -97,7 +99,7 @@ def test_eval_only_in_infer_is_a_warning_naming_the_path(tmp_path):
     f = found["remote_code.off-path"]
     assert f.status is Status.WARN
     assert f.title == "Risky calls outside loading and training: `eval` in ToyModel.infer → parse_boxes → eval (+1 more)"
-    assert [row["runs"] for row in f.table] == [
+    assert [row["runs"] for row in f.to_json()["table"]] == [
         "only when called (not by training): ToyModel.infer → parse_boxes → eval",
         "only when called (not by training): ToyModel.infer → eval",
     ]
@@ -107,13 +109,13 @@ def test_eval_only_in_infer_is_a_warning_naming_the_path(tmp_path):
 def test_the_same_helper_called_from_forward_is_no_go(tmp_path):
     modeling = model(in_helper="eval(text)", in_forward="parse_boxes('x')")
     f = run(toy(tmp_path, modeling))["remote_code.eval"]
-    assert f.status is Status.FAIL and f.table[0]["runs"] == "in the training step: ToyModel.forward → parse_boxes → eval"
+    assert f.status is Status.FAIL and f.to_json()["table"][0]["runs"] == "in the training step: ToyModel.forward → parse_boxes → eval"
 
 
 def test_a_helper_nothing_calls_warns(tmp_path):
     modeling = model() + "\n\ndef unused(s):\n    return eval(s)\n"
     f = run(toy(tmp_path, modeling))["remote_code.off-path"]
-    assert f.status is Status.WARN and f.table[0]["runs"] == "never (nothing calls it): unused → eval"
+    assert f.status is Status.WARN and f.to_json()["table"][0]["runs"] == "never (nothing calls it): unused → eval"
 
 
 def test_obfuscation_blocks_wherever_it_sits(tmp_path):
@@ -131,13 +133,13 @@ def test_reach_follows_imports_between_the_checkpoint_files(tmp_path):
     modeling = "from .blocks import encode\n" + model(in_forward="encode(input_ids)")
     f = run(toy(tmp_path, modeling, extra={"blocks.py": blocks}))["remote_code.process"]
     assert f.status is Status.FAIL
-    assert f.table[0]["runs"] == "in the training step: ToyModel.forward → encode → run_tool → subprocess.run"
+    assert f.to_json()["table"][0]["runs"] == "in the training step: ToyModel.forward → encode → run_tool → subprocess.run"
 
 
 def test_a_call_through_an_unknown_object_reaches_the_dangerous_function_of_that_name(tmp_path):
     helper = "\n\nclass Parser:\n    def parse(self, s):\n        return eval(s)\n"
     f = run(toy(tmp_path, model(in_forward="self.parser.parse('1')") + helper))["remote_code.eval"]
-    assert f.status is Status.FAIL and f.table[0]["runs"] == "in the training step: ToyModel.forward → Parser.parse → eval"
+    assert f.status is Status.FAIL and f.to_json()["table"][0]["runs"] == "in the training step: ToyModel.forward → Parser.parse → eval"
     computed = run(toy(tmp_path / "b", model(in_forward="getattr(self, 'in' + 'fer')(None)", in_infer="eval(prompt)")))
     assert computed["remote_code.eval"].status is Status.FAIL  # a computed name may be any function
 
@@ -178,7 +180,7 @@ def test_the_same_load_with_a_checkpoint_passed_while_loading_is_no_go(tmp_path)
     result = probe("remote_code", context(linux_cpu(transformers=INSTALLED["transformers"], torch="2.5.1"),
                                           model=str(toy(tmp_path, modeling, extra={"encoder.py": BUILDER}))))
     f = next(f for f in result.findings if f.code == "remote_code.torch-load")
-    assert f.status is Status.FAIL and f.table[0]["runs"].startswith("in from_pretrained: ToyModel.__init__ → build_encoder")
+    assert f.status is Status.FAIL and f.to_json()["table"][0]["runs"].startswith("in from_pretrained: ToyModel.__init__ → build_encoder")
 
 
 def test_a_passed_along_none_default_is_followed_up_its_callers(tmp_path):
@@ -204,19 +206,19 @@ def test_v1_standin_evals_only_in_infer_and_loads_sam_only_when_given_a_path(tmp
 
     folder = write_v1_standin(tmp_path / "DeepSeek-OCR", cuda_calls=True)
     hazards = list(codescan.collect(folder).hazards())
-    evals = [h for h in hazards if h.kind == codescan.EVAL]
+    evals = [h for h in hazards if h.kind == hz.EVAL]
     assert len(evals) == 7 and not any(h.on_training_path for h in evals)
     paths = {h.reach.describe(h.call) for h in evals}
     assert paths == {"DeepseekOCRForCausalLM.infer → eval",
                      "DeepseekOCRForCausalLM.infer → draw_bounding_boxes → extract_coordinates_and_label → eval"}
-    (load,) = [h for h in hazards if h.kind == codescan.TORCH_LOAD]
+    (load,) = [h for h in hazards if h.kind == hz.TORCH_LOAD]
     assert load.reach.phase == callgraph.LOAD and load.reach.guard == "if checkpoint is not None:"
-    (cuda,) = [h for h in hazards if h.kind == codescan.CUDA]
+    (cuda,) = [h for h in hazards if h.kind == hz.CUDA]
     assert cuda.on_training_path and cuda.reach.path == ("DeepseekOCRModel.forward",)
 
     found = run(folder, trust_remote_code=True, allow_unpinned=True)
     assert found["remote_code.off-path"].status is Status.WARN and found["remote_code.off-path"].params["count"] == 8
-    assert found["remote_code.cuda"].table[0]["runs"] == "in the training step: DeepseekOCRModel.forward → .cuda()"
+    assert found["remote_code.cuda"].to_json()["table"][0]["runs"] == "in the training step: DeepseekOCRModel.forward → .cuda()"
     assert not {"remote_code.eval", "remote_code.torch-load"} & set(found)
 
 
@@ -230,7 +232,7 @@ def test_functions_defined_under_a_module_level_try_are_placed_too(tmp_path):
         """)
     infer_only = run(toy(tmp_path, fallback + model(in_infer="flash_attn_func(prompt)")))
     assert "remote_code.eval" not in infer_only
-    assert infer_only["remote_code.off-path"].table[0]["runs"].endswith("ToyModel.infer → flash_attn_func → eval")
+    assert infer_only["remote_code.off-path"].to_json()["table"][0]["runs"].endswith("ToyModel.infer → flash_attn_func → eval")
     in_forward = run(toy(tmp_path / "b", fallback + model(in_forward="flash_attn_func('1')")))
     assert in_forward["remote_code.eval"].status is Status.FAIL
 
@@ -241,5 +243,5 @@ def test_an_override_of_a_framework_method_counts_as_run_by_training(tmp_path):
                "\n    def chat(self, text):\n        return eval(text)\n")
     found = run(toy(tmp_path, model() + methods))
     assert found["remote_code.eval"].status is Status.FAIL
-    assert found["remote_code.eval"].table[0]["runs"] == "in the training step: ToyModel.named_parameters → eval"
-    assert found["remote_code.off-path"].table[0]["runs"] == "only when called (not by training): ToyModel.chat → eval"
+    assert found["remote_code.eval"].to_json()["table"][0]["runs"] == "in the training step: ToyModel.named_parameters → eval"
+    assert found["remote_code.off-path"].to_json()["table"][0]["runs"] == "only when called (not by training): ToyModel.chat → eval"

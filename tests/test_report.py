@@ -195,6 +195,6 @@ def test_translation_variants_none_params_terms_and_causes():
     ctx = ProbeContext(Options(model="/nonexistent/model"))
     with pytest.raises(ProbeStop) as stop:
         ctx.needs(ctx.target, "batch")
-    text = i18n.translate(stop.value.finding, "ru")
-    assert text["title"] == "Не проверено: Папки модели `/nonexistent/model` нет (/nonexistent/model)"
-    assert text["fix"].startswith("Проверьте путь на опечатки")
+    text = stop.value.finding.text("ru")  # the target's finding is worded by the catalog
+    assert text.title == "Не проверено: Папки модели `/nonexistent/model` нет (/nonexistent/model)"
+    assert text.fix.startswith("Проверьте путь на опечатки")

@@ -9,13 +9,15 @@ import os
 import pytest
 
 from dsocr_probe.inputs import target
-from dsocr_probe.findings import ProbeStop
+from dsocr_probe.findings import InputError
+from dsocr_probe.probes.context import finding_of
 
 
 def stopped(model, revision=None):
-    with pytest.raises(ProbeStop) as stop:
+    """The finding the probes report for a target that cannot be resolved."""
+    with pytest.raises(InputError) as error:
         target.resolve(model, revision)
-    return stop.value.finding
+    return finding_of(error.value)
 
 
 def test_a_mistyped_relative_folder_is_a_missing_folder_not_a_hub_id(tmp_path, monkeypatch):

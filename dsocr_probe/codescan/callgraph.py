@@ -32,11 +32,13 @@ from __future__ import annotations
 
 import ast
 import functools
-import importlib.util
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
+
+from .definitions import Definitions, Function
+from .syntax import body_of, module_level, reassigned, tested_param, walk_all
 
 IMPORT, LOAD, FORWARD, INFERENCE, UNREACHED = "import", "load", "forward", "inference", "unreached"
 PHASES = (IMPORT, LOAD, FORWARD, INFERENCE, UNREACHED)  # most exposed first
@@ -71,24 +73,6 @@ class Reach:
         return " → ".join((*self.path, call)) if self.path else call
 
 
-@dataclass
-class _Function:
-    key: tuple[str, str]  # (file, "Class.method" or "function")
-    node: ast.AST
-    cls: str | None  # the class it is a method of
-    params: list[str] = field(default_factory=list)
-    none_defaults: set[str] = field(default_factory=set)  # parameters whose default is None/False/""
-    static: bool = False
-
-
-@dataclass
-class _Class:
-    file: str
-    name: str
-    bases: list[ast.expr]
-    methods: dict[str, tuple[str, str]] = field(default_factory=dict)
-
-
 @dataclass(frozen=True)
 class _Edge:
     target: tuple  # a function key, or ("class", file, name)
@@ -97,36 +81,20 @@ class _Edge:
     later: bool = False  # only named at import, called later: counts from the forward phase on
 
 
-class CallGraph:
+class CallGraph(Definitions):
     """The remote code's functions and who calls whom; :meth:`reach` places a line of code."""
 
     def __init__(self, root: Path, files: Iterable[str], entries: Iterable[tuple[str, str, str]]):
         """files: the remote-code files (relative to root); entries: (auto_class, file, class name) of auto_map."""
-        self.root = Path(root)
-        self.trees: dict[str, ast.Module] = {}
-        for rel in files:
-            try:
-                text = importlib.util.decode_source((self.root / rel).read_bytes())
-                self.trees[rel] = ast.parse(text, filename=rel)
-            except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
-                continue  # the scanner reports unreadable files; nothing of theirs is placed
-        self.functions: dict[tuple[str, str], _Function] = {}
-        self.classes: dict[tuple[str, str], _Class] = {}
-        self.by_name: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        self.namespaces: dict[str, dict[str, tuple]] = {}
-        self.main_blocks: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        for rel, tree in self.trees.items():
-            self._define(rel, tree)
-        for rel, tree in self.trees.items():
-            self._bind_imports(rel, tree)
+        super().__init__(root, files)
         self.edges: dict[tuple, list[_Edge]] = defaultdict(list)
         self.callers: dict[tuple, list[tuple[tuple, _Edge]]] = defaultdict(list)
         self.import_refs: dict[str, list[_Edge]] = defaultdict(list)
         for fn in self.functions.values():
-            for edge in self._references(fn.key[0], fn.cls, _body_of(fn.node), self_name=_first_param(fn)):
+            for edge in self._references(fn.key[0], fn.cls, body_of(fn.node), self_name=_first_param(fn)):
                 self._link(fn.key, edge)
         for rel, tree in self.trees.items():
-            for edge in self._references(rel, None, _module_level(tree), self_name=None, import_time=True):
+            for edge in self._references(rel, None, module_level(tree), self_name=None, import_time=True):
                 self.import_refs[rel].append(edge)
                 self.callers[edge.target].append((("import", rel), edge))
         self.phase: dict[tuple, tuple[str, tuple[str, ...]]] = {}
@@ -155,98 +123,13 @@ class CallGraph:
                 return Reach(candidate, path)
         return Reach(phase, path, guard=text)
 
-    def _enclosing(self, file: str, line: int) -> _Function | None:
+    def _enclosing(self, file: str, line: int) -> Function | None:
         best = None
         for fn in self.functions.values():
             if fn.key[0] == file and fn.node.lineno <= line <= (fn.node.end_lineno or fn.node.lineno):
                 if best is None or fn.node.lineno >= best.node.lineno:
                     best = fn
         return best
-
-    # ---------------------------------------------------------------- definitions
-
-    def _define(self, rel: str, tree: ast.Module) -> None:
-        space: dict[str, tuple] = {}
-        self.namespaces[rel] = space
-        self._define_in(rel, tree.body, space)
-
-    def _define_in(self, rel: str, statements: list[ast.stmt], space: dict[str, tuple]) -> None:
-        """Top-level definitions, also those under a module-level `if` or `try` (optional kernels, fallbacks)."""
-        for node in statements:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                space[node.name] = self._add_function(rel, node.name, node, None)
-            elif isinstance(node, ast.ClassDef):
-                space[node.name] = self._add_class(rel, node)
-            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda):
-                for t in node.targets:
-                    if isinstance(t, ast.Name):
-                        space[t.id] = self._add_function(rel, t.id, node.value, None)
-            elif isinstance(node, ast.If) and is_main_guard(node.test):
-                self.main_blocks[rel].append((node.lineno, node.end_lineno or node.lineno))
-            elif isinstance(node, ast.If):
-                self._define_in(rel, [*node.body, *node.orelse], space)
-            elif isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
-                handlers = [s for h in node.handlers for s in h.body]
-                self._define_in(rel, [*node.body, *handlers, *node.orelse, *node.finalbody], space)
-
-    def _add_function(self, rel: str, qual: str, node, cls: str | None) -> tuple[str, str]:
-        key = (rel, qual)
-        args = node.args
-        positional = [a.arg for a in (*args.posonlyargs, *args.args)]
-        fn = _Function(key, node, cls, params=positional + [a.arg for a in args.kwonlyargs])
-        decorators = {d.id for d in getattr(node, "decorator_list", ()) if isinstance(d, ast.Name)}
-        fn.static = "staticmethod" in decorators
-        defaults = list(zip(positional[len(positional) - len(args.defaults):], args.defaults))
-        defaults += [(a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
-        fn.none_defaults = {name for name, d in defaults if isinstance(d, ast.Constant) and not d.value}
-        self.functions[key] = fn
-        self.by_name[qual.rsplit(".", 1)[-1]].append(key)
-        return key
-
-    def _add_class(self, rel: str, node: ast.ClassDef) -> tuple:
-        cls = _Class(rel, node.name, list(node.bases))
-        for item in node.body:
-            if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                cls.methods[item.name] = self._add_function(rel, f"{node.name}.{item.name}", item, node.name)
-            elif isinstance(item, ast.Assign) and isinstance(item.value, ast.Lambda):
-                for t in item.targets:
-                    if isinstance(t, ast.Name):
-                        cls.methods[t.id] = self._add_function(rel, f"{node.name}.{t.id}", item.value, node.name)
-        self.classes[(rel, node.name)] = cls
-        return ("class", rel, node.name)
-
-    def _bind_imports(self, rel: str, tree: ast.Module) -> None:
-        """``from .deepencoder import build_sam_vit_b`` binds a name to the other file's definition."""
-        space = self.namespaces[rel]
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.ImportFrom):
-                continue
-            module_file = self._module_file(rel, node.module or "", node.level)
-            for alias in node.names:
-                name = alias.asname or alias.name
-                if name in space and space[name][0] != "module":
-                    continue  # a definition of this file wins over an import of the same name
-                target = self.namespaces.get(module_file, {}).get(alias.name) if module_file else None
-                if target is not None:
-                    space[name] = target
-                    continue
-                sub = self._module_file(rel, ".".join(p for p in (node.module, alias.name) if p), node.level)
-                if sub in self.trees:
-                    space[name] = ("module", sub)
-
-    def _module_file(self, rel: str, module: str, level: int) -> str | None:
-        here = Path(rel).parent
-        if level:
-            for _ in range(level - 1):
-                here = here.parent
-        parts = [p for p in module.split(".") if p]
-        if not parts:
-            candidate = (here / "__init__.py").as_posix()
-            return candidate if candidate in self.trees else None
-        for candidate in (here.joinpath(*parts).with_suffix(".py"), here.joinpath(*parts, "__init__.py")):
-            if candidate.as_posix() in self.trees:
-                return candidate.as_posix()
-        return None
 
     # ---------------------------------------------------------------- references
 
@@ -257,10 +140,10 @@ class CallGraph:
     def _references(self, rel, cls, nodes, *, self_name, import_time=False) -> Iterator[_Edge]:
         """Every function or class a body refers to: calls, and functions passed along as values."""
         calls = {}
-        for node in _walk_all(nodes):
+        for node in walk_all(nodes):
             if isinstance(node, ast.Call):
                 calls[id(node.func)] = node
-        for node in _walk_all(nodes):
+        for node in walk_all(nodes):
             if not isinstance(node, (ast.Name, ast.Attribute, ast.Call)) or isinstance(getattr(node, "ctx", None), ast.Store):
                 continue
             call = calls.get(id(node))
@@ -292,69 +175,6 @@ class CallGraph:
         else:
             for key in self.functions:
                 yield _Edge(key, node, 1)
-
-    def _resolve(self, node, rel, cls, self_name) -> list[tuple[tuple, int]]:
-        space = self.namespaces.get(rel, {})
-        if isinstance(node, ast.Name):
-            target = space.get(node.id)
-            return [(target, 0)] if target and target[0] != "module" else []
-        if not isinstance(node, ast.Attribute):
-            return []
-        owner, attr = node.value, node.attr
-        if isinstance(owner, ast.Name) and owner.id == self_name and cls is not None:
-            found = self._method(rel, cls, attr)
-            return [(found, 1)] if found else self._by_name(attr)
-        if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) and owner.func.id == "super" and cls:
-            found = self._method(rel, cls, attr, skip_self=True)
-            return [(found, 1)] if found else []
-        if isinstance(owner, ast.Name) and owner.id in space:
-            bound = space[owner.id]
-            if bound[0] == "module":
-                target = self.namespaces.get(bound[1], {}).get(attr)
-                return [(target, 0)] if target and target[0] != "module" else []
-            if bound[0] == "class":
-                found = self._method(bound[1], bound[2], attr)
-                return [(found, 0)] if found else []
-            return []
-        return self._by_name(attr)
-
-    def _by_name(self, attr: str) -> list[tuple[tuple, int]]:
-        return [(key, 1) for key in self.by_name.get(attr, ())]
-
-    def _method(self, rel: str, cls: str, name: str, *, skip_self: bool = False, seen=None) -> tuple | None:
-        """``name`` looked up along the class's bases that are defined in the remote code."""
-        seen = seen or set()
-        if (rel, cls) in seen or (rel, cls) not in self.classes:
-            return None
-        seen.add((rel, cls))
-        info = self.classes[(rel, cls)]
-        if not skip_self and name in info.methods:
-            return info.methods[name]
-        for base in self._bases(info):
-            found = self._method(base[1], base[2], name, seen=seen)
-            if found:
-                return found
-        return None
-
-    def _bases(self, info: _Class) -> list[tuple]:
-        out = []
-        for base in info.bases:
-            resolved = self._resolve(base, info.file, None, None) if isinstance(base, ast.Attribute) else \
-                [(self.namespaces[info.file].get(base.id), 0)] if isinstance(base, ast.Name) else []
-            out += [t for t, _ in resolved if t and t[0] == "class"]
-        return out
-
-    def _mro_methods(self, rel: str, cls: str, seen=None) -> dict[str, tuple[str, str]]:
-        seen = seen or set()
-        if (rel, cls) in seen or (rel, cls) not in self.classes:
-            return {}
-        seen.add((rel, cls))
-        info = self.classes[(rel, cls)]
-        out: dict[str, tuple[str, str]] = {}
-        for base in reversed(self._bases(info)):
-            out.update(self._mro_methods(base[1], base[2], seen))
-        out.update(info.methods)
-        return out
 
     # ---------------------------------------------------------------- the walk
 
@@ -400,16 +220,16 @@ class CallGraph:
 
     # ---------------------------------------------------------------- guards
 
-    def _guard(self, fn: _Function, line: int) -> tuple[str, str] | None:
+    def _guard(self, fn: Function, line: int) -> tuple[str, str] | None:
         """The defaulted parameter an enclosing `if` of this function tests before the line runs, if any."""
         if not isinstance(fn.node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             return None
-        for node in _walk_all(fn.node.body, into_functions=False):
+        for node in walk_all(fn.node.body, into_functions=False):
             if not isinstance(node, ast.If):
                 continue
             inside = any(s.lineno <= line <= (s.end_lineno or s.lineno) for s in node.body)
-            param = _tested_param(node.test)
-            if inside and param in fn.none_defaults and not _reassigned(fn.node, param):
+            param = tested_param(node.test)
+            if inside and param in fn.none_defaults and not reassigned(fn.node, param):
                 return param, f"if {ast.unparse(node.test)}:"
         return None
 
@@ -437,7 +257,7 @@ class CallGraph:
             if value is None or isinstance(value, ast.Constant) and not value.value:
                 continue
             caller = self.functions.get(source)
-            if isinstance(value, ast.Name) and caller and value.id in caller.none_defaults and not _reassigned(caller.node, value.id):
+            if isinstance(value, ast.Name) and caller and value.id in caller.none_defaults and not reassigned(caller.node, value.id):
                 if self._may_set(source, value.id, phase, seen):
                     return True
                 continue
@@ -477,7 +297,7 @@ def _framework_names() -> tuple[frozenset, frozenset] | None:
     return framework - frozenset(dir(object)) - generation, generation
 
 
-def _bound_argument(call: ast.Call, fn: _Function, param: str, shift: int):
+def _bound_argument(call: ast.Call, fn: Function, param: str, shift: int):
     """The expression a call passes for ``param``; None when it passes nothing; _UNKNOWN with *args/**kwargs."""
     for kw in call.keywords:
         if kw.arg == param:
@@ -492,86 +312,5 @@ def _bound_argument(call: ast.Call, fn: _Function, param: str, shift: int):
     return None
 
 
-def _tested_param(test: ast.AST) -> str | None:
-    """`p is not None`, `p`, `p is not None and ...`: the parameter whose value the branch needs."""
-    if isinstance(test, ast.Name):
-        return test.id
-    if (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and len(test.ops) == 1
-            and isinstance(test.ops[0], ast.IsNot) and isinstance(test.comparators[0], ast.Constant)
-            and test.comparators[0].value is None):
-        return test.left.id
-    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
-        for value in test.values:
-            found = _tested_param(value)
-            if found:
-                return found
-    return None
-
-
-def _reassigned(fn_node: ast.AST, name: str) -> bool:
-    for node in ast.walk(fn_node):
-        if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store):
-            return True
-    return False
-
-
-def _first_param(fn: _Function) -> str | None:
+def _first_param(fn: Function) -> str | None:
     return fn.params[0] if fn.cls is not None and fn.params else None
-
-
-def _body_of(node) -> list[ast.AST]:
-    if isinstance(node, ast.Lambda):
-        return [node.body]
-    return list(node.body)
-
-
-def _module_level(tree: ast.Module) -> list[ast.AST]:
-    """What runs on import: module statements, class bodies, decorators and defaults — not function bodies."""
-    out: list[ast.AST] = []
-
-    def visit(statements):
-        for node in statements:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                out.extend(node.decorator_list)
-                out.extend(d for d in (*node.args.defaults, *node.args.kw_defaults) if d is not None)
-            elif isinstance(node, ast.ClassDef):
-                out.extend(node.decorator_list)
-                out.extend(node.bases)
-                out.extend(k.value for k in node.keywords)
-                visit(node.body)
-            elif isinstance(node, ast.If) and is_main_guard(node.test):
-                continue
-            elif isinstance(node, ast.If):
-                out.append(node.test)
-                visit([*node.body, *node.orelse])
-            elif isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
-                out.extend(h.type for h in node.handlers if h.type is not None)
-                visit([*node.body, *(s for h in node.handlers for s in h.body), *node.orelse, *node.finalbody])
-            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda):
-                continue
-            else:
-                out.append(node)
-
-    visit(tree.body)
-    return out
-
-
-def _walk_all(nodes, *, into_functions: bool = True):
-    """ast.walk over several roots; nested defs and lambdas belong to the function around them."""
-    stack = list(nodes)
-    while stack:
-        node = stack.pop()
-        yield node
-        if not into_functions and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            continue
-        stack.extend(ast.iter_child_nodes(node))
-
-
-def is_main_guard(test: ast.AST) -> bool:
-    """``if __name__ == "__main__":`` — a block that never runs when the module is imported."""
-    return (
-        isinstance(test, ast.Compare)
-        and isinstance(test.left, ast.Name)
-        and test.left.id == "__name__"
-        and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators)
-    )

@@ -18,7 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..codescan import scan as codescan
+from .. import codescan
 
 CONTENT_PREFIX = "sha256:"
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")

@@ -1,6 +1,7 @@
 """Find the model the run is about: a local folder or a hub id already in the local cache.
 
-Nothing here downloads or executes model code; it reads ``config.json`` as data.
+Nothing here downloads or executes model code; it reads ``config.json`` as data. A target that
+cannot be used raises :class:`~dsocr_probe.findings.InputError` (``target.*``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..findings import ProbeStop, fail
+from ..findings import InputError
 
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
@@ -91,37 +92,11 @@ def resolve(model: str, revision: str | None = None) -> Target:
         folder = local.resolve()
         return Target(model, folder, _read_config(local), revision=revision, commit=_snapshot_commit(folder, revision))
     if _is_windows_path(model) and os.name != "nt":
-        raise ProbeStop(
-            fail(
-                "target.windows-path",
-                f"`{model}` is a Windows path, and this machine runs {platform.system() or os.name}",
-                detail="Drive letters and backslash paths mean nothing here: the folder is looked for as a relative "
-                "path and not found.",
-                fix="Pass the folder as this machine sees it (under WSL `C:\\models\\x` is `/mnt/c/models/x`), or copy "
-                "the model folder here.",
-                params={"model": model, "system": platform.system() or os.name},
-            )
-        )
+        raise InputError("target.windows-path", model=model, system=platform.system() or os.name)
     if local.exists():
-        raise ProbeStop(
-            fail(
-                "target.not-a-folder",
-                f"`{model}` is not a model folder",
-                fix="Pass a folder that holds config.json, or a hub id like `deepseek-ai/DeepSeek-OCR`.",
-                params={"model": model},
-            )
-        )
+        raise InputError("target.not-a-folder", model=model)
     if _looks_local(model):
-        raise ProbeStop(
-            fail(
-                "target.missing-folder",
-                f"The model folder `{model}` does not exist ({local.absolute()})",
-                detail=f"Relative paths are read from the folder pytest runs in: {Path.cwd()}.",
-                fix="Check the path for typos (`ls` its parent), or pass a hub id like `deepseek-ai/DeepSeek-OCR` "
-                "already in the local cache.",
-                params={"model": model, "absolute": str(local.absolute()), "cwd": str(Path.cwd())},
-            )
-        )
+        raise InputError("target.missing-folder", model=model, absolute=str(local.absolute()), cwd=str(Path.cwd()))
     from huggingface_hub import snapshot_download
 
     # A content pin (sha256:...) is checked against the files, not asked of the cache.
@@ -129,18 +104,9 @@ def resolve(model: str, revision: str | None = None) -> Target:
     try:
         path = Path(snapshot_download(model, revision=asked, local_files_only=True))
     except Exception as exc:  # LocalEntryNotFoundError and friends: not in the cache
-        rev = f" --revision {asked}" if asked else ""
-        download = download_command()
-        raise ProbeStop(
-            fail(
-                "target.not-cached",
-                f"`{model}` is not in the local Hugging Face cache",
-                detail=f"{type(exc).__name__}: {exc}",
-                fix=f"Probes never download. Fetch it once: `{download} {model}{rev}`, "
-                "or pass the local folder with --dsocr-model.",
-                params={"model": model, "rev": rev, "download": download},
-            )
-        ) from exc
+        variant = "revision" if asked else ""  # the download command names the revision asked for
+        raise InputError("target.not-cached", variant, model=model, revision=asked, download=download_command(),
+                         error=f"{type(exc).__name__}: {exc}") from exc
     commit = path.name if _is_commit(path.name) else None
     return Target(model, path, _read_config(path), revision=revision, commit=commit)
 
@@ -190,32 +156,15 @@ def _snapshot_commit(folder: Path, revision: str | None) -> str | None:
     if folder.parent.name != "snapshots" or not _is_commit(folder.name):
         return None
     if _is_commit(revision) and revision != folder.name:
-        raise ProbeStop(
-            fail(
-                "target.revision-mismatch",
-                f"--dsocr-revision {revision} does not match the snapshot folder, which holds commit {folder.name}",
-                fix=f"Pass the snapshot of commit {revision}, or `--dsocr-revision {folder.name}` after reviewing its code.",
-                params={"revision": revision, "commit": folder.name, "path": str(folder)},
-            )
-        )
+        raise InputError("target.revision-mismatch", revision=revision, commit=folder.name, path=str(folder))
     return folder.name
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
     cfg = folder / "config.json"
     if not cfg.is_file():
-        raise ProbeStop(
-            fail(
-                "target.no-config",
-                f"{folder} has no config.json",
-                fix="Point --dsocr-model at the model folder itself (the one with config.json and the weights).",
-                params={"folder": str(folder)},
-            )
-        )
+        raise InputError("target.no-config", folder=str(folder))
     try:
         return json.loads(cfg.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ProbeStop(
-            fail("target.bad-config", f"{cfg} is not valid JSON: {exc}", fix="Restore config.json from the checkpoint.",
-                 params={"path": str(cfg), "error": str(exc)})
-        ) from exc
+        raise InputError("target.bad-config", path=str(cfg), error=str(exc)) from exc

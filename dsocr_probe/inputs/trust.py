@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..findings import Finding, fail, skip
+from ..findings import InputError, Status
+from ..messages import N_
 
-TRUST_FIX = "Read the remote-code findings, then re-run with --dsocr-trust-remote-code --dsocr-revision <commit>."
+# What to do when remote code is not trusted (the remote-code probe and the loaders say it).
+TRUST_FIX = N_("Read the remote-code findings, then re-run with --dsocr-trust-remote-code --dsocr-revision <commit>.")
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,8 @@ def refusal(options, target) -> Refusal | None:
     return None
 
 
-def import_refusal(options, target) -> Finding | None:
-    """The remote-code probe's finding for a model whose code would be imported (None: it may be).
+def import_refusal(options, target) -> InputError | None:
+    """What loading the config or the model raises instead of importing the target's remote code (None: it may).
 
     Untrusted is a SKIP, trusted but unpinned (without --dsocr-allow-unpinned) a FAIL: the code is
     read, never run.
@@ -43,9 +45,5 @@ def import_refusal(options, target) -> Finding | None:
     if why is None:
         return None
     if why.reason == "untrusted":
-        return skip("remote_code.untrusted", "Remote code is not imported without --dsocr-trust-remote-code",
-                    fix=TRUST_FIX)
-    return fail("remote_code.unpinned", "Remote code is not imported: the revision does not pin it verifiably",
-                fix=f"Re-run with --dsocr-revision {why.digest} (the digest of the files read here), or "
-                "--dsocr-allow-unpinned to accept the risk.",
-                params={"pin": why.digest})
+        return InputError("remote_code.untrusted", status=Status.SKIP)
+    return InputError("remote_code.unpinned", "not-imported", pin=why.digest)

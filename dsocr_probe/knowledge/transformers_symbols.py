@@ -10,10 +10,12 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from ..messages import M, N_
 from .rules import REFERENCE
 
 
@@ -22,7 +24,7 @@ class SymbolFact:
     module: str
     name: str | None  # None: the module itself (every name imported from it)
     present: str  # specifier of the transformers releases that have it
-    history: str  # in words, for the report
+    history: str  # a msgid: which releases have it, in words
     source: str = REFERENCE
 
     def present_in(self, version: str) -> bool | None:
@@ -32,11 +34,12 @@ class SymbolFact:
             return None
 
 
+_UP_TO_4_47 = N_("present up to 4.47.1, removed in 4.48.0")
 SYMBOL_FACTS: tuple[SymbolFact, ...] = (
-    SymbolFact("transformers.models.llama.modeling_llama", "LlamaFlashAttention2", "<=4.47.1", "present up to 4.47.1, removed in 4.48.0"),
-    SymbolFact("transformers.models.llama.modeling_llama", "LlamaSdpaAttention", "<=4.47.1", "present up to 4.47.1, removed in 4.48.0"),
-    SymbolFact("transformers.utils.import_utils", "is_torch_fx_available", "<5.0.0", "removed in 5.0.0"),
-    SymbolFact("transformers.modeling_layers", None, ">=4.52.1", "first in 4.52.1 (4.52.0 was yanked)"),
+    SymbolFact("transformers.models.llama.modeling_llama", "LlamaFlashAttention2", "<=4.47.1", _UP_TO_4_47),
+    SymbolFact("transformers.models.llama.modeling_llama", "LlamaSdpaAttention", "<=4.47.1", _UP_TO_4_47),
+    SymbolFact("transformers.utils.import_utils", "is_torch_fx_available", "<5.0.0", N_("removed in 5.0.0")),
+    SymbolFact("transformers.modeling_layers", None, ">=4.52.1", N_("first in 4.52.1 (4.52.0 was yanked)")),
 )
 
 # The stack DeepSeek-OCR v1's remote code runs on (reference: "Working stacks").
@@ -53,7 +56,7 @@ def fact_for(module: str, name: str | None) -> SymbolFact | None:
 @dataclass(frozen=True)
 class Lookup:
     present: bool | None  # None: could not be decided (a replayed version the facts do not cover)
-    reason: str = ""  # why it is missing, in transformers' own words where possible
+    reason: Any = ""  # why it is missing: the import error's message where there is one, else a message (M)
     broken: bool = False  # the name exists, but importing it raises on this machine
 
 
@@ -76,28 +79,34 @@ def in_installed(module: str, name: str | None) -> Lookup:
     except AttributeError:
         pass
     except Exception as exc:  # the lazy module knows the name, but its module fails to import
-        return Lookup(False, f"{type(exc).__name__}: {_cause(exc)}", broken=True)
+        return Lookup(False, _cause(exc), broken=True)
     try:  # `from transformers.models import llama` names a submodule
         importlib.import_module(f"{module}.{name}")
         return Lookup(True)
     except ModuleNotFoundError:
         return Lookup(False, f"cannot import name '{name}' from '{module}'")
     except Exception as exc:
-        return Lookup(False, f"{type(exc).__name__}: {_cause(exc)}", broken=True)
+        return Lookup(False, _cause(exc), broken=True)
 
 
-def _cause(exc: BaseException) -> str:
+def _cause(exc: BaseException) -> Any:
     """transformers wraps the real import error; the root cause is what a user can act on."""
     root = exc
     while root.__cause__ is not None:
         root = root.__cause__
-    return str(exc) if root is exc else f"{exc} (caused by {type(root).__name__}: {root})"
+    if root is exc:
+        return f"{type(exc).__name__}: {exc}"
+    return M(N_("%(error)s (caused by %(cause)s)"), error=f"{type(exc).__name__}: {exc}",
+             cause=f"{type(root).__name__}: {root}")
 
 
 def in_version(module: str, name: str | None, version: str) -> Lookup:
     """For a transformers release that is not installed (replayed facts): known facts only."""
     fact = fact_for(module, name)
     if fact is None:
-        return Lookup(None, f"not checked: transformers {version} is not installed here")
+        return Lookup(None, M(N_("not checked: transformers %(version)s is not installed here"), version=version))
     present = fact.present_in(version)
-    return Lookup(present, "" if present else f"{module}.{name or ''} is {fact.history}".rstrip("."))
+    if present:
+        return Lookup(present)
+    return Lookup(present, M(N_("%(name)s is %(history)s"), name=f"{module}.{name}" if name else module,
+                             history=M(fact.history)))

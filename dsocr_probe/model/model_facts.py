@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from typing import Any
 
 from ..findings import ProbeStop
+from ..messages import M, N_
 
 # The Auto classes a fine-tuning script for an OCR model is likely to reach for.
 AUTO_CLASSES = (
@@ -28,10 +30,12 @@ PREFERENCE = ("AutoModelForImageTextToText", "AutoModelForVision2Seq", "AutoMode
 class AutoVerdict:
     auto_class: str
     accepts: bool
-    detail: str  # the class it builds, or why it refuses
+    detail: Any  # the class it builds, or why it refuses: transformers' own error, or a message (M)
 
     def row(self) -> dict:
-        return {"Auto class": self.auto_class, "loads this checkpoint": "yes" if self.accepts else "no", "builds / refusal": self.detail}
+        return {N_("Auto class"): self.auto_class,
+                N_("loads this checkpoint"): M(N_("yes")) if self.accepts else M(N_("no")),
+                N_("builds / refusal"): self.detail}
 
 
 def auto_class_verdicts(target, config=None) -> list[AutoVerdict]:
@@ -42,18 +46,22 @@ def auto_class_verdicts(target, config=None) -> list[AutoVerdict]:
     out = []
     for name in AUTO_CLASSES:
         auto = getattr(transformers, name, None)
-        gone = f"not in transformers {transformers.__version__}"
+        gone = M(N_("not in transformers %(version)s"), version=transformers.__version__)
         if target.needs_remote_code:
             # The checkpoint's auto_map decides, on any transformers release.
             ref = target.auto_map.get(name)
             if ref and auto is not None:
-                out.append(AutoVerdict(name, True, f"remote code {ref}"))
+                out.append(AutoVerdict(name, True, M(N_("remote code %(ref)s"), ref=ref)))
             elif ref:
                 out.append(AutoVerdict(name, False, gone))
             else:
                 mapped = ", ".join(sorted(target.auto_map))
-                why = f"Unrecognized configuration class: auto_map maps only {mapped}"
-                out.append(AutoVerdict(name, False, why + ("" if auto is not None else f" (and {gone})")))
+                if auto is not None:
+                    why = M(N_("Unrecognized configuration class: auto_map maps only %(mapped)s"), mapped=mapped)
+                else:
+                    why = M(N_("Unrecognized configuration class: auto_map maps only %(mapped)s (and not in "
+                               "transformers %(version)s)"), mapped=mapped, version=transformers.__version__)
+                out.append(AutoVerdict(name, False, why))
             continue
         if auto is None:
             out.append(AutoVerdict(name, False, gone))
@@ -65,13 +73,14 @@ def auto_class_verdicts(target, config=None) -> list[AutoVerdict]:
             continue
         try:
             auto.from_config(config)
-            out.append(AutoVerdict(name, True, "builds"))  # not reached for unmapped configs
+            out.append(AutoVerdict(name, True, M(N_("builds"))))  # not reached for unmapped configs
         except Exception as exc:
             out.append(AutoVerdict(name, False, str(exc).split(". ")[0].split("\n")[0]))
     return out
 
 
-def forward_params(target, sk) -> tuple[list[str] | None, str]:
+def forward_params(target, sk) -> tuple[list[str] | None, Any]:
+    """forward()'s parameter names (None: not read) and where they were read, or why not (a message)."""
     if sk is not None:
         sig = sk.forward_signature
         names = []
@@ -82,16 +91,16 @@ def forward_params(target, sk) -> tuple[list[str] | None, str]:
         return names, f"{sk.cls.__module__}.{sk.cls.__qualname__} ({sk.how})"
     ref = target.auto_map.get("AutoModel")
     if not ref:
-        return None, "no AutoModel entry in auto_map"
+        return None, M(N_("no AutoModel entry in auto_map"))
     module, _, cls_name = ref.rpartition(".")
     module = module.split("--")[-1]
     path = target.path / (module.replace(".", "/") + ".py")
     if not path.is_file():
-        return None, f"{path.name} is not in the checkpoint"
+        return None, M(N_("%(file)s is not in the checkpoint"), file=path.name)
     params = forward_params_from_source(path.read_text(encoding="utf-8"), cls_name)
     if params is None:
-        return None, f"no {cls_name}.forward in {path.name}"
-    return params, f"{path.name}: {cls_name}.forward (source, not imported)"
+        return None, M(N_("no %(cls)s.forward in %(file)s"), cls=cls_name, file=path.name)
+    return params, M(N_("%(file)s: %(cls)s.forward (source, not imported)"), file=path.name, cls=cls_name)
 
 
 def forward_params_from_source(source: str, cls_name: str) -> list[str] | None:

@@ -2,7 +2,8 @@
 
 A meta-device instance has every module and parameter shape but allocates no memory and
 reads no weights, so module names and the forward signature come from the real class in
-about the time it takes to build the Python objects.
+about the time it takes to build the Python objects. A config that cannot be loaded raises
+:class:`~dsocr_probe.findings.InputError`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
-from ..findings import ProbeStop, fail
+from ..findings import InputError
 from ..inputs.trust import import_refusal
 
 # Native model types and the transformers release that introduced them (reference version table).
@@ -22,7 +23,7 @@ NATIVE_SINCE = {"deepseek_ocr2": "5.10.1"}
 class Skeleton:
     config: Any  # a PretrainedConfig
     cls: type  # the class from_pretrained would build
-    how: str  # how the class was chosen, for the report
+    how: str  # how the class was chosen, as code: "auto_map → modeling_x.X", "config.architectures → X"
     model: Any = None  # the meta-device instance, when it could be built
     build_error: str | None = None
 
@@ -52,31 +53,16 @@ def load_config(target, options):
         return AutoConfig.from_pretrained(str(target.path))
     if not target.needs_remote_code:
         since = NATIVE_SINCE.get(target.model_type or "")
-        raise ProbeStop(
-            fail(
-                "model_api.unknown-model-type",
-                f"transformers {transformers.__version__} does not know model_type `{target.model_type}` "
-                "and the checkpoint maps no remote code",
-                fix=f"`pip install 'transformers>={since}'`" if since else "Upgrade transformers to a release with this model.",
-                params={"model_type": target.model_type, "since": since, "transformers": transformers.__version__},
-            )
-        )
+        variant = "since" if since else ""  # the fix names the release that brought the model, when known
+        raise InputError("model_api.unknown-model-type", variant, model_type=target.model_type, since=since,
+                         transformers=transformers.__version__)
     refusal = import_refusal(options, target)
     if refusal is not None:
-        raise ProbeStop(refusal)
+        raise refusal
     try:
         return AutoConfig.from_pretrained(str(target.path), trust_remote_code=True)
     except Exception as exc:
-        raise ProbeStop(
-            fail(
-                "model_api.config-import",
-                f"Loading the remote config fails: {type(exc).__name__}: {exc}",
-                detail="Loading a remote-code config imports the checkpoint's modules; see the remote-code findings for "
-                "the symbol or package that is missing.",
-                fix="Install the transformers release the remote code was written for (see the remote-code probe).",
-                params={"error": f"{type(exc).__name__}: {exc}"},
-            )
-        ) from exc
+        raise InputError("model_api.config-import", error=f"{type(exc).__name__}: {exc}") from exc
 
 
 def model_class(target, config) -> tuple[type, str]:
@@ -95,7 +81,7 @@ def model_class(target, config) -> tuple[type, str]:
             return cls, f"config.architectures → {arch}"
     from transformers import AutoModel
 
-    return AutoModel._model_mapping[type(config)], "AutoModel mapping"
+    return AutoModel._model_mapping[type(config)], "AutoModel._model_mapping"
 
 
 def build(target, options) -> Skeleton:

@@ -11,6 +11,7 @@ from typing import Iterable
 
 from ..model import model_facts
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
+from ..messages import M, N_
 
 # forward() arguments that carry pixels or describe them, across the supported families.
 IMAGE_ARGS = (
@@ -31,7 +32,7 @@ _WORDS = re.compile(r"[A-Z][a-z]+[0-9]*|[A-Z][0-9]+|[A-Z]+(?=[A-Z][a-z0-9]|$)|[a
 
 def run(ctx) -> Iterable[Finding]:
     target = ctx.target()
-    yield passed("model_api.target", f"Model `{target.name}` found", evidence=target.describe())
+    yield passed("model_api.target", evidence=target.describe(), params={"name": target.name})
     config, sk = None, None
     try:
         sk = ctx.skeleton()
@@ -46,26 +47,26 @@ def run(ctx) -> Iterable[Finding]:
 
     params, how = model_facts.forward_params(target, sk)
     if params is None:
-        yield skip("model_api.signature", f"forward() signature not read: {how}", fix="Re-run with --dsocr-trust-remote-code.")
+        yield skip("model_api.signature", "not-read", params={"how": how})
         return
     decoder_only = not (target.config.get("is_encoder_decoder") or "decoder_input_ids" in params)
     images = [p for p in params if p in IMAGE_ARGS]
     yield passed(
         "model_api.signature",
-        f"forward({', '.join(params)})",
+        "read",
         evidence={
-            "read from": how,
-            "architecture": "decoder-only (causal LM)" if decoder_only else "encoder-decoder",
-            "image inputs": ", ".join(images) or "none",
-            "loss inside forward": "yes (pass labels)" if "labels" in params else "no",
-            "accepts **kwargs": "yes" if "**kwargs" in params else "no",
+            N_("read from"): how,
+            N_("architecture"): M(N_("decoder-only (causal LM)")) if decoder_only else M(N_("encoder-decoder")),
+            N_("image inputs"): ", ".join(images) or M(N_("none")),
+            N_("loss inside forward"): M(N_("yes (pass labels)")) if "labels" in params else M(N_("no")),
+            N_("accepts **kwargs"): M(N_("yes")) if "**kwargs" in params else M(N_("no")),
         },
-        params={"decoder_only": decoder_only, "image_args": images},
+        params={"params": ", ".join(params), "decoder_only": decoder_only, "image_args": images},
     )
     if not images:
-        yield warn("model_api.no-image-input", "forward() takes no image argument", fix="Check that this is the vision-language checkpoint, not its text-only language model.")
+        yield warn("model_api.no-image-input")
     if "labels" not in params:
-        yield warn("model_api.no-labels", "forward() takes no labels: the loss must be computed outside", fix="Subclass Trainer.compute_loss, or use the checkpoint's causal-LM class.")
+        yield warn("model_api.no-labels")
     if sk is not None:
         yield _meta_finding(sk)
 
@@ -75,18 +76,12 @@ def auto_class_finding(verdicts: list[model_facts.AutoVerdict]) -> Finding:
     refused = [v.auto_class for v in verdicts if not v.accepts]
     table = [v.row() for v in verdicts]
     if not accepted:
-        return fail(
-            "model_api.no-auto-class",
-            "No Auto class accepts this checkpoint",
-            table=table,
-            fix="Load the class named in config.json `architectures` directly, or fix the checkpoint's auto_map.",
-        )
-    title = f"Load with {', '.join(accepted)}"
-    fix = ""
-    if refused:
-        title += f"; {', '.join(refused)} refuse this checkpoint"
-        fix = f"Use `{accepted[0]}.from_pretrained(...)`: a script that calls {refused[0]} stops with 'Unrecognized configuration class'."
-    return passed("model_api.auto-classes", title, table=table, fix=fix, params={"accepted": accepted, "refused": refused})
+        return fail("model_api.no-auto-class", table=table)
+    variant = "some-refuse" if refused else "all"
+    return passed("model_api.auto-classes", variant, table=table,
+                  params={"accepted": accepted, "refused": refused, "accepted_names": ", ".join(accepted),
+                          "refused_names": ", ".join(refused), "use": accepted[0],
+                          "refused_first": refused[0] if refused else None})
 
 
 def model_type_findings(ctx, target) -> Iterable[Finding]:
@@ -151,43 +146,23 @@ def _type_mismatch(weigh, target, file: str, via: str, other: str, model_type: s
 
     cls = via.split(" ", 1)[1] if via.startswith("processor_class ") else None
     builder = "dsocr_probe.DeepseekOCRCollator(tokenizer, mode=...)" if model_type in loading.V1_MODEL_TYPES else None
-    if cls:
-        title = f"{file} names processor_class {cls}, a `{other}` processor, but config.json says model_type `{model_type}`"
-        what = (f"AutoProcessor cannot build {cls} and returns only the part it can load (for DeepSeek-OCR v1 the bare "
-                "tokenizer), not this model's processor")
-    else:
-        title = f"{file} says model_type `{other}` but config.json says `{model_type}`"
-        what = f"what AutoProcessor builds from {file} belongs to `{other}`, not to this model"
-    if builder:
-        fix = (f"Do not build batches with AutoProcessor: use `{builder}`, which lays out the images for {model_type} "
-               f"itself; the warning about type {other} then does not matter.")
-    else:
-        fix = (f"Restore {file} from the checkpoint these weights come from (same repository and revision), so that "
-               "AutoProcessor builds this model's processor; or build batches with the dsocr_probe builder for this model.")
+    # What the file names (a processor class, or a model_type), and whether a builder of ours fits the model.
+    variant = ("class" if cls else "model-type") + ("-builder" if builder else "-restore")
     return weigh(
         "model_api.model-type-mismatch",
-        title,
-        detail=(f"The checkpoint's files disagree about the model: {what}. Loading can also print `You are using a "
-                f"model of type {other} to instantiate a model of type {model_type}` (DeepSeek-OCR v1 does); it comes "
-                "from these files, the weights are not affected."),
-        fix=fix,
-        evidence={"config.json model_type": model_type, file: f"{via} → {other}"},
+        variant,
+        evidence={N_("config.json model_type"): model_type, file: f"{via} → {other}"},
         params={"file": file, "cls": cls, "other": other, "model_type": model_type, "builder": builder},
     )
 
 
 def _meta_finding(sk) -> Finding:
     if sk.model is None:
-        return warn(
-            "model_api.meta-build",
-            f"A weightless instance could not be built: {sk.build_error}",
-            fix="The step probe loads the real weights and will show whether from_pretrained hits the same error.",
-            params={"error": sk.build_error},
-        )
+        return warn("model_api.meta-build", "failed", params={"error": sk.build_error})
     n = sum(p.numel() for p in sk.model.parameters())
     return passed(
         "model_api.meta-build",
-        f"{sk.cls.__name__} builds without weights: {n / 1e6:,.1f} M parameters, {len(sk.linear_names)} Linear modules",
-        evidence={"parameters": f"{n:,}", "bf16 weights": f"{n * 2 / 2**30:.2f} GiB"},
-        params={"n_params": n},
+        "built",
+        evidence={N_("parameters"): f"{n:,}", N_("bf16 weights"): f"{n * 2 / 2**30:.2f} GiB"},
+        params={"n_params": n, "cls": sk.cls.__name__, "millions": f"{n / 1e6:,.1f}", "linear": len(sk.linear_names)},
     )

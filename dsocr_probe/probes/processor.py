@@ -8,6 +8,7 @@ from typing import Iterable
 from ..knowledge import families
 from ..model import loading, model_facts
 from ..findings import Finding, ProbeStop, fail, passed, warn
+from ..messages import M, N_
 
 DEFAULT_IMAGE_TOKEN = "<image>"
 
@@ -24,21 +25,14 @@ def run(ctx) -> Iterable[Finding]:
     if takes_images:
         yield passed(
             "processor.takes-images",
-            f"AutoProcessor returns {kind}, which takes images and text",
-            evidence={"image processor": type(getattr(processor, "image_processor", None)).__name__, "tokenizer": type(tokenizer).__name__},
+            evidence={N_("image processor"): type(getattr(processor, "image_processor", None)).__name__,
+                      N_("tokenizer"): type(tokenizer).__name__},
+            params={"kind": kind},
         )
     else:
         error = _call_with_images(processor)
-        yield weigh(
-            "processor.tokenizer-only",
-            f"AutoProcessor returns only the tokenizer ({kind}): it takes no images",
-            detail=f"processor(images=..., text=...) → {error}" if error else
-            "processor(images=..., text=...) ignores the images without an error: a collator built on it trains on text alone.",
-            fix="Do not pass images to the processor. Use the batch builder this probe verifies: "
-            "`from dsocr_probe import DeepseekOCRCollator; collator = DeepseekOCRCollator(tokenizer, mode='gundam')` "
-            "and `Trainer(..., data_collator=collator)`; it does the image preprocessing and the image-token layout.",
-            params={"kind": kind, "error": error},
-        )
+        variant = "refuses" if error else "ignores"  # the images: with an error, or silently
+        yield weigh("processor.tokenizer-only", variant, params={"kind": kind, "error": error})
     yield from _image_token(target, processor, tokenizer, takes_images)
     if takes_images:
         yield from _agreements(target, _model_config(ctx, target), processor)
@@ -55,13 +49,7 @@ def _declared_processor_class(target, weigh) -> Iterable[Finding]:
         remote = model_facts.all_auto_maps(target).get("AutoProcessor", "")
         if hasattr(transformers, declared) or remote.endswith("." + declared):
             continue
-        yield weigh(
-            "processor.class-not-shipped",
-            f"{name} names processor_class {declared}, which neither transformers nor the checkpoint ships",
-            detail="AutoProcessor falls back to the tokenizer alone; loading may also warn about a different model type.",
-            fix="Build image inputs with the batch builder for this model family instead of the processor.",
-            params={"file": name, "declared": declared},
-        )
+        yield weigh("processor.class-not-shipped", params={"file": name, "declared": declared})
 
 
 def _call_with_images(processor) -> str | None:
@@ -82,25 +70,23 @@ def _image_token(target, processor, tokenizer, takes_images: bool) -> Iterable[F
     family = families.family_of(target.model_type)
     token, source = families.image_token(target.config, processor, tokenizer, saved)
     if token is None:
-        token, source = family.placeholder or DEFAULT_IMAGE_TOKEN, "guessed (nothing names it)"
+        token, source = family.placeholder or DEFAULT_IMAGE_TOKEN, M(N_("guessed (nothing names it)"))
     token_id = tokenizer.convert_tokens_to_ids(token)
     unk = getattr(tokenizer, "unk_token_id", None)
     evidence = {
-        "image token": token,
-        "image token id": token_id,
-        "found in": source,
-        "family": family.name,
+        N_("image token"): token,
+        N_("image token id"): token_id,
+        N_("found in"): source,
+        N_("family"): family.name,
         "bos": f"{tokenizer.bos_token!r} = {tokenizer.bos_token_id}",
         "eos": f"{tokenizer.eos_token!r} = {tokenizer.eos_token_id}",
         "pad": f"{tokenizer.pad_token!r} = {tokenizer.pad_token_id}",
-        "vocabulary": len(tokenizer),
+        N_("vocabulary"): len(tokenizer),
     }
     if family.guessed:
-        evidence["guessed rules"] = "; ".join(family.guessed)
+        evidence[N_("guessed rules")] = "; ".join(family.guessed)
     if token_id is None or (unk is not None and token_id == unk):
-        yield fail("processor.no-image-token", f"The tokenizer has no {token!r} token", evidence=evidence,
-                   fix=f"Use the checkpoint's own tokenizer files; {token!r} must be a single added special token.",
-                   params={"token": token})
+        yield fail("processor.no-image-token", evidence=evidence, params={"token": token})
         return
     config_id, _ = families.config_image_token_id(target.config)
     mismatch = _emitted_mismatch(processor, config_id, evidence) if takes_images else None
@@ -110,19 +96,13 @@ def _image_token(target, processor, tokenizer, takes_images: bool) -> Iterable[F
         if named_id != config_id:
             token, token_id, mismatch = named or DEFAULT_IMAGE_TOKEN, named_id, True
     if mismatch:
-        yield fail(
-            "processor.image-token-mismatch",
-            f"config.json image_token_id {config_id} but the tokenizer maps {token!r} to {token_id}",
-            evidence=evidence,
-            fix="The tokenizer and the weights come from different checkpoints: load both from the same folder.",
-            params={"config_id": config_id, "token": token, "token_id": token_id},
-        )
+        yield fail("processor.image-token-mismatch", evidence=evidence,
+                   params={"config_id": config_id, "token": token, "token_id": token_id})
         return
     if tokenizer.pad_token_id is None:
-        yield warn("processor.no-pad", "The tokenizer has no pad token", evidence=evidence,
-                   fix="Set `tokenizer.pad_token = tokenizer.eos_token` before building batches of more than one sample.")
+        yield warn("processor.no-pad", evidence=evidence)
         return
-    yield passed("processor.image-token", f"Image token {token!r} = id {token_id}", evidence=evidence)
+    yield passed("processor.image-token", evidence=evidence, params={"token": token, "token_id": token_id})
 
 
 def _emitted_mismatch(processor, config_id, evidence: dict) -> bool:
@@ -136,7 +116,7 @@ def _emitted_mismatch(processor, config_id, evidence: dict) -> bool:
     slots = _slots_per_page(processor, str(getattr(placeholder, "content", placeholder)), config_id)
     if slots is None:
         return False  # the processor refuses a bare prompt; the batch probe counts on real rows
-    evidence["image tokens per page"] = f"{slots} (the processor on one 64x64 page)"
+    evidence[N_("image tokens per page")] = M(N_("%(slots)d (the processor on one 64x64 page)"), slots=slots)
     return slots == 0
 
 
@@ -170,15 +150,10 @@ def _agreements(target, config, processor) -> Iterable[Finding]:
         ours = families.setting(config, rule.config)
         if theirs is None or ours is None or theirs == ours:
             continue
+        saved = "processor_config.json" if model_facts.json_of(target, "processor_config.json") else \
+            "preprocessor_config.json"
         yield fail(
             "processor.model-mismatch",
-            f"The processor's {rule.processor} is {theirs} but the model's {rule.config} is {ours} ({rule.what})",
-            detail="The processor lays out image slots by its own setting and the model's vision path by its "
-            "config; with different values the image features and the image slots never match, and the "
-            "training step fails (or fills the slots with the wrong features).",
-            fix=f"Set `{rule.processor}={ours}` on the processor (pass it to `AutoProcessor.from_pretrained` or fix "
-            f"{'processor_config.json' if model_facts.json_of(target, 'processor_config.json') else 'preprocessor_config.json'}), "
-            "or use the processor files that came with the weights.",
             params={"setting": rule.processor, "processor_value": theirs, "config_path": rule.config,
-                    "model_value": ours, "what": rule.what},
+                    "model_value": ours, "what": rule.what, "file": saved},
         )
