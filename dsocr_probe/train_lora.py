@@ -33,12 +33,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from .findings import ProbeStop
+    from .findings import InputError, ProbeStop
+    from .probes.context import finding_of
 
     try:
         output = train(args)
-    except ProbeStop as stop:
-        finding = stop.finding
+    except (ProbeStop, InputError) as stopped:  # an input it cannot use: the training config, the model
+        finding = stopped.finding if isinstance(stopped, ProbeStop) else finding_of(stopped)
         print(f"error: {finding.title}", file=sys.stderr)
         if finding.detail:
             print(finding.detail, file=sys.stderr)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from dsocr_probe.inputs import engines, trainconfig
-from dsocr_probe.findings import ProbeStop, Status
+from dsocr_probe.findings import InputError, Status
 from dsocr_probe.probes.distributed import world_size
 from dsocr_probe.probes.engine_findings import engine_findings
 
@@ -58,10 +58,10 @@ def test_unknown_deepspeed_keys_are_named_with_the_one_meant(tmp_path):
 
 def test_zero3_with_lora_and_a_frozen_vision_tower_is_a_warning():
     status, params = _codes({"deepspeed": {"zero_optimization": {"stage": 3}}}, vision_tower=True)["distributed.zero3"]
-    assert status is Status.WARN and params == {"vision_tower": True, "gather": None, "no_gather": True}
+    assert status is Status.WARN and params == {"vision_tower": True, "gather": False}
     _, params = _codes({"deepspeed": {"zero_optimization": {"stage": 3, "stage3_gather_16bit_weights_on_model_save": True}}}
                        )["distributed.zero3"]
-    assert params == {"vision_tower": None, "gather": True, "no_gather": None}
+    assert params == {"vision_tower": False, "gather": True}
 
 
 def test_an_unreadable_deepspeed_file_and_both_engines_are_no_go(tmp_path):
@@ -81,9 +81,9 @@ def test_the_world_size_comes_from_the_option_else_the_config(tmp_path):
     assert world_size(options(0), cfg) == (0, "--dsocr-nproc")
     assert world_size(options(None), None) == (0, "")
     path.write_text(yaml.safe_dump({"nproc_per_node": "two", "training": {}}))
-    with pytest.raises(ProbeStop) as stop:
+    with pytest.raises(InputError) as error:
         trainconfig.load(path)
-    assert stop.value.finding.code == "train_config.nproc-key"
+    assert error.value.code == "train_config.nproc-key" and error.value.params["value"] == "'two'"
 
 
 @pytest.mark.parametrize("value", ["two", "-1"])

@@ -357,20 +357,31 @@ collate = make()
 """
 
 
+def config_error(path: Path) -> Finding:
+    """The finding a training config that cannot be read becomes."""
+    from dsocr_probe.findings import InputError
+    from dsocr_probe.inputs import trainconfig
+    from dsocr_probe.probes.context import finding_of
+
+    with pytest.raises(InputError) as error:
+        trainconfig.load(path)
+    return finding_of(error.value)
+
+
 @scenario
 def train_config_files(env):
-    from dsocr_probe.inputs import trainconfig
-
     folder = env.tmp()
-    yield stopped(trainconfig.load, folder / "missing.yaml")
+    yield config_error(folder / "missing.yaml")
     (folder / "latin1.yaml").write_bytes("training:\n  output_dir: répertoire\n".encode("latin-1"))
-    yield stopped(trainconfig.load, folder / "latin1.yaml")
+    yield config_error(folder / "latin1.yaml")
     (folder / "bad.yaml").write_text("training:\n  a: 1\n b: [\n")
-    yield stopped(trainconfig.load, folder / "bad.yaml")
+    yield config_error(folder / "bad.yaml")
     (folder / "list.yaml").write_text("- 1\n- 2\n")
-    yield stopped(trainconfig.load, folder / "list.yaml")
+    yield config_error(folder / "list.yaml")
     (folder / "section.yaml").write_text("model: 5\n")
-    yield stopped(trainconfig.load, folder / "section.yaml")
+    yield config_error(folder / "section.yaml")
+    (folder / "nproc.yaml").write_text(yaml.safe_dump({"nproc_per_node": 0, "training": {}}))
+    yield config_error(folder / "nproc.yaml")
     yield from probe("train_config", context(installed(), model=str(env.v1_model))).findings  # no config at all
 
 
@@ -381,7 +392,7 @@ def train_config_arguments(env):
     version = Version(INSTALLED_TRANSFORMERS)
     fields = tc.training_arguments_fields()
     training = {"optimizer": "adamw_torch", "evaluation_strategy": "epoch", "tokenizer": "t", "data_collator": "c",
-                "learning_rat": 1e-4, "dsocr_no_such_argument": 1}
+                "learning_rat": 1e-4, "dsocr_no_such_argument": 1, "warmup_ratio": 0.1, "logging_dir": "logs"}
     # evaluation_strategy: removed on the current stack, deprecated (still accepted) on the legacy one; both, here.
     for has_it in (False, True):
         patched = {k: v for k, v in fields.items() if k != "evaluation_strategy"}
@@ -399,14 +410,16 @@ def train_config_values(env):
     """Values the arguments class would store and the run then trips on, and keys nobody reads."""
     from dsocr_probe.inputs import training_values
     from dsocr_probe.probes import train_config as tc
+    from dsocr_probe.probes.train_config_values import value_findings
     from dsocr_probe.inputs.trainconfig import TrainConfig
 
     training = {"learning_rate": "2e-4", "bf16": "false", "optim": "adamw", "report_to": "none",
                 "lr_scheduler_type": "dsocr_no_such_schedule_zzz", "per_device_train_batch_size": 0,
                 "num_train_epochs": None, "max_steps": "four", "per_device_eval_batch_size": 2.5, "fp16": True}
-    yield from tc._value_findings(training_values.check(training, transformers.TrainingArguments))
-    yield from tc._value_findings(training_values.check({"bf16": True, "fp16": True, "seed": "x"},
-                                                        transformers.TrainingArguments))
+    yield from value_findings(training_values.check(training, transformers.TrainingArguments))
+    yield from value_findings(training_values.check({"bf16": True, "fp16": True, "seed": "x", "warmup_ratio": 2,
+                                                     "optim": "adamw_torhc", "dataloader_num_workers": 1.5},
+                                                    transformers.TrainingArguments))
     cfg = TrainConfig(env.tmp() / "c.yaml", unknown=[("top level", "trainig", "training"), ("top level", "wandb", None),
                                                       ("data", "max_lenght", "max_length")])
     yield from tc._unknown_keys(cfg)
@@ -433,7 +446,6 @@ class NotATrainer:
 
 @scenario
 def train_config_trainer(env):
-    from dsocr_probe.inputs import trainconfig
     from dsocr_probe.probes import train_config as tc
     from dsocr_probe.inputs.trainconfig import TrainConfig
 
@@ -451,7 +463,7 @@ def train_config_trainer(env):
             pass
         yield from found
     (folder / "trainer.yaml").write_text("trainer: [1, 2]\ntraining: {}\n")
-    yield stopped(trainconfig.load, folder / "trainer.yaml")
+    yield config_error(folder / "trainer.yaml")
     from dsocr_probe.model import trainrun
     from dsocr_probe.probes import step
 
@@ -471,6 +483,8 @@ def train_config_trainer(env):
 def train_config_project(env):
     """The seed team's mistakes in one config, on a Windows machine (spawned DataLoader workers)."""
     from dsocr_probe.probes import train_config as tc
+    from dsocr_probe.probes.train_config_data import collator_and_workers
+    from dsocr_probe.probes.train_config_lora import lora
     from dsocr_probe.inputs.trainconfig import TrainConfig
 
     folder = env.tmp()
@@ -486,19 +500,22 @@ def train_config_project(env):
     linux = context(installed(), model=str(env.v1_model), train_config=cfg)
     yield from probe("train_config", linux).findings  # the same collator with fork: a warning
     config = TrainConfig(cfg, data={"collator": "dsocr_i18n_no_such_module:collate"})
-    yield from tc._collator_and_workers(linux, config)
+    yield from collator_and_workers(linux, config)
     # No collator of their own: the verified builder is pickled, here one holding a local function.
     from dsocr_probe.model import loading
 
     holds_a_function = loading.builder_for(linux)
     holds_a_function.hook = lambda batch: batch
     env.mp.setattr(loading, "builder_for", lambda ctx: holds_a_function)
-    yield from tc._collator_and_workers(linux, TrainConfig(cfg, data={}, training={"dataloader_num_workers": 2,
-                                                                                   "remove_unused_columns": False}))
+    yield from collator_and_workers(linux, TrainConfig(cfg, data={}, training={"dataloader_num_workers": 2,
+                                                                               "remove_unused_columns": False}))
     env.mp.undo()
+    # The builder cannot be made: the workers are not checked, and the reason is named.
+    yield from collator_and_workers(context(installed(), model="/nonexistent/dsocr-probe-model"),
+                                    TrainConfig(cfg, data={}, training={"dataloader_num_workers": 2}))
     no_data = context(installed(), model=str(env.v1_model))
     yield from tc._batch_math(no_data, TrainConfig(cfg, training={"per_device_train_batch_size": 1}))
-    yield from tc._lora(linux, TrainConfig(cfg, lora={"task_type": "TOKEN_CLS"}))
+    yield from lora(linux, TrainConfig(cfg, lora={"task_type": "TOKEN_CLS"}))
     # An Auto class when the checkpoint maps none of them.
     odd = toy(env.tmp() / "odd", auto_map={"AutoConfig": "configuration_toy.ToyConfig",
                                            "AutoModelForTokenClassification": "modeling_toy.ToyModel"})
@@ -507,7 +524,8 @@ def train_config_project(env):
 
 @scenario
 def train_config_lora_targets(env):
-    from dsocr_probe.probes import train_config as tc
+    from dsocr_probe.probes.train_config_lora import lora
+    from dsocr_probe.probes.train_config_values import value_findings
     from dsocr_probe.inputs.trainconfig import TrainConfig
 
     names = ["model", "model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj",
@@ -516,20 +534,20 @@ def train_config_lora_targets(env):
     for targets in (["dsocr_nothing"], ["qkv", "qkv_proj"], ["q_proj", "qkv"]):
         ctx = context(installed(), model=str(env.v1_model))
         ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(module_names=names), None)  # a built skeleton, no import
-        yield from tc._lora(ctx, TrainConfig(path, lora={"target_modules": targets, "task_type": "CAUSAL_LM"}))
+        yield from lora(ctx, TrainConfig(path, lora={"target_modules": targets, "task_type": "CAUSAL_LM"}))
     ctx = context(installed(), model=str(env.v1_model))
     ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(module_names=[]), None)  # could not be built without weights
-    yield from tc._lora(ctx, TrainConfig(path, lora={"target_modules": ["q_proj"]}))
+    yield from lora(ctx, TrainConfig(path, lora={"target_modules": ["q_proj"]}))
     # Untrusted remote code: the skeleton is refused, and that refusal is the cause.
-    yield from tc._lora(context(installed(), model=str(env.v1_model)), TrainConfig(path, lora={"target_modules": ["q_proj"]}))
+    yield from lora(context(installed(), model=str(env.v1_model)), TrainConfig(path, lora={"target_modules": ["q_proj"]}))
     # peft's own refusal on the weightless model: a module type LoRA cannot adapt.
     ctx = context(installed(), model=str(env.v1_model))
     ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(module_names=["model", "model.norm"], model=_Normed()), None)
-    yield from tc._lora(ctx, TrainConfig(path, lora={"target_modules": ["norm"], "task_type": "CAUSAL_LM"}))
+    yield from lora(ctx, TrainConfig(path, lora={"target_modules": ["norm"], "task_type": "CAUSAL_LM"}))
     # Values peft would take and training would not.
     from dsocr_probe.inputs import training_values
 
-    yield from tc._value_findings(training_values.lora_check({"r": 0, "lora_alpha": "16", "bias": "some"}))
+    yield from value_findings(training_values.lora_check({"r": 0, "lora_alpha": "16", "bias": "some"}))
 
 
 class _Normed(torch.nn.Module):
@@ -1048,13 +1066,13 @@ def target_folders(env):
 def train_config_lora_installed_peft(env):
     """A field this peft lacks (known and unknown to us) and a target whose module type peft cannot adapt."""
     from dsocr_probe.model import lora
-    from dsocr_probe.probes import train_config as tc
+    from dsocr_probe.probes import train_config_lora as tcl
     from dsocr_probe.inputs.trainconfig import TrainConfig
 
     fields = lora.config_fields()
     env.mp.setattr(lora, "config_fields", lambda: fields - {"exclude_modules"})
     path = env.tmp() / "c.yaml"
-    yield from tc._lora_fields({"r": 4, "exclude_modules": "x", "dsocr_no_such_field": 1})
+    yield from tcl._lora_fields({"r": 4, "exclude_modules": "x", "dsocr_no_such_field": 1})
     env.mp.undo()
 
     class Router(torch.nn.Module):
@@ -1066,7 +1084,22 @@ def train_config_lora_installed_peft(env):
         model = torch.nn.ModuleDict({"gate": Router(), "q_proj": torch.nn.Linear(4, 4)})
     ctx = context(installed(), model=str(env.v1_model))
     ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(module_names=["", "gate", "q_proj"], model=model), None)
-    yield from tc._lora(ctx, TrainConfig(path, lora={"target_modules": ["gate", "q_proj"], "task_type": "CAUSAL_LM"}))
+    yield from tcl.lora(ctx, TrainConfig(path, lora={"target_modules": ["gate", "q_proj"], "task_type": "CAUSAL_LM"}))
+
+
+@scenario
+def train_config_quantization(env):
+    """4/8-bit loading without bitsandbytes, and with the vision side left to be quantized."""
+    from dsocr_probe.probes.train_config import quantized_loading
+
+    names = ["model.layers.0.self_attn.q_proj", "model.sam_model.blocks.0.attn.qkv", "model.projector.layers"]
+    for versions in ({}, {"bitsandbytes": "0.45.0"}):
+        ctx = context(installed(**versions))
+        ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(linear_names=names), None)
+        yield from quantized_loading(ctx, {"quantization_config": {"load_in_4bit": True}})
+    ctx = context(installed())
+    ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(linear_names=names[:2]), None)
+    yield from quantized_loading(ctx, {"load_in_8bit": True, "llm_int8_skip_modules": ["lm_head"]})
 
 
 # ---------------------------------------------------------------- environment: compiled extensions and quantization
@@ -1074,7 +1107,6 @@ def train_config_lora_installed_peft(env):
 
 @scenario
 def environment_extension_imports(env):
-    from dsocr_probe.model import quantization
     from dsocr_probe.probes import environment
 
     for versions, errors in (
@@ -1088,10 +1120,6 @@ def environment_extension_imports(env):
         facts = linux_cpu(**versions)
         facts.import_errors = errors
         yield from environment.run(SimpleNamespace(facts=facts))
-    names = ["model.layers.0.self_attn.q_proj", "model.sam_model.blocks.0.attn.qkv", "model.projector.layers"]
-    ctx = context(installed())
-    ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(linear_names=names), None)
-    yield from quantization.check(ctx, {"quantization_config": {"load_in_4bit": True}})
 
 
 @scenario
@@ -1191,7 +1219,7 @@ def distributed_runs(env):
 def distributed_inputs(env):
     """The distributed probe before any launch: off, its prerequisite, the GPUs, the engines' settings."""
     from dsocr_probe.model import distributed_launch, loading
-    from dsocr_probe.inputs import engines, trainconfig
+    from dsocr_probe.inputs import engines
     from dsocr_probe.probes.engine_findings import engine_findings
 
     yield from probe("distributed", context(installed(), model="/nonexistent/dsocr-probe-model")).findings
@@ -1216,6 +1244,8 @@ def distributed_inputs(env):
         ({"deepspeed": {"zero_optimisation": {}, "qqq": 1, "bf16": {"enabled": True},
                         "zero_optimization": {"stage": 3}}}, True),
         ({"deepspeed": {"zero_optimization": {"stage": 3, "stage3_gather_16bit_weights_on_model_save": True}}}, False),
+        ({"deepspeed": {"zero_optimization": {"stage": 3}}}, False),
+        ({"deepspeed": {"zero_optimization": {"stage": 3, "gather_16bit_weights_on_model_save": True}}}, True),
         ({"deepspeed": {"zero_optimization": {"stage": 2}}}, False),
         ({"deepspeed": {"train_batch_size": "auto"}}, False),
         ({"fsdp": "full_shard", "deepspeed": {"train_batch_size": "auto"}}, False),
@@ -1227,12 +1257,8 @@ def distributed_inputs(env):
         (folder / name).write_text(json.dumps(ds))
         training = {"deepspeed": str(folder / name)}
         yield from engine_findings(engines.read(training), training)
-    path = folder / "nproc.yaml"
-    path.write_text(yaml.safe_dump({"nproc_per_node": 0, "training": {}}))
-    try:
-        trainconfig.load(path)
-    except ProbeStop as stop:
-        yield stop.finding
+
+
 @scenario
 def kin_families(env):
     """The family registry's findings: processor/model settings that disagree, a processor that needs

@@ -9,6 +9,7 @@ import yaml
 from packaging.version import Version
 
 from dsocr_probe.model import quantization
+from dsocr_probe.probes.train_config import quantized_loading
 from probing import context, linux_cpu, probe
 
 V1_LINEAR = [
@@ -30,14 +31,14 @@ def test_unskipped_vision_layers_are_named_and_the_fix_really_skips_them():
     assert quantization.quantized_vision(V1_LINEAR, ["lm_head"]) == VISION
     ctx = context(linux_cpu(bitsandbytes="0.45.0"))
     ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(linear_names=V1_LINEAR), None)
-    [f] = quantization.check(ctx, {"quantization_config": {"load_in_4bit": True}})
+    [f] = quantized_loading(ctx, {"quantization_config": {"load_in_4bit": True}})
     assert f.code == "train_config.quantized-vision" and f.status.value == "warn"
     assert "4-bit" in f.title and "4 linear layers" in f.title
     keep = f.fix.split("llm_int8_skip_modules: [")[1].split("]")[0].split(", ")
     assert keep == ["model.sam_model", "model.vision_model", "model.projector", "lm_head"]
     assert quantization.quantized_vision(V1_LINEAR, keep) == []  # by the installed transformers' rule
-    assert list(quantization.check(ctx, {"quantization_config": {"load_in_4bit": True, "llm_int8_skip_modules": keep}})) == []
-    assert list(quantization.check(ctx, {})) == []
+    assert list(quantized_loading(ctx, {"quantization_config": {"load_in_4bit": True, "llm_int8_skip_modules": keep}})) == []
+    assert list(quantized_loading(ctx, {})) == []
 
 
 def test_a_skip_entry_the_installed_rule_does_not_honour_still_quantizes():
@@ -54,7 +55,7 @@ def test_a_skip_entry_the_installed_rule_does_not_honour_still_quantizes():
 def test_quantization_without_bitsandbytes_is_no_go():
     ctx = context(linux_cpu())
     ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(linear_names=V1_LINEAR), None)
-    found = {f.code: f for f in quantization.check(ctx, {"load_in_8bit": True, "llm_int8_skip_modules": VISION})}
+    found = {f.code: f for f in quantized_loading(ctx, {"load_in_8bit": True, "llm_int8_skip_modules": VISION})}
     assert found["train_config.quantization-no-bitsandbytes"].status.value == "fail"
 
 

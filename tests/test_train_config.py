@@ -1,8 +1,8 @@
-import pytest
 import yaml
 from packaging.version import Version
 
-from dsocr_probe.probes.train_config import check_arguments, pickle_problem
+from dsocr_probe.probes.train_config import check_arguments
+from dsocr_probe.probes.train_config_data import pickle_problem
 from pages import write_pages
 from probing import codes, context, linux_cpu, probe
 

@@ -2,7 +2,7 @@
 weights load: what TrainingArguments and accelerate know of ``fsdp_config`` here, what DeepSpeed's JSON
 takes, whether its precision agrees with the arguments, and what ZeRO stage 3 does to LoRA and to a frozen
 vision tower. Each problem is an :class:`Issue` (a kind and the values it names); the distributed probe
-words them.
+judges them.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+
+from ..messages import M, N_
 
 # DeepSpeed's config JSON (deepspeed.ai/docs/config-json, DeepSpeed 0.16): the top-level keys and those of
 # zero_optimization. Used when DeepSpeed is not installed; with it installed its own config models answer too.
@@ -60,8 +62,7 @@ class EngineConfig:
     fsdp: list[str] = field(default_factory=list)
     fsdp_config: dict[str, Any] = field(default_factory=dict)
     deepspeed: dict[str, Any] | None = None
-    deepspeed_source: str = ""
-    deepspeed_inline: bool | None = None  # None: no DeepSpeed config
+    deepspeed_source: str = ""  # the JSON file it was read from; "" when written in the training section
     issues: list[Issue] = field(default_factory=list)
 
     @property
@@ -100,8 +101,7 @@ def read(training: Mapping[str, Any], base: Path | None = None, vision_tower: bo
         loaded = _mapping(raw, base, "deepspeed", found)
         if loaded is not None:
             found.deepspeed = loaded
-            found.deepspeed_source = str(raw) if isinstance(raw, str) else "the training section"
-            found.deepspeed_inline = not isinstance(raw, str)
+            found.deepspeed_source = raw if isinstance(raw, str) else ""
             _check_deepspeed(loaded, training, found, vision_tower)
     if found.fsdp and found.deepspeed is not None:
         found.issues.append(Issue("fsdp-and-deepspeed", {}))
@@ -170,7 +170,7 @@ def _check_deepspeed(ds: dict[str, Any], training: Mapping[str, Any], found: Eng
         if bool(enabled) != argument:
             found.issues.append(Issue("precision", {"name": name, "deepspeed": bool(enabled), "arguments": argument}))
     if found.zero_stage == 3:
-        found.issues.append(Issue("zero3", {"vision_tower": vision_tower or None,
+        found.issues.append(Issue("zero3", {"vision_tower": vision_tower,
                                             "gather": bool(zero_section.get("stage3_gather_16bit_weights_on_model_save")
                                                            or zero_section.get("gather_16bit_weights_on_model_save"))}))
 
@@ -180,7 +180,9 @@ def _mapping(raw: Any, base: Path | None, name: str, found: EngineConfig) -> dic
     if isinstance(raw, dict):
         return dict(raw)
     if not isinstance(raw, str):
-        found.issues.append(Issue("unreadable", {"name": name, "path": str(raw), "error": f"a {type(raw).__name__}"}))
+        found.issues.append(Issue("unreadable", {"name": name, "path": str(raw),
+                                                 "error": M(N_("a value of type %(type)s, not a mapping or a file "
+                                                               "path"), type=type(raw).__name__)}))
         return None
     path = Path(raw).expanduser()
     if not path.is_absolute() and base is not None and not path.exists():
@@ -191,7 +193,7 @@ def _mapping(raw: Any, base: Path | None, name: str, found: EngineConfig) -> dic
         found.issues.append(Issue("unreadable", {"name": name, "path": str(path), "error": str(exc).splitlines()[0]}))
         return None
     if not isinstance(data, dict):
-        found.issues.append(Issue("unreadable", {"name": name, "path": str(path), "error": "not a JSON object"}))
+        found.issues.append(Issue("unreadable", {"name": name, "path": str(path), "error": M(N_("not a JSON object"))}))
         return None
     return data
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..findings import ProbeStop, fail
+from ..findings import InputError
 
 SECTIONS = ("model", "lora", "training", "data")
 # trainer: package.module:Class (default transformers:Trainer); nproc_per_node: the processes the run is
@@ -69,48 +69,24 @@ class TrainConfig:
 
 
 def load(path: Path) -> TrainConfig:
+    """The config at ``path``; :class:`InputError` when it cannot be read as one."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
-        raise ProbeStop(
-            fail(
-                "train_config.missing",
-                f"Training config {path} does not exist",
-                fix="Pass the YAML your training script reads, e.g. --dsocr-train-config configs/training_config.yaml.",
-                params={"path": str(path)},
-            )
-        )
+        raise InputError("train_config.missing", path=str(path))
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
-        raise ProbeStop(
-            fail("train_config.encoding", f"{path} is not UTF-8 text (byte {exc.start})", fix="Save the file as UTF-8.",
-                 params={"path": str(path), "byte": exc.start})
-        ) from exc
+        raise InputError("train_config.encoding", path=str(path), byte=exc.start) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ProbeStop(
-            fail(
-                "train_config.yaml",
-                f"{where}: not valid YAML",
-                detail=str(exc),
-                fix="Fix the YAML syntax at that line (indentation, a missing colon, tabs).",
-                params={"where": where},
-            )
-        ) from exc
+        raise InputError("train_config.yaml", where=where, error=str(exc)) from exc
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ProbeStop(
-            fail(
-                "train_config.not-mapping",
-                f"{path} holds a {type(raw).__name__}, not a mapping",
-                fix="The config is a mapping: sections model/lora/training/data, or TrainingArguments keyword arguments.",
-                params={"path": str(path), "type": type(raw).__name__},
-            )
-        )
+        raise InputError("train_config.not-mapping", path=str(path), type=type(raw).__name__)
     misspelled = {k: near for k in raw if k not in TOP_LEVEL and isinstance(raw[k], dict)
                   and (near := closest(k, SECTIONS))}
     if not any(s in raw for s in TOP_LEVEL) and not misspelled:
@@ -119,35 +95,14 @@ def load(path: Path) -> TrainConfig:
     for name in SECTIONS:
         value = raw.get(name) or {}
         if not isinstance(value, dict):
-            raise ProbeStop(
-                fail(
-                    "train_config.section",
-                    f"{path}: section `{name}` must be a mapping, got {type(value).__name__}",
-                    fix=f"Write `{name}:` followed by indented `key: value` lines.",
-                    params={"path": str(path), "section": name, "type": type(value).__name__},
-                )
-            )
+            raise InputError("train_config.section", path=str(path), section=name, type=type(value).__name__)
         sections[name] = dict(value)
     trainer = raw.get("trainer")
     if trainer is not None and not isinstance(trainer, str):
-        raise ProbeStop(
-            fail(
-                "train_config.trainer-key",
-                f"{path}: `trainer` must be `package.module:Class`, got {type(trainer).__name__}",
-                fix="Write e.g. `trainer: transformers:Trainer` or `trainer: trl:SFTTrainer` at the top level.",
-                params={"path": str(path), "type": type(trainer).__name__},
-            )
-        )
+        raise InputError("train_config.trainer-key", path=str(path), type=type(trainer).__name__)
     nproc = raw.get("nproc_per_node")
     if nproc is not None and (isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1):
-        raise ProbeStop(
-            fail(
-                "train_config.nproc-key",
-                f"{path}: `nproc_per_node` must be a whole number of processes, got {nproc!r}",
-                fix="Write e.g. `nproc_per_node: 2` at the top level (the processes torchrun starts per machine).",
-                params={"path": str(path), "value": repr(nproc)},
-            )
-        )
+        raise InputError("train_config.nproc-key", path=str(path), value=repr(nproc))
     unknown = [("top level", k, closest(k, TOP_LEVEL)) for k in raw if k not in TOP_LEVEL]
     for name, known in KNOWN_KEYS.items():
         unknown += [(name, k, closest(k, known)) for k in sections[name] if k not in known]

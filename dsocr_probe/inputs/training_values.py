@@ -19,6 +19,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ..messages import M, N_
+
 # Bounds training needs, beyond what the arguments class checks itself: (lowest, lowest allowed?,
 # highest, highest allowed?). Each was seen to fail later in the run (DataLoader, optimizer,
 # scheduler, the Trainer's step arithmetic) or to make the run learn nothing.
@@ -51,6 +53,10 @@ LORA_NUMBERS = ("lora_alpha",)  # typed int by peft, but any positive number sca
 # With max_steps > 0 the epoch count is not used.
 UNUSED_WITH_MAX_STEPS = ("num_train_epochs",)
 FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+_TRUE_OR_FALSE = M(N_("true or false"))
+# What a field of each type takes, in words.
+_WORDS: dict[Any, Any] = {bool: _TRUE_OR_FALSE, int: M(N_("a whole number")), float: M(N_("a number")),
+                          str: M(N_("text")), dict: M(N_("a mapping")), list: M(N_("a list"))}
 
 
 @dataclass
@@ -59,8 +65,8 @@ class ValueProblem:
 
     key: str
     value: Any
-    kind: str  # number-as-string, bool-as-string, wrong-type, null, choice, range
-    expected: str  # what the field takes, in words
+    kind: str  # number-as-string, bool-as-string, wrong-type, null, choice, range, conflict
+    expected: Any  # what the field takes: the choices joined with ", " (kind choice), else a message
     write: str | None = None  # the YAML line that fixes it, when there is one
 
     @property
@@ -109,7 +115,7 @@ def check(training: Mapping[str, Any], args_cls: type, bounds: Mapping[str, tupl
         if problem is not None:
             problems.append(problem)
     if training.get("fp16") is True and training.get("bf16") is True:
-        problems.append(ValueProblem("fp16", True, "conflict", "at most one of fp16 and bf16", "bf16: true"))
+        problems.append(ValueProblem("fp16", True, "conflict", M(N_("at most one of fp16 and bf16")), "bf16: true"))
     return problems
 
 
@@ -155,20 +161,20 @@ def _type_problem(key: str, value: Any, hint: Any) -> ValueProblem | None:
             return ValueProblem(key, value, "number-as-string", _describe(plain, enums), write)
         if bool in plain and value.strip().lower() in ("true", "false", "yes", "no", "on", "off"):
             truth = value.strip().lower() in ("true", "yes", "on")
-            return ValueProblem(key, value, "bool-as-string", "true or false", f"{key}: {str(truth).lower()}")
+            return ValueProblem(key, value, "bool-as-string", _TRUE_OR_FALSE, f"{key}: {str(truth).lower()}")
         return ValueProblem(key, value, "wrong-type", _describe(plain, enums), None)
     if isinstance(value, float) and not math.isfinite(value) and plain & {int, float}:
-        return ValueProblem(key, value, "wrong-type", "a finite number", None)
+        return ValueProblem(key, value, "wrong-type", M(N_("a finite number")), None)
     if plain == {int} or plain == {int, type(None)}:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return ValueProblem(key, value, "wrong-type", "a whole number", None)
+            return ValueProblem(key, value, "wrong-type", _WORDS[int], None)
         if isinstance(value, float) and not value.is_integer():
-            return ValueProblem(key, value, "wrong-type", "a whole number", f"{key}: {math.floor(value) or 1}")
+            return ValueProblem(key, value, "wrong-type", _WORDS[int], f"{key}: {math.floor(value) or 1}")
     if plain <= {float, int, type(None)} and float in plain:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return ValueProblem(key, value, "wrong-type", "a number", None)
+            return ValueProblem(key, value, "wrong-type", _WORDS[float], None)
     if plain <= {bool, type(None)} and not isinstance(value, bool) and value not in (0, 1):  # 0/1 read as flags
-        return ValueProblem(key, value, "wrong-type", "true or false", None)
+        return ValueProblem(key, value, "wrong-type", _TRUE_OR_FALSE, None)
     if plain <= {bool, int, float, type(None)}:
         return None  # numbers and flags are judged above, as the arguments class reads them
     concrete = tuple(t for t in plain if isinstance(t, type) and t is not type(None))
@@ -202,16 +208,22 @@ def _range_problem(key: str, value: Any, bounds: Mapping[str, tuple] = BOUNDS) -
         parts.append(f"{'≥' if low_ok else '>'} {_number(low)}")
     if high is not None:
         parts.append(f"{'≤' if high_ok else '<'} {_number(high)}")
-    return ValueProblem(key, value, "range", " and ".join(parts), None)
+    expected = M(N_("%(low)s and %(high)s"), low=parts[0], high=parts[1]) if len(parts) == 2 else parts[0]
+    return ValueProblem(key, value, "range", expected, None)
 
 
 def _number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-def _describe(plain: set, enums: list) -> str:
-    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text", dict: "a mapping",
-             list: "a list"}
-    words = [names.get(t, getattr(t, "__name__", str(t))) for t in plain if t not in (type(None), typing.Literal)]
-    words += [f"one of {cls.__name__}" for cls in enums]
-    return " or ".join(dict.fromkeys(words)) or "a value"
+def _describe(plain: set, enums: list) -> Any:
+    """What a field of these types takes, as a message ("a whole number or a number")."""
+    words = [_WORDS.get(t, getattr(t, "__name__", str(t))) for t in plain if t not in (type(None), typing.Literal)]
+    words += [M(N_("one of %(name)s"), name=cls.__name__) for cls in enums]
+    unique = [w for i, w in enumerate(words) if w not in words[:i]]
+    if not unique:
+        return M(N_("a value"))
+    described = unique[0]
+    for word in unique[1:]:
+        described = M(N_("%(first)s or %(second)s"), first=described, second=word)
+    return described

@@ -14,6 +14,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from ..findings import Status
+from ..messages import N_
 
 REFERENCE = "reference/deepseek_ocr_v1.md, version facts"
 
@@ -101,10 +102,11 @@ class ArgRule:
     """A TrainingArguments (or Trainer) keyword that was never valid, renamed or removed."""
 
     name: str
-    use: str  # what to write instead
+    use: str  # the name to write instead
     introduced: str | None = None  # the release that introduced `use` (old name deprecated from then)
     removed: str | None = None  # the release that removed `name`
     trainer: bool = False  # a Trainer(...) argument, not a TrainingArguments one
+    note: str = ""  # a msgid: how `use` differs from the old name, when it does
     source: str = REFERENCE
 
 
@@ -113,8 +115,9 @@ ARG_RULES: dict[str, ArgRule] = {
     for r in (
         ArgRule("optimizer", "optim"),
         ArgRule("evaluation_strategy", "eval_strategy", introduced="4.41.0", removed="4.51.0"),
-        ArgRule("warmup_ratio", "warmup_steps (a float in [0, 1) is read as a ratio)", removed="5.15.0"),
-        ArgRule("logging_dir", "the TENSORBOARD_LOGGING_DIR environment variable", removed="5.15.0"),
+        ArgRule("warmup_ratio", "warmup_steps", removed="5.15.0", note=N_("a float in [0, 1) is read as a ratio")),
+        ArgRule("logging_dir", "TENSORBOARD_LOGGING_DIR", removed="5.15.0",
+                note=N_("an environment variable, not an argument")),
         ArgRule("tokenizer", "Trainer(processing_class=...)", introduced="4.46.0", removed="5.0.0", trainer=True),
         ArgRule("processing_class", "Trainer(processing_class=...)", trainer=True),
         ArgRule("data_collator", "Trainer(data_collator=...)", trainer=True),

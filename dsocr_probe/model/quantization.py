@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from ..findings import Finding, ProbeStop, fail, warn
 from .lora import VISION_PARTS, is_vision_module
 
 
@@ -43,42 +42,14 @@ def quantized_vision(linear_names: Iterable[str], skip_modules: list[str]) -> li
     return [n for n in linear_names if is_vision_module(n) and not is_skipped(n, skip_modules)]
 
 
-def check(ctx, model_section: Mapping[str, Any]) -> Iterable[Finding]:
-    found = settings(model_section)
-    if found is None:
-        return
-    bits, skip = found
-    if ctx.facts.version("bitsandbytes") is None:
-        yield fail(
-            "train_config.quantization-no-bitsandbytes",
-            f"The model section loads in {bits} bits, but bitsandbytes is not installed",
-            detail="`from_pretrained` with a bitsandbytes config raises an ImportError before any weight loads.",
-            fix="`pip install bitsandbytes` (a CUDA machine), or drop the 4/8-bit settings.",
-            params={"bits": bits},
-        )
-    try:
-        names = ctx.skeleton().linear_names
-    except ProbeStop:
-        return  # the model API probe says why the model cannot be built
-    vision = quantized_vision(names, skip)
-    if not vision:
-        return
-    roots = _vision_prefixes(vision)
-    keep = [*roots, *[s for s in skip if s not in roots]]
-    keep += [] if "lm_head" in keep else ["lm_head"]
-    yield warn(
-        "train_config.quantized-vision",
-        f"{bits}-bit loading would quantize {len(vision)} linear layers of the vision side ({', '.join(roots)})",
-        detail="bitsandbytes replaces every nn.Linear that `llm_int8_skip_modules` does not name; the image "
-        f"encoders and the projector would then read pages through {bits}-bit weights, which costs OCR accuracy "
-        "that LoRA on the language model cannot win back.",
-        fix=f"Keep the vision side in full precision: `quantization_config.llm_int8_skip_modules: [{', '.join(keep)}]`.",
-        evidence={"quantized vision layers": len(vision), "e.g.": vision[0], "llm_int8_skip_modules": skip or "none"},
-        params={"bits": bits, "count": len(vision), "roots": ", ".join(roots), "keep": ", ".join(keep)},
-    )
+def skip_modules_keeping(roots: list[str], skip_modules: list[str]) -> list[str]:
+    """``llm_int8_skip_modules`` that keep the vision ``roots`` and lm_head in full precision, the entries
+    already there kept."""
+    keep = [*roots, *[s for s in skip_modules if s not in roots]]
+    return keep if "lm_head" in keep else [*keep, "lm_head"]
 
 
-def _vision_prefixes(names: list[str]) -> list[str]:
+def vision_prefixes(names: list[str]) -> list[str]:
     """Each vision module's path up to the part that marks it (``model.sam_model``): a skip entry
     both the 4.x rule (dotted part) and the 5.x rule (prefix at a module boundary) honour."""
     prefixes: list[str] = []
