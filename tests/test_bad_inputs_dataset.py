@@ -98,7 +98,7 @@ def test_every_row_is_accounted_for(specs):
         result = probe("dataset", context(linux_cpu(), data=root))
         statuses = {f.status.value for f in result.findings}
         assert "error" not in statuses, [f.title for f in result.findings]
-        bad = next((f.table for f in result.findings if f.code == "dataset.bad-rows"), [])
+        bad = next((f.to_json()["table"] for f in result.findings if f.code == "dataset.bad-rows"), [])
         by_row: dict[int, list[str]] = {}
         for row in bad:
             assert row["file"] and row["split"] == "train"
@@ -129,5 +129,5 @@ def test_non_utf8_metadata_names_the_byte(tmp_path):
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "metadata.json").write_bytes('[{"image_path": "a.png", "text": "привет"}]'.encode("cp1251"))
     result = probe("dataset", context(linux_cpu(), data=tmp_path))
-    bad = next(f for f in result.findings if f.code == "dataset.bad-rows")
-    assert "not UTF-8" in bad.table[0]["reason"] and "offset" in bad.table[0]["reason"]
+    (row,) = next(f for f in result.findings if f.code == "dataset.bad-rows").to_json()["table"]
+    assert "not UTF-8" in row["reason"] and "offset" in row["reason"]

@@ -59,7 +59,8 @@ def _measured(kind: str, root: Path, **options):
 
 
 def _table(result, code: str) -> list[dict]:
-    return next((f.table for f in result.findings if f.code == code), [])
+    """The finding's table in English (its reasons are catalog messages)."""
+    return next((f.to_json()["table"] for f in result.findings if f.code == code), [])
 
 
 # ---------------------------------------------------------------- special files as images

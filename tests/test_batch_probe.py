@@ -81,7 +81,7 @@ def test_the_untampered_builder_passes(tmp_path, v1_model):
     assert "batch.image-features" not in codes(result)
     layout = next(f for f in result.findings if f.code == "batch.layout")
     assert layout.title == "Image slots, labels and masks follow the model's layout"
-    assert layout.evidence == {"checked by": "the DeepSeek-OCR v1 layout facts (slots per image, labels, bos)"}
+    assert layout.to_json()["evidence"] == {"checked by": "the DeepSeek-OCR v1 layout facts (slots per image, labels, bos)"}
 
 
 def test_v1_batches_are_checked_against_the_layout_facts_not_a_vision_run(tmp_path, v1_model):
@@ -90,7 +90,7 @@ def test_v1_batches_are_checked_against_the_layout_facts_not_a_vision_run(tmp_pa
     assert result.status.value == "pass", [(f.code, f.title) for f in result.findings]
     assert "batch.image-features" not in codes(result)
     layout = next(f for f in result.findings if f.code == "batch.layout")
-    assert layout.evidence == {"checked by": "DeepseekOCRCollator.validate (the builder's own rules)"}
+    assert layout.to_json()["evidence"] == {"checked by": "DeepseekOCRCollator.validate (the builder's own rules)"}
 
 
 def test_adapters_only_on_vision_modules_is_no_go(tmp_path, v1_model):

@@ -23,6 +23,7 @@ import transformers
 import yaml
 from probing import codes, context, linux_cpu, probe
 
+from dsocr_probe.messages import word
 from dsocr_probe.model import meta_run
 
 HAS_OCR2 = hasattr(transformers, "DeepseekOcr2Processor")
@@ -36,6 +37,11 @@ def _found(result) -> dict:
 
 def _shown(result) -> list:
     return [(f.status.value, f.code, f.title) for f in result.findings]
+
+
+def _evidence(finding) -> dict:
+    """The evidence in English (its values are catalog messages)."""
+    return finding.to_json()["evidence"]
 
 
 def _edit_json(path: Path, **changes) -> None:
@@ -90,13 +96,14 @@ def test_demo_batch_passes_with_feature_and_slot_counts(ocr2, pages):
     assert result.status.value == "pass", _shown(result)
     f = _found(result)["batch.image-features"]
     assert f.status.value == "pass"
-    assert f.params["slots"] == f.params["features"] and f.params["scope"] == "per sample"
+    assert f.params["slots"] == f.params["features"] and word(f.params["scope"], "en") == "per sample"
     slots = [int(n) for n in f.params["slots"].split(", ")]
     assert len(slots) == 2 and all(n > 0 for n in slots)
-    assert f.evidence["image slots"].startswith(f.params["slots"]) and "config.image_token_id" in f.evidence["image slots"]
-    assert f.evidence["visual features"].startswith(f.params["features"])
-    assert "get_image_features on the meta-device instance" in f.evidence["counted by"]
-    assert "pooler_output" in f.evidence["output"]
+    evidence = _evidence(f)
+    assert evidence["image slots"].startswith(f.params["slots"]) and "config.image_token_id" in evidence["image slots"]
+    assert evidence["visual features"].startswith(f.params["features"])
+    assert "get_image_features on the meta-device instance" in evidence["counted by"]
+    assert "pooler_output" in evidence["output"]
 
 
 @needs_ocr2
@@ -168,7 +175,7 @@ def test_a_user_collator_supervising_image_tokens_is_no_go(ocr2, pages, tmp_path
     result = probe("batch", context(linux_cpu(), model=str(ocr2), train_config=cfg))
     f = _found(result)["batch.labels-on-images"]
     assert f.status.value == "fail" and "image token positions" in f.title, _shown(result)
-    assert "-100" in f.fix and "label checks" in f.evidence["checked by"]
+    assert "-100" in f.fix and "label checks" in _evidence(f)["checked by"]
     assert codes(result)["batch.image-features"] == "pass"  # the slots themselves are right
 
 
@@ -181,7 +188,7 @@ def test_when_the_vision_path_cannot_run_the_evidence_says_which_check_was_used(
     result = probe("batch", context(linux_cpu(), model=str(ocr2), data=pages))
     assert result.status.value == "warn" and "batch.image-features" not in codes(result), _shown(result)
     assert _found(result)["batch.slots-not-compared"].status.value == "warn"  # never a pass that did not compare
-    evidence = _found(result)["batch.slots-not-compared"].evidence
+    evidence = _evidence(_found(result)["batch.slots-not-compared"])
     assert "DeepseekOCR2Collator.validate" in evidence["checked by"]
     assert "not compared (aten::nonzero has no meta implementation)" in evidence["image slots vs the model's visual features"]
 
@@ -221,7 +228,7 @@ def test_idefics3_batch_is_counted_where_the_class_can_count(idefics3, pages):
         assert f.status.value == "pass" and f.params["slots"] == f.params["features"]
     else:  # transformers 4.x: the class has no get_image_features, and the report says what was checked instead
         assert "batch.image-features" not in codes(result)
-        note = _found(result)["batch.slots-not-compared"].evidence["image slots vs the model's visual features"]
+        note = _evidence(_found(result)["batch.slots-not-compared"])["image slots vs the model's visual features"]
         assert "has no get_image_features" in note and "not compared" in note
 
 
@@ -305,7 +312,7 @@ def test_llava_user_collator_is_counted(llava, pages, tmp_path):
     assert result.status.value == "pass", _shown(result)
     f = _found(result)["batch.image-features"]
     assert f.params["slots"] == f.params["features"] == f"{LLAVA_SLOTS}, {LLAVA_SLOTS}", f.evidence
-    assert "label checks" in _found(result)["batch.layout"].evidence["checked by"]
+    assert "label checks" in _evidence(_found(result)["batch.layout"])["checked by"]
 
 
 def test_llava_user_collator_labels_on_image_tokens_is_no_go(llava, pages, tmp_path):
@@ -402,9 +409,9 @@ def test_outputs_of_either_release_are_counted():
     assert count((torch.zeros(1, 5, 8),), "f").per_image == [5]
     pooled = count(BaseModelOutputWithPooling(last_hidden_state=torch.zeros(2, 99, 8),
                                               pooler_output=[torch.zeros(4, 8), torch.zeros(6, 8)]), "f")
-    assert pooled.per_image == [4, 6] and "pooler_output" in pooled.output
+    assert pooled.per_image == [4, 6] and "pooler_output" in word(pooled.output, "en")
     hidden = count(BaseModelOutputWithPooling(last_hidden_state=torch.zeros(2, 7, 8)), "f")
-    assert hidden.per_image == [7, 7] and "last_hidden_state" in hidden.output
+    assert hidden.per_image == [7, 7] and "last_hidden_state" in word(hidden.output, "en")
     for bad in (torch.zeros(3), "features", [], BaseModelOutputWithPooling()):
         with pytest.raises(meta_run.NotCounted):
             count(bad, "f")
@@ -457,5 +464,5 @@ def test_llava_single_image_token_expanded_by_the_model_is_not_compared(llava, p
     assert result.status.value == "warn" and "batch.image-features" not in codes(result), _shown(result)
     layout = _found(result)["batch.slots-not-compared"]
     assert "not compared" in layout.title
-    note = layout.evidence["image slots vs the model's visual features"]
+    note = _evidence(layout)["image slots vs the model's visual features"]
     assert "legacy processing" in note and note.endswith("the slot count was not checked")

@@ -129,4 +129,4 @@ def test_the_batch_probe_says_the_prompt_was_stripped(tmp_path, v1_model):
         built = next(f for f in result.findings if f.code == "batch.built")
         assert ("prompt" in built.evidence) == said, built.evidence
         if said:
-            assert "'<image>\\nFree OCR. ' -> '<image>\\nFree OCR.'" in built.evidence["prompt"]
+            assert "'<image>\\nFree OCR. ' -> '<image>\\nFree OCR.'" in built.to_json()["evidence"]["prompt"]

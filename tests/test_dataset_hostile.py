@@ -14,8 +14,11 @@ import pytest
 from badfiles import image_bytes
 from probing import codes, context, linux_cpu, probe
 
+from dsocr_probe import messages
 from dsocr_probe.inputs import dataset as dataset_mod
-from dsocr_probe.findings import ProbeStop
+from dsocr_probe.inputs import files
+from dsocr_probe.findings import InputError
+from dsocr_probe.probes.context import finding_of
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="needs POSIX special files")
 
@@ -43,7 +46,8 @@ def _run(root: Path, bound_s: float = 20.0):
 
 
 def _table(result, code: str) -> list[dict]:
-    return next((f.table for f in result.findings if f.code == code), [])
+    """The finding's table in English (its reasons are catalog messages)."""
+    return next((f.to_json()["table"] for f in result.findings if f.code == code), [])
 
 
 def _reasons(result) -> dict:
@@ -97,9 +101,9 @@ def test_a_special_metadata_file_is_refused(tmp_path):
 def test_a_file_swapped_for_a_pipe_after_the_check_is_still_refused(tmp_path, monkeypatch):
     pipe = tmp_path / "pipe.png"
     os.mkfifo(pipe)
-    monkeypatch.setattr(dataset_mod, "file_problem", lambda path: None)  # as if it was a regular file a moment ago
+    monkeypatch.setattr(files, "file_problem", lambda path: None)  # as if it was a regular file a moment ago
     start = time.monotonic()
-    assert "named pipe" in dataset_mod.open_regular(pipe, 1 << 20)
+    assert "named pipe" in messages.word(files.open_regular(pipe, 1 << 20), "en")
     assert time.monotonic() - start < 5
 
 
@@ -207,15 +211,15 @@ def test_a_key_given_twice_in_a_row_is_named(tmp_path):
 
 def test_data_option_naming_a_file_says_so(tmp_path):
     _write(tmp_path, [])
-    with pytest.raises(ProbeStop) as stop:
+    with pytest.raises(InputError) as error:
         dataset_mod.load(tmp_path / "metadata.json")
-    f = stop.value.finding
+    f = finding_of(error.value)
     assert f.code == "dataset.not-a-folder" and "is a file, not a folder" in f.title and "does not exist" not in f.title
-    assert f"--dsocr-data {tmp_path}" in f.fix
+    assert f"--dsocr-data {tmp_path}" in f.fix and str(error.value) == f.title
     (tmp_path / "loop").symlink_to("loop")
-    with pytest.raises(ProbeStop) as stop:
+    with pytest.raises(InputError) as error:
         dataset_mod.load(tmp_path / "loop")
-    assert "is a broken symbolic link, not a folder" in stop.value.finding.title
+    assert "is a broken symbolic link, not a folder" in str(error.value)
 
 
 def test_an_svg_is_named_without_a_buffer_address(tmp_path):
@@ -235,7 +239,7 @@ def test_a_broken_jsonl_line_is_named_by_its_number(tmp_path):
     (tmp_path / "train" / "metadata.jsonl").write_text("\n".join([good, good, "", '{"image_path": oops', good]) + "\n")
     data = dataset_mod.load(tmp_path)
     (problem,) = data.train.problems
-    assert "line 4" in problem.reason and problem.index == 2
+    assert "line 4" in messages.word(problem.reason, "en") and problem.index == 2
     assert len(data.train.rows) == 3  # the other lines are still read
 
 

@@ -5,7 +5,8 @@ from probing import codes, context, linux_cpu, probe
 
 
 def _bad_rows(result):
-    return next(f for f in result.findings if f.code == "dataset.bad-rows").table
+    """The bad rows in English (their reasons are catalog messages)."""
+    return next(f for f in result.findings if f.code == "dataset.bad-rows").to_json()["table"]
 
 
 def test_clean_dataset_passes(tmp_path):
@@ -132,7 +133,8 @@ def _v1_project(tmp_path, v1_model, size, mode, max_length, exif=None):
 def _counted_before_target(finding) -> list[int]:
     import re
 
-    return [int(re.search(r"\((\d+) for bos, prompt and image slots", row["reason"]).group(1)) for row in finding.table]
+    return [int(re.search(r"\((\d+) for bos, prompt and image slots", row["reason"]).group(1))
+            for row in finding.to_json()["table"]]
 
 
 def test_sample_length_counts_the_image_slots_not_only_the_target(tmp_path, v1_model):
@@ -144,7 +146,7 @@ def test_sample_length_counts_the_image_slots_not_only_the_target(tmp_path, v1_m
     f = next(f for f in result.findings if f.code == "dataset.too-long")
     assert f.status.value == "fail" and len(f.table) == 2 and "mode with fewer image slots" in f.fix
     assert all(slots < n < slots + 20 for n in _counted_before_target(f))  # slots + bos + prompt
-    assert f.evidence["counted before the target"].endswith("(DeepseekOCRCollator)")
+    assert f.to_json()["evidence"]["counted before the target"].endswith("(DeepseekOCRCollator)")
 
     # The same pages in tiny mode (64 slots) fit.
     result = probe("dataset", _v1_project(tmp_path / "tiny", v1_model, (1240, 1754), "tiny", slots + 3))

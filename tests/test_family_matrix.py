@@ -275,3 +275,15 @@ def test_builder_for_a_processor_needs_the_config(folders):
         builder_for(AutoProcessor.from_pretrained(str(folder)))
     made = builder_for(AutoProcessor.from_pretrained(str(folder)), config=AutoConfig.from_pretrained(str(folder)))
     assert type(made).__name__ == "SuffixCollator" and type(builder_for(folder)).__name__ == "SuffixCollator"
+
+
+def test_builder_for_refuses_bad_settings_with_its_reason_in_english(folders):
+    """A training script gets the probes' input error, its English title as the message."""
+    from dsocr_probe import builder_for
+    from dsocr_probe.findings import InputError
+
+    with pytest.raises(InputError) as error:
+        builder_for(folders("paligemma"), max_length=0)
+    assert error.value.code == "loading.builder" and error.value.params["family"] == "paligemma"
+    assert str(error.value) == f"The batch builder for paligemma refuses these settings: {error.value.params['error']}"
+    assert "max_length=0 must be a positive integer" in str(error.value)

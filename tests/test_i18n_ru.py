@@ -578,9 +578,23 @@ def dataset(env):
     # A builder that cannot be made (an unknown mode): only the targets are counted.
     cfg = _config(env.tmp(), data={"max_length": 2, "mode": "no-such-mode"})
     yield from probe("dataset", context(installed(), model=str(env.v1_model), data=root, train_config=cfg)).findings
+    for data in ({"max_length": 100000}, {"max_length": 100000, "mode": "no-such-mode"}):  # the lengths fit
+        cfg = _config(env.tmp(), data=data)
+        found = probe("dataset", context(installed(), model=str(env.v1_model), data=root, train_config=cfg)).findings
+        yield from (f for f in found if f.code == "dataset.lengths")
     yield from probe("dataset", context(installed(), model=str(env.v1_model))).findings  # no data given
-    yield stopped(dataset_mod.load, root / "nowhere")
-    yield stopped(dataset_mod.load, env.tmp())
+    yield refused(dataset_mod.load, root / "nowhere")
+    yield refused(dataset_mod.load, env.tmp())
+
+
+def refused(fn, *args, **kwargs) -> Finding:
+    """The finding a service's InputError becomes."""
+    from dsocr_probe.findings import InputError
+    from dsocr_probe.probes.context import finding_of
+
+    with pytest.raises(InputError) as error:
+        fn(*args, **kwargs)
+    return finding_of(error.value)
 
 
 # ---------------------------------------------------------------- batch
@@ -608,6 +622,9 @@ def batch_probe(env):
     (empty / "metadata.json").write_text("[]")
     yield from probe("batch", context(installed(), model=str(env.v1_model), data=empty)).findings
     yield from probe("batch", context(installed(), model=str(env.v1_model))).findings  # no data given
+    yield from probe("batch", context(installed(), model=str(env.v1_model), data=folder / "train")).findings
+    env.mp.setattr(model_facts, "forward_params", lambda target, sk: (None, "no AutoModel entry in auto_map"))
+    yield from probe("batch", context(installed(), model=str(env.v1_model), data=folder / "train")).findings
 
 
 @scenario
@@ -617,6 +634,9 @@ def batch_keys_and_dtypes(env):
     v1_forward = ["input_ids", "labels", "images", "images_seq_mask", "images_spatial_crop"]
     yield from batch.check_keys({"pixel_values": 0, "input_ids": 0, "labels": 0}, v1_forward)
     yield from batch.check_keys({"dsocr_extra": 0, "input_ids": 0, "labels": 0}, ["input_ids", "labels", "**kwargs"])
+    yield from batch.check_keys({"dsocr_extra": 0, "input_ids": 0, "labels": 0}, ["input_ids", "labels"])
+    yield from batch.check_keys({"pixel_values": 0, "input_ids": 0}, ["input_ids", "images", "**kwargs"])
+    yield from batch.check_keys({"input_ids": 0, "labels": 0}, ["input_ids", "labels"])
     images = [(torch.zeros(1, 3, 4, 4, dtype=torch.bfloat16), torch.zeros(1, 3, 8, 8, dtype=torch.bfloat16))]
     ctx = context(installed(), model=str(env.v1_model), device="cpu")
     yield from batch._dtype_findings(ctx, {"images": images, "images_seq_mask": torch.zeros(1, 4, dtype=torch.long)})
@@ -633,14 +653,16 @@ def batch_image_features(env):
     processor_builder = SimpleNamespace(processor=SimpleNamespace())
     yield batch._compare(processor_builder, [257, 257], count, 7, "config.image_token_id")
     yield batch._compare(object(), [257, 257], flat, 7, "config.image_token_id")
+    matched = batch._compare(processor_builder, [145, 145], count, 7, "config.image_token_id")
+    yield matched
+    checks = [messages.M("label checks (a supervised token per sample, none on padding)")]
+    yield batch.layout_finding(matched, None, checks)
+    yield batch.layout_finding(batch._compare(object(), [257, 257], flat, 7, "config.image_token_id"), None, checks)
 
 
-def layout_finding(problem: str) -> Finding:
-    """What the batch probe reports for a problem its validators name (as in probes/batch.py)."""
-    from dsocr_probe.probes.batch import layout_fix
-
-    code, fix = layout_fix(problem)
-    return fail(code, problem, fix=fix, params={"problem": problem})
+def layout_finding(problem) -> Finding:
+    """What the batch probe reports for a problem its validators find (as in probes/batch.py)."""
+    return fail(problem.code, problem.variant, params=dict(problem.params))
 
 
 @scenario
@@ -648,7 +670,8 @@ def batch_layout(env):
     from transformers import AutoTokenizer
 
     from dsocr_probe import DeepseekOCRCollator
-    from dsocr_probe.collators.base import check_labels
+    from dsocr_probe.collators import deepseek_ocr2, processor, seq2seq, suffix
+    from dsocr_probe.collators.base import check_labels, labels_on_image_tokens
     from dsocr_probe.collators.deepseek_ocr_v1_checks import validate_layout
 
     pages = write_pages(env.tmp() / "train", ["first page", "second page"])
@@ -678,7 +701,72 @@ def batch_layout(env):
     problems += validate_layout({"input_ids": [1], "images": [], "images_seq_mask": 0, "images_spatial_crop": 0})
     labels = torch.tensor([[-100, -100], [5, 6]])
     problems += check_labels({"labels": labels, "attention_mask": torch.tensor([[1, 1], [1, 0]])})
+    problems += check_labels({}) + check_labels({"labels": [1]})
+    problems += _v1_structure_problems(builder(examples), builder)
+    problems += _family_validator_problems(deepseek_ocr2, processor, seq2seq, suffix)
+    problems += labels_on_image_tokens({"input_ids": torch.tensor([[7, 7, 5]]), "labels": torch.tensor([[7, 7, 5]])}, 7)
     yield from (layout_finding(p) for p in problems)
+
+
+def _v1_structure_problems(good: dict, builder) -> list:
+    """What validate_layout and the v1 builder find in batches whose tensors are malformed."""
+    from dsocr_probe.collators.deepseek_ocr_v1_checks import validate_layout
+
+    problems = []
+    b = dict(good, images_seq_mask=good["images_seq_mask"][:, :-1], images_spatial_crop=good["images_spatial_crop"].float(),
+             images=good["images"][:1])
+    problems += validate_layout(b)
+    b = dict(good, images=[good["images"][0], good["images"][1][0]])
+    problems += validate_layout(b)
+    (patches, view), second = good["images"]
+    wide = torch.ones(1, 3, view.shape[-1], view.shape[-1] + 1)
+    problems += validate_layout(dict(good, images=[(patches, wide), second]))
+    crops = torch.ones(3, 3, 4, 4)
+    problems += validate_layout(dict(good, images=[(crops, view), second], images_spatial_crop=torch.tensor([[2, 2], [1, 1]])))
+    many = good["images_seq_mask"].clone()
+    many[0, -1] = True
+    ids = good["input_ids"].clone()
+    ids[0, 0] = builder.image_token_id  # an image token on bos, outside the image slots
+    problems += validate_layout(dict(good, images_seq_mask=many, input_ids=ids), image_token_id=builder.image_token_id,
+                                bos_token_id=None)
+    problems += validate_layout(dict(good, images=[(patches.half(), view), second]), bos_token_id=None)
+    small = (patches, torch.ones(1, 3, 8, 8))
+    problems += [p for p in builder.validate(dict(good, images=[small, second])) if p.variant == "view-size"]
+    return problems
+
+
+def _family_validator_problems(deepseek_ocr2, processor, seq2seq, suffix) -> list:
+    """The problems the other families' builders find, from validators run on hand-made batches."""
+    ids = torch.tensor([[1, 9, 9, 4], [1, 4, 4, 4]])
+    labels = torch.tensor([[-100, -100, 9, 4], [-100, 4, 4, 4]])
+    problems = []
+    proc = processor.ProcessorCollator.__new__(processor.ProcessorCollator)
+    proc.image_token, proc.image_token_id, proc.dtype = "<image>", 9, torch.float32
+    problems += proc.validate({"labels": labels})
+    problems += proc.validate({"input_ids": ids, "labels": labels, "pixel_values": torch.zeros(2, 3, dtype=torch.float16)})
+    s2s = seq2seq.Seq2SeqCollator.__new__(seq2seq.Seq2SeqCollator)
+    s2s.image_token_id = 9
+    problems += s2s.validate({"input_ids": ids, "labels": labels})
+    sfx = suffix.SuffixCollator.__new__(suffix.SuffixCollator)
+    sfx.image_token, sfx.image_token_id, sfx.dtype = "<image>", 9, torch.float32
+    problems += sfx.validate({"input_ids": ids, "labels": labels})
+    problems += sfx.validate({"input_ids": ids, "labels": labels, "token_type_ids": torch.zeros_like(ids)})
+
+    class OneSlotViews(deepseek_ocr2.DeepseekOCR2Collator):
+        global_size = tile_size = 16
+
+        def __init__(self):
+            self.image_token, self.image_token_id, self.dtype = "<image>", 9, torch.float32
+
+        def slots_per_view(self, size):
+            return 1
+
+    ocr2 = OneSlotViews()
+    problems += ocr2.validate({"input_ids": ids, "labels": labels})
+    problems += ocr2.validate({"input_ids": ids, "labels": labels, "num_local_patches": [1]})
+    problems += ocr2.validate({"input_ids": ids, "labels": labels, "num_local_patches": [1, 0],
+                               "pixel_values": torch.zeros(3, 3, 4, 4), "pixel_values_local": torch.zeros(2, 3, 4, 4)})
+    return problems
 
 
 # ---------------------------------------------------------------- loading and target
@@ -701,7 +789,7 @@ def loading_failures(env):
     yield stopped(loading.load_model, context(installed(), model=str(env.v1_model), trust_remote_code=True, allow_unpinned=True), "cpu", torch.float32)
     yield stopped(loading.model_class, context(installed(), model=str(env.v1_model), trust_remote_code=True))  # unpinned
     cfg = _config(env.tmp(), data={"prompt": "Free OCR."})
-    yield stopped(loading.builder_for, context(installed(), model=str(env.v1_model), train_config=cfg))
+    yield refused(loading.builder_for, context(installed(), model=str(env.v1_model), train_config=cfg))
 
     (native / "model.safetensors").write_bytes(b"")
 
@@ -900,9 +988,9 @@ def dataset_hostile(env):
     only_val = env.tmp()
     write_pages(only_val / "val", ["two"])
     yield from probe("dataset", context(installed(), model=str(env.v1_model), data=only_val)).findings
-    yield stopped(dataset_mod.load, empty / "metadata.json")
+    yield refused(dataset_mod.load, empty / "metadata.json")
     (empty / "data.zip").write_bytes(b"PK")
-    yield stopped(dataset_mod.load, empty / "data.zip")
+    yield refused(dataset_mod.load, empty / "data.zip")
 
 
 @scenario
@@ -1277,11 +1365,12 @@ def kin_families(env):
     yield loading._missing_package(ProbeStop(_fail(
         "loading.processor", "AutoProcessor cannot load", params={
             "error": "ImportError: Qwen2VLVideoProcessor requires the Torchvision library"}))).finding
-    yield batch.layout_finding(None, "not compared (the model has no get_image_features); the slot count was not checked",
-                               "label checks")
+    checks = [messages.M("label checks (a supervised token per sample, none on padding)")]
+    why = messages.M("%(model)s has no get_image_features", model="Florence2ForConditionalGeneration")
+    yield batch.layout_finding(None, messages.M("not compared (%(why)s); the slot count was not checked", why=why), checks)
     ids = _torch.tensor([[1, 9, 7, 7, 4, 5, 2]])  # "User:" before the image is supervised
     for problem in labels_on_prompt({"input_ids": ids, "labels": ids.clone()}, 7):
-        yield batch_layout_finding(problem)
+        yield layout_finding(problem)
 
     run = SimpleNamespace(model=SimpleNamespace(config=SimpleNamespace(model_type="paligemma")),
                           collator=lambda examples: {}, collator_source="dsocr_probe's verified batch builder")
@@ -1293,13 +1382,6 @@ def kin_families(env):
         yield from step._causality(run, chosen, "cpu", contextlib.nullcontext)
     env.mp.setattr(causality, "check", lambda *a, **k: (_ for _ in ()).throw(causality.NotChecked("no labels tensor")))
     yield from step._causality(run, chosen, "cpu", contextlib.nullcontext)
-
-
-def batch_layout_finding(problem: str) -> Finding:
-    from dsocr_probe.probes.batch import layout_fix
-
-    code, fix = layout_fix(problem)
-    return fail(code, problem, fix=fix, params={"problem": problem})
 
 
 @scenario

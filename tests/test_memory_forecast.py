@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dsocr_probe import messages
 from dsocr_probe.model import memory_forecast as mf
 from dsocr_probe.model.memory_ledger import ledger_mode
 
@@ -75,7 +76,7 @@ def test_accumulation_keeps_the_gradients_during_the_next_forward(llama):
 
 def test_the_parts_add_up_to_the_need(llama):
     f = _peak(llama)
-    parts = dict(f.parts())
+    parts = {messages.word(what, "en"): n for what, n in f.parts()}
     assert f.need == f.peak + f.allowance and parts["needed on the card"] == f.need
     frozen = sum(p.numel() * 4 for n, p in mf.prepare(llama, LORA, mf.RunPlan(torch.float32)).named_parameters()
                  if "lora_" not in n)

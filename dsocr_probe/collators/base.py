@@ -15,10 +15,30 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..messages import render_text
+
 IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a batch, as a validator finds it: the finding code it is reported as, the
+    variant of that code's text and the values it is worded with (the words are in the message catalog)."""
+
+    code: str
+    variant: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return render_text(self.code, self.variant, self.params).title
+
+
+def problem(code: str, variant: str = "", **params: Any) -> Problem:
+    return Problem(code, variant, params)
 
 
 class BadExample(ValueError):
@@ -45,7 +65,7 @@ class BatchBuilder:
         """Facts for the report: family, mode, ids, dtype, padding side."""
         return {"family": self.family, "class": f"{type(self).__module__}.{type(self).__qualname__}"}
 
-    def validate(self, batch: Mapping[str, Any]) -> list[str]:
+    def validate(self, batch: Mapping[str, Any]) -> list[Problem]:
         """Problems with a batch this builder made (empty when it is sound)."""
         return check_labels(batch)
 
@@ -126,29 +146,29 @@ def _to_rgb(im):
     return im.convert("RGB")
 
 
-def check_labels(batch: Mapping[str, Any]) -> list[str]:
+def check_labels(batch: Mapping[str, Any]) -> list[Problem]:
     """Shared label checks: at least one supervised token per sample, none on padding."""
     import torch
 
     problems = []
     labels = batch.get("labels")
     if labels is None:
-        return ["no 'labels': the model computes no loss"]
+        return [problem("batch.layout", "no-labels")]
     if not isinstance(labels, torch.Tensor):
-        return [f"'labels' must be a tensor, got {type(labels).__name__}"]
+        return [problem("batch.layout", "labels-not-tensor", type=type(labels).__name__)]
     supervised = (labels != IGNORE_INDEX).sum(dim=-1)
     for i, n in enumerate(supervised.tolist()):
         if n == 0:
-            problems.append(f"sample {i} has no supervised token (all labels are {IGNORE_INDEX})")
+            problems.append(problem("batch.no-target", sample=i))
     mask = batch.get("attention_mask")
     if isinstance(mask, torch.Tensor) and mask.shape == labels.shape:
-        on_padding = ((mask == 0) & (labels != IGNORE_INDEX)).sum().item()
+        on_padding = int(((mask == 0) & (labels != IGNORE_INDEX)).sum().item())
         if on_padding:
-            problems.append(f"{on_padding} label(s) on padding positions")
+            problems.append(problem("batch.padding", "labels", count=on_padding))
     return problems
 
 
-def labels_on_image_tokens(batch, token_id: int) -> list[str]:
+def labels_on_image_tokens(batch, token_id: int) -> list[Problem]:
     """Supervised labels where input_ids hold the model's image token (a slot a visual feature overwrites)."""
     import torch
 
@@ -156,10 +176,10 @@ def labels_on_image_tokens(batch, token_id: int) -> list[str]:
     if not isinstance(ids, torch.Tensor) or not isinstance(labels, torch.Tensor) or ids.shape != labels.shape:
         return []
     n = int(((ids == token_id) & (labels != IGNORE_INDEX)).sum())
-    return [f"{n} label(s) on image token positions (id {token_id}); they must be {IGNORE_INDEX}"] if n else []
+    return [problem("batch.labels-on-images", "token", count=n, token_id=token_id)] if n else []
 
 
-def labels_on_prompt(batch, token_id: int) -> list[str]:
+def labels_on_prompt(batch, token_id: int) -> list[Problem]:
     """Supervised labels up to a sample's last image slot: that is the prompt (the image comes inside
     it), which the model is given at inference and must not be taught to write. Position 0 is never a
     target (the loss shifts it away)."""
@@ -176,6 +196,5 @@ def labels_on_prompt(batch, token_id: int) -> list[str]:
         prompt = labels[i, 1: int(slots[-1]) + 1]
         n = int(((prompt != IGNORE_INDEX) & (ids[i, 1: int(slots[-1]) + 1] != token_id)).sum())
         if n:
-            problems.append(f"sample {i}: {n} label(s) on the prompt, before the end of its image slots; "
-                            f"they must be {IGNORE_INDEX}")
+            problems.append(problem("batch.labels-on-prompt", sample=i, count=n))
     return problems

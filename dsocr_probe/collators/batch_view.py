@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..messages import M, N_
+
 IGNORE_INDEX = -100
 SHOWN = 400  # characters of the decoded prompt kept in the report
 
 
-def describe(batch: Mapping[str, Any], tokenizer: Any, image_token_id: int | None) -> dict[str, str]:
+def describe(batch: Mapping[str, Any], tokenizer: Any, image_token_id: int | None) -> dict[str, Any]:
+    """Evidence entries (keys are msgids); decoded text stays as the tokenizer gives it."""
     import torch
 
     ids, labels = batch.get("input_ids"), batch.get("labels")
@@ -19,26 +22,26 @@ def describe(batch: Mapping[str, Any], tokenizer: Any, image_token_id: int | Non
     mask = batch.get("attention_mask")
     keep = mask[0].bool() if isinstance(mask, torch.Tensor) and mask.shape == ids.shape else torch.ones_like(ids[0]).bool()
     row, row_labels = ids[0][keep].tolist(), labels[0][keep].tolist() if labels.shape == ids.shape else None
-    out: dict[str, str] = {}
+    out: dict[str, Any] = {}
     if image_token_id is not None:
         token = tokenizer.convert_ids_to_tokens(image_token_id)
-        out["image token"] = f"{token!r} = id {image_token_id}"
-        out["image slots in sample 0"] = str(sum(1 for t in row if t == image_token_id))
+        out[N_("image token")] = M(N_("%(token)s = id %(id)d"), token=repr(token), id=image_token_id)
+        out[N_("image slots in sample 0")] = str(sum(1 for t in row if t == image_token_id))
     if row_labels is None:  # an encoder-decoder: labels are the decoder's own sequence
-        out["encoder text"] = _shown(tokenizer, row, image_token_id)
+        out[N_("encoder text")] = _shown(tokenizer, row, image_token_id)
         target = [t for t in labels[0].tolist() if t != IGNORE_INDEX]
         if target:
-            out["first / last supervised token"] = f"{_token(tokenizer, target[0])} / {_token(tokenizer, target[-1])}"
+            out[N_("first / last supervised token")] = f"{_token(tokenizer, target[0])} / {_token(tokenizer, target[-1])}"
         return out
     supervised = [i for i, t in enumerate(row_labels) if t != IGNORE_INDEX]
     if not supervised:
         return out
-    out["prompt (decoded)"] = _shown(tokenizer, row[: supervised[0]], image_token_id)
-    out["first / last supervised token"] = (f"{_token(tokenizer, row[supervised[0]])} / "
+    out[N_("prompt (decoded)")] = _shown(tokenizer, row[: supervised[0]], image_token_id)
+    out[N_("first / last supervised token")] = (f"{_token(tokenizer, row[supervised[0]])} / "
                                             f"{_token(tokenizer, row[supervised[-1]])}")
     after = row[supervised[-1] + 1:]
     if after:
-        out["after the last supervised token"] = _shown(tokenizer, after, image_token_id)
+        out[N_("after the last supervised token")] = _shown(tokenizer, after, image_token_id)
     return out
 
 

@@ -15,14 +15,15 @@ import os
 from typing import Any
 
 from ..knowledge import families
-from ..findings import ProbeStop, fail
+from ..findings import InputError
 
 
 def builder_for(model_path_or_processor: Any, *, config: Any = None, trust_remote_code: bool = False,
                 **settings: Any):
     """The family's builder. ``settings`` are the builder's own (``max_length``, ``prompt``, ``dtype``,
     ``mode`` for v1); ``config`` is the model's config (a PretrainedConfig or config.json mapping),
-    read from the folder when a path is given, and needed with a processor object."""
+    read from the folder when a path is given, and needed with a processor object. Settings the builder
+    refuses raise :class:`~dsocr_probe.findings.InputError` (``loading.builder``), whose message says why."""
     from transformers import AutoConfig, AutoProcessor, AutoTokenizer
 
     if isinstance(model_path_or_processor, (str, os.PathLike)):
@@ -35,15 +36,12 @@ def builder_for(model_path_or_processor: Any, *, config: Any = None, trust_remot
         if config is None:
             raise TypeError("builder_for(processor) needs the model's config: pass `config=model.config` "
                             "(or give the model folder instead of the processor)")
-    try:
-        return make_builder(config, processor, **settings)
-    except ProbeStop as stop:  # the probes' finding, as the exception a script expects
-        raise ValueError(stop.finding.title) from None
+    return make_builder(config, processor, **settings)
 
 
 def make_builder(config: Any, processor: Any, **kwargs: Any):
     """The family's builder on ``processor`` (the tokenizer for v1), from the model's config; a
-    setting the builder refuses stops with ``loading.builder``."""
+    setting the builder refuses raises an InputError ``loading.builder``."""
     from .. import collators
 
     fam = families.family_for(config)
@@ -56,15 +54,7 @@ def make_builder(config: Any, processor: Any, **kwargs: Any):
         kwargs.setdefault("image_token", fam.placeholder)
     if fam.builder == families.SEQ2SEQ_BUILDER:
         kwargs.setdefault("task_prompt", fam.prompt)
-    kind = fam.name
     try:
         return getattr(collators, fam.builder)(processor, **kwargs)
     except (ValueError, TypeError) as exc:
-        raise ProbeStop(
-            fail(
-                "loading.builder",
-                f"The batch builder for {kind} refuses these settings: {exc}",
-                fix="Correct the data section of the training config (mode, max_length, prompt) as the message says.",
-                params={"family": kind, "error": str(exc)},
-            )
-        ) from exc
+        raise InputError("loading.builder", family=fam.name, error=str(exc)) from exc

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from .base import BadExample
+from .base import BadExample, Problem, problem
 from .deepseek_ocr2_images import PageViews, Unsupported, ViewSettings, effective_setting
 from .processor import ProcessorCollator, Row, attention_mask, real_ids
 
@@ -208,31 +208,30 @@ class DeepseekOCR2Collator(ProcessorCollator):
             "fallback_reason": self.fallback_reason,
         }
 
-    def validate(self, batch: Mapping[str, Any]) -> list[str]:
+    def validate(self, batch: Mapping[str, Any]) -> list[Problem]:
         problems = super().validate(batch)
         ids, tiles = batch.get("input_ids"), batch.get("num_local_patches")
         if ids is None:
             return problems
         if tiles is None:
-            return problems + ["no 'num_local_patches': the model cannot split the local tiles per page"]
+            return problems + [problem("batch.layout", "no-tile-counts")]
         tiles = [int(t) for t in tiles]
         if len(tiles) != ids.shape[0]:
-            problems.append(f"'num_local_patches' has {len(tiles)} entries for {ids.shape[0]} samples")
+            problems.append(problem("batch.layout", "tile-counts", count=len(tiles), samples=ids.shape[0]))
             return problems
         slots = (ids == self.image_token_id).sum(dim=-1).tolist()
         for i, (have, n) in enumerate(zip(slots, tiles)):
             want = self.expected_slots(n)
             if have != want:
-                problems.append(
-                    f"sample {i} has {have} image slots; a page with {n} tile(s) needs {want} "
-                    f"({self.slots_per_view(self.global_size)} global + {self.slots_per_view(self.tile_size)} x {n} + 1)"
-                )
+                problems.append(problem("batch.layout", "tile-slots", sample=i, slots=have, tiles=n, want=want,
+                                        per_view=self.slots_per_view(self.global_size),
+                                        per_tile=self.slots_per_view(self.tile_size)))
         pixels, local = batch.get("pixel_values"), batch.get("pixel_values_local")
         if pixels is not None and pixels.shape[0] != len(tiles):
-            problems.append(f"'pixel_values' holds {pixels.shape[0]} global views for {len(tiles)} samples")
+            problems.append(problem("batch.layout", "global-views", views=pixels.shape[0], samples=len(tiles)))
         have_local = 0 if local is None else local.shape[0]
         if have_local != sum(tiles):
-            problems.append(f"'pixel_values_local' holds {have_local} tiles but 'num_local_patches' counts {sum(tiles)}")
+            problems.append(problem("batch.layout", "local-tiles", tiles=have_local, counted=sum(tiles)))
         return problems
 
 

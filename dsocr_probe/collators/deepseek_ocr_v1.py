@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping, Sequence
 
-from .base import IGNORE_INDEX, BadExample, BatchBuilder, check_labels, example_text, open_rgb
+from .base import IGNORE_INDEX, BadExample, BatchBuilder, Problem, check_labels, example_text, open_rgb, problem
 from .deepseek_ocr_v1_checks import expected_slots, validate_layout
 from .deepseek_ocr_v1_images import empty_pair, image_pair
 from .deepseek_ocr_v1_layout import MODES, Mode, crop_grid, image_token_count, resolve_mode
@@ -206,7 +206,7 @@ class DeepseekOCRCollator(BatchBuilder):
             "max_length": self.max_length,
         }
 
-    def validate(self, batch: Mapping[str, Any]) -> list[str]:
+    def validate(self, batch: Mapping[str, Any]) -> list[Problem]:
         problems = check_labels(batch) + validate_layout(
             batch, bos_token_id=self.bos_token_id, image_token_id=self.image_token_id, pixel_dtype=self.dtype
         )
@@ -214,8 +214,8 @@ class DeepseekOCRCollator(BatchBuilder):
             if isinstance(pair, (list, tuple)) and len(pair) == 2 and hasattr(pair[1], "shape"):
                 side = pair[1].shape[-1]
                 if pair[1].sum().item() != 0 and side != self.mode.global_size:
-                    problems.append(f"images[{i}] global view is {side}px but mode {self.mode.name} "
-                                    f"uses {self.mode.global_size}px")
+                    problems.append(problem("batch.layout", "view-size", index=i, side=int(side),
+                                            mode=self.mode.name, size=self.mode.global_size))
         return problems
 
     def __repr__(self) -> str:

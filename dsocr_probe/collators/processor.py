@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping, NamedTuple, Sequence
 
-from .base import IGNORE_INDEX, BadExample, BatchBuilder, check_labels, example_image, example_text, open_rgb
+from .base import (IGNORE_INDEX, BadExample, BatchBuilder, Problem, check_labels, example_image, example_text, open_rgb,
+                   problem)
 
 INSTRUCTION = "Free OCR."
 PIXEL_PREFIX = "pixel_values"
@@ -235,23 +236,24 @@ class ProcessorCollator(BatchBuilder):
             "max_length": self.max_length,
         }
 
-    def validate(self, batch: Mapping[str, Any]) -> list[str]:
+    def validate(self, batch: Mapping[str, Any]) -> list[Problem]:
         problems = check_labels(batch)
         ids, labels = batch.get("input_ids"), batch.get("labels")
         if ids is None:
-            return problems + ["no 'input_ids'"]
+            return problems + [problem("batch.layout", "no-input-ids")]
         slots = ids == self.image_token_id
         for i, n in enumerate(slots.sum(dim=-1).tolist()):
             if n == 0:
-                problems.append(f"sample {i} has no {self.image_token} slot: the model never sees its image")
+                problems.append(problem("batch.layout", "no-placeholder-slot", sample=i, token=self.image_token))
         if labels is not None and getattr(labels, "shape", None) == ids.shape:
             on_slots = int(((labels != IGNORE_INDEX) & slots).sum())
             if on_slots:
-                problems.append(f"{on_slots} label(s) on image slots (must be {IGNORE_INDEX})")
+                problems.append(problem("batch.labels-on-images", "slots", count=on_slots))
         for key, value in batch.items():
             is_pixels = key.startswith(PIXEL_PREFIX) and hasattr(value, "is_floating_point") and value.is_floating_point()
             if is_pixels and value.dtype != self.dtype:
-                problems.append(f"'{key}' is {value.dtype} but the builder was set to {self.dtype}")
+                problems.append(problem("batch.layout", "pixel-dtype-setting", key=key, dtype=str(value.dtype),
+                                        builder_dtype=str(self.dtype)))
         return problems
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping, Sequence
 
-from .base import IGNORE_INDEX, BadExample, BatchBuilder, check_labels, example_image, example_text, open_rgb
+from .base import (IGNORE_INDEX, BadExample, BatchBuilder, Problem, check_labels, example_image, example_text, open_rgb,
+                   problem)
 from .processor import PIXEL_PREFIX, _positive_int, processor_tokenizer, torch_dtype
 
 TASK_PROMPT = "<OCR>"
@@ -78,12 +79,12 @@ class Seq2SeqCollator(BatchBuilder):
                 "pad_token_id": self.tokenizer.pad_token_id, "dtype": str(self.dtype).removeprefix("torch."),
                 "max_length": self.max_length}
 
-    def validate(self, batch: Mapping[str, Any]) -> list[str]:
+    def validate(self, batch: Mapping[str, Any]) -> list[Problem]:
         labels = batch.get("labels")
-        problems = check_labels({"labels": labels}) if labels is not None else ["no 'labels': the model computes no loss"]
+        problems = check_labels({"labels": labels})
         ids = batch.get("input_ids")
         if ids is not None and self.image_token_id is not None:
             for i, n in enumerate((ids == self.image_token_id).sum(dim=-1).tolist()):
                 if n == 0:
-                    problems.append(f"sample {i} has no image slot: the model never sees its image")
+                    problems.append(problem("batch.layout", "no-image-slot", sample=i))
         return problems

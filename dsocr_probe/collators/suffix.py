@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping
 
-from .base import IGNORE_INDEX
+from .base import IGNORE_INDEX, Problem, problem
 from .processor import ProcessorCollator, Row, attention_mask
 
 PREFIX, SUFFIX = 0, 1
@@ -61,14 +61,13 @@ class SuffixCollator(ProcessorCollator):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "token_type_ids": "prefix (image, bos, prompt) 0, suffix (target, eos) 1"}
 
-    def validate(self, batch: Mapping[str, Any]) -> list[str]:
+    def validate(self, batch: Mapping[str, Any]) -> list[Problem]:
         problems = super().validate(batch)
         types, labels = batch.get("token_type_ids"), batch.get("labels")
         if types is None:
-            return problems + ["missing token_type_ids: the forward takes the whole sequence for a bidirectional prefix"]
+            return problems + [problem("batch.missing-key", "token-type-ids")]
         if labels is not None and getattr(labels, "shape", None) == types.shape:
             on_prefix = int(((labels != IGNORE_INDEX) & (types == PREFIX)).sum())
             if on_prefix:
-                problems.append(f"{on_prefix} label(s) on token_type_ids 0 (the bidirectional prefix): "
-                                "a target there sees the tokens after it")
+                problems.append(problem("batch.layout", "labels-on-prefix", count=on_prefix))
         return problems

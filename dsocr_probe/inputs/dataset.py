@@ -3,23 +3,26 @@
 Loading parses and looks at each image path's file type (never its content); every row that
 cannot be used is kept as a :class:`RowProblem` with its file and index, so the dataset probe
 can name it, and every choice between candidates (two metadata files, two names of one split,
-a key given twice) is kept as a :class:`Note`. Nothing is dropped or decided silently.
+a key given twice) is kept as a :class:`Note`. Nothing is dropped or decided silently. Their
+reasons are catalog messages. A dataset folder that cannot be read at all raises
+:class:`~dsocr_probe.findings.InputError`.
 
-Only regular files are read: a device, a named pipe or a socket can block forever or never end.
+Only regular files are read (:mod:`dsocr_probe.inputs.files`).
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from ..findings import ProbeStop, fail
+from ..findings import InputError
+from ..messages import M, N_
+from ..messages.catalog import is_message
+from .files import file_problem, open_regular, read_bounded, special_kind
 
 METADATA_NAMES = ("metadata.json", "metadata.jsonl")
 SPLIT_NAMES = ("train", "val", "validation", "test")
@@ -46,7 +49,7 @@ class RowProblem:
     split: str
     file: Path
     index: int | None  # None: the file as a whole
-    reason: str
+    reason: dict  # a message
 
 
 @dataclass
@@ -57,7 +60,7 @@ class Note:
     split: str
     file: Path
     index: int | None
-    text: str
+    text: dict  # a message
 
 
 @dataclass
@@ -87,85 +90,6 @@ class Dataset:
         return [r.example() for r in rows[:limit]]
 
 
-# ---------------------------------------------------------------- reading files safely
-
-
-def special_kind(mode: int) -> str | None:
-    """What a non-regular file is, in words; None for a regular file."""
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return name
-    return None if stat.S_ISREG(mode) else "not a regular file"
-
-
-def file_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be read as a regular file, from its type alone; None when it can, or when it
-    simply does not exist (the caller says that in its own words)."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        if os.path.islink(path):
-            return f"a symbolic link to {os.readlink(path)}, which does not exist"
-        return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return "a symbolic link loop: the link points back at itself"
-        return f"cannot read the file: {exc.strerror or exc}"
-    except ValueError as exc:  # a path the OS cannot name (a NUL byte)
-        return f"cannot read the file: {exc}"
-    kind = special_kind(st.st_mode)
-    if kind is None:
-        return None
-    via = f" (through the symbolic link {path})" if os.path.islink(path) else ""
-    return f"{kind}{via}, not a regular file: only regular files are read"
-
-
-NOT_FOUND = "file does not exist"
-
-
-def open_regular(path: Path, limit: int | None, limit_reason: str = "") -> BinaryIO | str:
-    """``path`` opened for reading, or why it is not read: missing, not a regular file, or larger than
-    ``limit`` bytes (``limit_reason`` says where that limit comes from). The type is checked again on the open file, so a file swapped for a pipe between
-    the check and the open is still refused, and the open itself never waits for a writer."""
-    problem = file_problem(path)
-    if problem:
-        return problem
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        return NOT_FOUND
-    except (OSError, ValueError) as exc:
-        return f"cannot read the file: {getattr(exc, 'strerror', None) or exc}"
-    st = os.fstat(fd)
-    kind = special_kind(st.st_mode)
-    if kind is not None or (limit is not None and st.st_size > limit):
-        os.close(fd)
-        if kind is not None:
-            return f"{kind}, not a regular file: only regular files are read"
-        return f"{st.st_size} bytes, more than the {limit} bytes read at most{limit_reason}"
-    if hasattr(os, "set_blocking"):
-        os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
-
-
-def read_bounded(fh: BinaryIO, limit: int | None) -> bytes:
-    """The file's bytes, but no more than ``limit`` + 1: a file that grows while it is read still ends.
-    Read in pieces the size the file says it has (``read(n)`` sets aside all ``n`` bytes at once)."""
-    chunks: list[bytes] = []
-    size = 0
-    want = os.fstat(fh.fileno()).st_size + 1
-    while limit is None or size <= limit:
-        chunk = fh.read(want if limit is None else min(want, limit + 1 - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-        want = 1 << 20
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)  # a file read in one piece is not copied
-
-
 # ---------------------------------------------------------------- folders
 
 
@@ -174,15 +98,8 @@ def load(folder: Path) -> Dataset:
     folder = Path(folder)
     if not folder.is_dir():
         if os.path.lexists(folder):
-            raise ProbeStop(_not_a_folder(folder))
-        raise ProbeStop(
-            fail(
-                "dataset.missing",
-                f"Dataset folder {folder} does not exist",
-                fix="Pass the folder that holds train/ and val/ (each with metadata.json) to --dsocr-data.",
-                params={"folder": str(folder)},
-            )
-        )
+            raise _not_a_folder(folder)
+        raise InputError("dataset.missing", folder=str(folder))
     notes: list[Note] = []
     found: dict[str, Path] = {}
     for name in SPLIT_NAMES:
@@ -192,43 +109,33 @@ def load(folder: Path) -> Dataset:
         split = SPLIT_ALIASES.get(name, name)
         if split in found:
             notes.append(Note("ambiguous", split, sub, None,
-                              f"{name}/ and {found[split].name}/ both hold the {split} split; "
-                              f"{found[split].name}/ is read, {name}/ is ignored"))
+                              M(N_("%(name)s/ and %(read)s/ both hold the %(split)s split; %(read)s/ is read, "
+                                   "%(name)s/ is ignored"), name=name, read=found[split].name, split=split)))
             continue
         found[split] = sub
     if found and _has_metadata(folder):
         meta = _metadata_file(folder)[0]
         notes.append(Note("ambiguous", "train", meta, None,
-                          f"{meta.name} beside split folders ({', '.join(p.name + '/' for p in found.values())}): "
-                          f"the split folders are read, {meta.name} in {folder} is ignored"))
+                          M(N_("%(file)s beside split folders (%(folders)s): the split folders are read, %(file)s in "
+                               "%(folder)s is ignored"), file=meta.name, folder=str(folder),
+                            folders=", ".join(p.name + "/" for p in found.values()))))
     if not found and _has_metadata(folder):
         found = {"train": folder}
     if not found:
-        raise ProbeStop(
-            fail(
-                "dataset.no-metadata",
-                f"No metadata.json in {folder} or its train/ and val/ folders",
-                fix='Write train/metadata.json as a list of {"image_path": "images/00001.jpg", "text": "..."} rows.',
-                params={"folder": str(folder)},
-            )
-        )
+        raise InputError("dataset.no-metadata", folder=str(folder))
     data = load_splits(found, root=folder, inside=folder)
     data.notes[:0] = notes
     return data
 
 
-def _not_a_folder(path: Path):
+def _not_a_folder(path: Path) -> InputError:
     if os.path.exists(path):
-        what = special_kind(os.stat(path).st_mode) or "a file"
+        what = special_kind(os.stat(path).st_mode) or M(N_("a file"))
     else:
-        what = "a broken symbolic link"  # dangling, or a loop
+        what = M(N_("a broken symbolic link"))  # dangling, or a loop
     if path.name in METADATA_NAMES:
-        fix = f"Pass the folder that holds it: --dsocr-data {path.parent}"
-    else:
-        fix = "Pass the folder that holds train/ and val/ (each with metadata.json) to --dsocr-data."
-    return fail("dataset.not-a-folder", f"--dsocr-data {path} is {what}, not a folder", fix=fix,
-                params={"folder": str(path), "what": what,
-                        "parent": str(path.parent) if path.name in METADATA_NAMES else None})
+        return InputError("dataset.not-a-folder", "metadata-file", folder=str(path), what=what, parent=str(path.parent))
+    return InputError("dataset.not-a-folder", "other", folder=str(path), what=what)
 
 
 def load_splits(split_folders: dict[str, Path], root: Path | None = None, inside: Path | None = None) -> Dataset:
@@ -241,11 +148,13 @@ def load_splits(split_folders: dict[str, Path], root: Path | None = None, inside
         canonical = SPLIT_ALIASES.get(name, name)
         if meta is None:
             splits[canonical] = Split(name, sub / METADATA_NAMES[0],
-                                      problems=[RowProblem(name, sub / METADATA_NAMES[0], None, "metadata.json is missing")])
+                                      problems=[RowProblem(name, sub / METADATA_NAMES[0], None,
+                                                           M(N_("metadata.json is missing")))])
             continue
         for other in ignored:
             notes.append(Note("ambiguous", name, other, None,
-                              f"{meta.name} and {other.name} are both in {sub}: {meta.name} is read, {other.name} is ignored"))
+                              M(N_("%(read)s and %(other)s are both in %(folder)s: %(read)s is read, %(other)s is "
+                                   "ignored"), read=meta.name, other=other.name, folder=str(sub))))
         splits[canonical] = read_split(name, meta, root=inside or sub.parent)
     return Dataset(root, splits, notes)
 
@@ -285,7 +194,7 @@ def read_split(name: str, meta: Path, root: Path | None = None) -> Split:
     """The rows of one metadata file; ``root``: the dataset folder its image paths should stay in."""
     split = Split(name, meta)
     opened = open_regular(meta, METADATA_MAX_BYTES)
-    if isinstance(opened, str):
+    if is_message(opened):
         split.problems.append(RowProblem(name, meta, None, opened))
         return split
     with opened as fh:
@@ -293,26 +202,33 @@ def read_split(name: str, meta: Path, root: Path | None = None) -> Split:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        split.problems.append(RowProblem(name, meta, None, f"not UTF-8 (invalid byte at offset {exc.start}); save it as UTF-8"))
+        split.problems.append(RowProblem(name, meta, None, M(N_("not UTF-8 (invalid byte at offset %(offset)d); save it "
+                                                                 "as UTF-8"), offset=exc.start)))
         return split
     try:
         records = _json_lines(split, meta, text) if meta.suffix == ".jsonl" else json.loads(text, object_pairs_hook=_object)
     except json.JSONDecodeError as exc:
-        split.problems.append(RowProblem(name, meta, None, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"))
+        split.problems.append(RowProblem(name, meta, None, M(N_("invalid JSON at line %(line)d column %(column)d: "
+                                                                 "%(error)s"), line=exc.lineno, column=exc.colno,
+                                                              error=exc.msg)))
         return split
     except RecursionError:
-        split.problems.append(RowProblem(name, meta, None, "JSON nested too deeply to read; rows are flat objects"))
+        split.problems.append(RowProblem(name, meta, None, M(N_("JSON nested too deeply to read; rows are flat objects"))))
         return split
     if isinstance(records, dict):  # {"data": [...]} is a common wrapper
         lists = [k for k, v in records.items() if isinstance(v, list)]
         if len(lists) > 1:
             split.notes.append(Note("ambiguous", name, meta, None,
-                                    f"the top-level object holds {len(lists)} lists ({', '.join(map(repr, lists))}): "
-                                    f"the rows are read from {lists[0]!r}, the others are ignored"))
+                                    M(N_("the top-level object holds %(count)d lists (%(lists)s): the rows are read "
+                                         "from %(read)s, the others are ignored"), count=len(lists),
+                                      lists=", ".join(map(repr, lists)), read=repr(lists[0]))))
         records = records[lists[0]] if lists else records
     if not isinstance(records, list):
-        got = "an object without a list of rows" if isinstance(records, dict) else f"a {type(records).__name__}"
-        split.problems.append(RowProblem(name, meta, None, f"expected a list of rows, got {got}"))
+        if isinstance(records, dict):
+            reason = M(N_("expected a list of rows, got an object without a list of rows"))
+        else:
+            reason = M(N_("expected a list of rows, got a %(type)s"), type=type(records).__name__)
+        split.problems.append(RowProblem(name, meta, None, reason))
         return split
     base = Path(root) if root is not None else meta.parent
     for i, rec in enumerate(records):
@@ -323,8 +239,9 @@ def read_split(name: str, meta: Path, root: Path | None = None) -> Split:
             split.problems.append(RowProblem(name, meta, i, problem))
             continue
         if getattr(rec, "repeated", ()):
-            split.notes.append(Note("ambiguous", name, meta, i, "key(s) " + ", ".join(map(repr, rec.repeated))
-                                    + " given more than once: the last value is read, as every JSON reader does"))
+            split.notes.append(Note("ambiguous", name, meta, i, M(N_("key(s) %(keys)s given more than once: the last "
+                                                                     "value is read, as every JSON reader does"),
+                                                                  keys=", ".join(map(repr, rec.repeated)))))
         row = _row(split, meta, i, rec, base)
         if row is not None:
             split.rows.append(row)
@@ -344,10 +261,12 @@ def _json_lines(split: Split, meta: Path, text: str) -> list[Any]:
             records.append(json.loads(line, object_pairs_hook=_object))
         except json.JSONDecodeError as exc:
             split.problems.append(RowProblem(split.name, meta, len(records),
-                                             f"invalid JSON on line {lineno} column {exc.colno}: {exc.msg}"))
+                                             M(N_("invalid JSON on line %(line)d column %(column)d: %(error)s"),
+                                               line=lineno, column=exc.colno, error=exc.msg)))
             records.append(_BROKEN_LINE)
         except RecursionError:
-            split.problems.append(RowProblem(split.name, meta, len(records), f"line {lineno} is nested too deeply to read"))
+            split.problems.append(RowProblem(split.name, meta, len(records),
+                                             M(N_("line %(line)d is nested too deeply to read"), line=lineno)))
             records.append(_BROKEN_LINE)
     return records
 
@@ -361,7 +280,8 @@ def _row(split: Split, meta: Path, index: int, rec: dict, root: Path) -> Row | N
         return None
     if not Path(written).is_absolute() and ".." in Path(written.replace("\\", "/")).parts and _outside(image, root):
         split.notes.append(Note("outside", split.name, image, index,
-                                f"{written!r} leaves the dataset folder {root} through '..'"))
+                                M(N_("%(written)s leaves the dataset folder %(folder)s through '..'"),
+                                  written=repr(written), folder=str(root))))
     return Row(split.name, index, image, rec["text"], also_tried, written)
 
 
@@ -381,11 +301,14 @@ def _image_path(split: Split, meta: Path, index: int, written: str) -> tuple[Pat
     if os.path.lexists(literal):
         if os.path.lexists(normalised):
             split.notes.append(Note("ambiguous", split.name, meta, index,
-                                    f"{written!r} names both {literal} and {normalised}: the file named as written is read"))
+                                    M(N_("%(written)s names both %(literal)s and %(normalised)s: the file named as "
+                                         "written is read"), written=repr(written), literal=str(literal),
+                                      normalised=str(normalised))))
         return literal, None
     if os.path.lexists(normalised):
         split.notes.append(Note("windows-path", split.name, normalised, index,
-                                f"{written!r} is written with Windows separators (\\); read as {normalised}"))
+                                M(N_("%(written)s is written with Windows separators (\\); read as %(normalised)s"),
+                                  written=repr(written), normalised=str(normalised))))
     return normalised, literal
 
 
@@ -394,16 +317,19 @@ def _outside(image: Path, root: Path) -> bool:
     return os.path.commonpath([inside, os.path.normpath(os.path.abspath(image))]) != inside
 
 
-def _row_problem(rec: Any) -> str | None:
+def _row_problem(rec: Any) -> dict | None:
     if not isinstance(rec, dict):
-        return f"row is a {type(rec).__name__}, not an object with image_path and text"
+        return M(N_("row is a %(type)s, not an object with image_path and text"), type=type(rec).__name__)
     missing = [k for k in ("image_path", "text") if k not in rec]
+    if missing and rec:
+        return M(N_("missing key(s) %(missing)s (has: %(keys)s)"), missing=", ".join(missing),
+                 keys=", ".join(map(str, rec)))
     if missing:
-        return f"missing key(s) {', '.join(missing)} (has: {', '.join(map(str, rec)) or 'nothing'})"
+        return M(N_("missing key(s) %(missing)s (has: nothing)"), missing=", ".join(missing))
     if not isinstance(rec["image_path"], str) or not rec["image_path"].strip():
-        return f"image_path must be a non-empty string, got {rec['image_path']!r}"
+        return M(N_("image_path must be a non-empty string, got %(value)s"), value=repr(rec["image_path"]))
     if "\x00" in rec["image_path"]:
-        return f"image_path contains a NUL character: {rec['image_path']!r}"
+        return M(N_("image_path contains a NUL character: %(value)s"), value=repr(rec["image_path"]))
     if not isinstance(rec["text"], str):
-        return f"text must be a string, got {type(rec['text']).__name__}"
+        return M(N_("text must be a string, got %(type)s"), type=type(rec["text"]).__name__)
     return None

@@ -27,6 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, Tim
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator
 
+from ..messages import M, N_
 from . import stopping
 
 MAX_WORKERS = 8  # each worker holds one decoded page; PIL's pixel limit allows ~360 MB for one
@@ -36,8 +37,8 @@ CHUNK = 16  # files per chunk when their cost is not known yet
 CHUNK_S = 0.05
 MAX_CHUNK = 256
 IN_FLIGHT = 2
-WORKER_DIED = ("reading it ended the process that read it (a crash in the decoder, or the system ending the process "
-               "for memory): a data-loader worker that opens this file ends the same way")
+WORKER_DIED = M(N_("reading it ended the process that read it (a crash in the decoder, or the system ending the "
+                   "process for memory): a data-loader worker that opens this file ends the same way"))
 
 
 def available_cores() -> int:

@@ -5,6 +5,7 @@ probes take only the rows it accepts (cached per run on the probe context).
 :func:`read_size` reads the page's size from the header alone, for passes that need every row's size
 but not its pixels. Both give the size the batch builders see: they turn the page upright by its EXIF
 orientation first (``ImageOps.exif_transpose``), so a quarter-turned page has width and height swapped.
+A file they refuse gets its reason as a catalog message instead: a verdict that is a tuple is a usable page.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import re
 import struct
 
 from ..collators.base import bombs_refused
-from .dataset import NOT_FOUND, open_regular, read_bounded
+from ..messages import M, N_
+from ..messages.catalog import is_message
+from .files import NOT_FOUND, open_regular, read_bounded
 
-MISSING = "image file does not exist"
+MISSING = M(N_("image file does not exist"))
 EXIF_ORIENTATION = 0x0112
 QUARTER_TURNS = (5, 6, 7, 8)  # orientations whose upright page has width and height swapped
 
@@ -47,13 +50,13 @@ def use_decoder_limits(max_pixels: int | None, load_truncated: bool) -> None:
     ImageFile.LOAD_TRUNCATED_IMAGES = load_truncated
 
 
-def inspect_image(path) -> tuple[str, tuple[int, int], str] | str:
+def inspect_image(path) -> tuple[str, tuple[int, int], str] | dict:
     """(mode, size, content hash) of a decodable image, or the reason it cannot be used."""
     from PIL import Image
 
     limit = max_image_bytes()
     opened = open_regular(path, limit, _too_large())
-    if isinstance(opened, str):
+    if is_message(opened):
         return MISSING if opened == NOT_FOUND else opened
     with opened as fh:
         raw = read_bounded(fh, limit)
@@ -73,7 +76,7 @@ def inspect_image(path) -> tuple[str, tuple[int, int], str] | str:
     return mode, size, hashlib.sha256(raw).hexdigest()
 
 
-def read_size(path) -> tuple[int, int] | str:
+def read_size(path) -> tuple[int, int] | dict:
     """The page's (width, height) as the builders see it, from the file's header: the pixels are not
     decoded (but for the rare PNG that keeps metadata after them), so a file whose pixel data is cut short
     still has a size here: only :func:`inspect_image` says whether it decodes. When there is no size, the
@@ -82,7 +85,7 @@ def read_size(path) -> tuple[int, int] | str:
 
     limit = max_image_bytes()
     opened = open_regular(path, limit, _too_large())
-    if isinstance(opened, str):
+    if is_message(opened):
         return MISSING if opened == NOT_FOUND else opened
     with opened as fh:
         if os.fstat(fh.fileno()).st_size == 0:
@@ -101,15 +104,15 @@ def read_size(path) -> tuple[int, int] | str:
     return size
 
 
-EMPTY = "image file is empty (0 bytes)"
+EMPTY = M(N_("image file is empty (0 bytes)"))
 PNG_PIXELS = (b"IDAT", b"fdAT")
 PNG_METADATA = (b"eXIf", b"tEXt", b"zTXt", b"iTXt")  # where an orientation can be: EXIF, XMP, a raw EXIF profile
 
 
-def _too_large() -> str:
+def _too_large() -> dict:
     from PIL import Image
 
-    return f": no image PIL accepts (Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}) is that large"
+    return M(N_("no image PIL accepts (Image.MAX_IMAGE_PIXELS = %(pixels)s) is that large"), pixels=Image.MAX_IMAGE_PIXELS)
 
 
 def _orientation(im, fh) -> int:
@@ -147,20 +150,20 @@ def _png_metadata_after_pixels(fh) -> bool:
         fh.seek(position)
 
 
-def _refusal(exc: BaseException, path, head: bytes) -> str | None:
-    """Why the decoder refused the file, in words; None for an error that is not about the file."""
+def _refusal(exc: BaseException, path, head: bytes) -> dict | None:
+    """Why the decoder refused the file (a message); None for an error that is not about the file."""
     from PIL import Image
 
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return f"refused as a decompression bomb: {exc}"
+        return M(N_("refused as a decompression bomb: %(error)s"), error=str(exc))
     if isinstance(exc, Image.UnidentifiedImageError):
         return _unidentified(path, head)
     if isinstance(exc, (OSError, ValueError, SyntaxError, EOFError)):
-        return f"not a decodable image ({type(exc).__name__}: {_named(str(exc), path)})"
+        return M(N_("not a decodable image (%(error)s)"), error=f"{type(exc).__name__}: {_named(str(exc), path)}")
     return None
 
 
-def _unidentified(path, raw: bytes) -> str:
+def _unidentified(path, raw: bytes) -> dict:
     """``raw``: the file's first 4096 bytes (or all of it)."""
     from PIL import Image
 
@@ -168,10 +171,10 @@ def _unidentified(path, raw: bytes) -> str:
     formats = ", ".join(sorted(set(Image.OPEN)))
     head = raw[:512].lstrip().lower()
     if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in raw[:4096].lower()):
-        what = "an SVG (vector) file; save the page as PNG or JPEG"
-    else:
-        what = "not in a format PIL can read"
-    return f"not a decodable image: {path.name} is {what} (PIL reads: {formats})"
+        return M(N_("not a decodable image: %(name)s is an SVG (vector) file; save the page as PNG or JPEG (PIL reads: "
+                    "%(formats)s)"), name=path.name, formats=formats)
+    return M(N_("not a decodable image: %(name)s is not in a format PIL can read (PIL reads: %(formats)s)"),
+             name=path.name, formats=formats)
 
 
 def _named(message: str, path) -> str:

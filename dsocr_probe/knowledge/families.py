@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..messages import N_
+
 # The builders (dsocr_probe.collators) a record can name.
 V1_BUILDER = "DeepseekOCRCollator"
 OCR2_BUILDER = "DeepseekOCR2Collator"
@@ -127,9 +129,10 @@ FAMILIES: tuple[Family, ...] = (
 )
 
 GENERIC = Family("generic", (), PROCESSOR_BUILDER, vision_parts=("vision_tower", "vision_model", "visual"),
-                 guessed=("image token: the processor's `image_token`, else `<image>`",
-                          "prompt: the chat template, else `<image>\\nFree OCR. `",
-                          "supervised: the target text and eos", "decoder-only (unless config.is_encoder_decoder)"))
+                 guessed=(N_("image token: the processor's `image_token`, else `<image>`"),
+                          N_("prompt: the chat template, else `<image>\\nFree OCR. `"),
+                          N_("supervised: the target text and eos"),
+                          N_("decoder-only (unless config.is_encoder_decoder)")))
 
 BY_MODEL_TYPE: dict[str, Family] = {t: f for f in FAMILIES for t in f.model_types}
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..inputs import samples as samples_mod
+from ..messages import M, N_
 from ..inputs.dataset import Row
 
 # Page sides tried for the most image slots: every crop grid up to 6 tiles a side at 512-768 px tiles.
@@ -26,7 +27,7 @@ WORDS = "page text line of the handwritten scan with numbers 1234 and names".spl
 @dataclass
 class WorstCase:
     rows: list[Row]  # one per sample of the batch
-    source: str  # where the rows come from, for the report
+    source: dict  # where the rows come from, for the report (a message)
     slots: int | None  # bos, prompt and image slots per sample (None: only the processor knows)
     target: int | None  # target tokens per sample (with eos)
 
@@ -44,7 +45,8 @@ def from_dataset(rows: list[Row], facts: Any, builder: Any, tokenizer: Any, batc
     chosen = (chosen * batch)[:batch]  # largest first, so a smaller batch of the same rows is its worst
     worst = max(chosen, key=lambda s: s.total or 0)
     names = ", ".join(f"#{s.row.index} {s.row.image.name}" for s in chosen[:4]) + (" ..." if len(chosen) > 4 else "")
-    return WorstCase([s.row for s in chosen], f"the split's largest rows: {names}", worst.before, worst.target)
+    return WorstCase([s.row for s in chosen], M(N_("the split's largest rows: %(rows)s"), rows=names), worst.before,
+                     worst.target)
 
 
 def largest_page(builder: Any, limit: int | None = None) -> tuple[tuple[int, int], int | None]:
@@ -64,17 +66,14 @@ def largest_page(builder: Any, limit: int | None = None) -> tuple[tuple[int, int
     return best, most
 
 
-def synthesized(folder: Path, builder: Any, tokenizer: Any, batch: int, target: int | None = None) -> WorstCase:
-    """A blank page with the most image slots and a target filling the builder's max_length (or ``target``
-    tokens), written to ``folder``; ``batch`` copies."""
+def synthesized(folder: Path, builder: Any, tokenizer: Any, batch: int) -> WorstCase:
+    """A blank page with the most image slots and a target filling the builder's max_length, written to
+    ``folder``; ``batch`` copies."""
     from PIL import Image
 
     max_length = getattr(builder, "max_length", None)
     size, before = largest_page(builder, max_length - MIN_TARGET if max_length else None)
-    if target is not None:
-        wanted = target
-    else:
-        wanted = max(1, max_length - (before or 0)) if max_length else DEFAULT_TARGET
+    wanted = max(1, max_length - (before or 0)) if max_length else DEFAULT_TARGET
     text = text_of(tokenizer, wanted)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"worst-page-{size[0]}x{size[1]}.png"
@@ -82,10 +81,13 @@ def synthesized(folder: Path, builder: Any, tokenizer: Any, batch: int, target: 
         Image.new("RGB", size, (255, 255, 255)).save(path)
     row = Row("train", 0, path, text)
     got = samples_mod.target_tokens(tokenizer, text)
-    fill = (f" (filling max_length {max_length})" if max_length else " (no max_length: an assumed long page)"
-            ) if target is None else ""
-    how = (f"no dataset: a {size[0]}x{size[1]} page (the most image slots the mode gives"
-           + (" within max_length" if max_length else "") + f") and a target of {got} tokens" + fill)
+    if max_length:
+        how = M(N_("no dataset: a %(width)dx%(height)d page (the most image slots the mode gives within max_length) "
+                   "and a target of %(tokens)d tokens (filling max_length %(max_length)d)"),
+                width=size[0], height=size[1], tokens=got, max_length=max_length)
+    else:
+        how = M(N_("no dataset: a %(width)dx%(height)d page (the most image slots the mode gives) and a target of "
+                   "%(tokens)d tokens (no max_length: an assumed long page)"), width=size[0], height=size[1], tokens=got)
     return WorstCase([row] * batch, how, before, got)
 
 

@@ -20,6 +20,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..messages import M, N_
+
 GIB = 1024**3
 CONTEXT_BYTES = 512 * 1024**2  # CUDA context, cuBLAS/cuDNN workspaces: outside the allocator's count
 SLACK = 0.05  # what the caching allocator reserves beyond what it hands out (fragmentation)
@@ -41,7 +43,11 @@ def parse_size(text: Any) -> int:
 
 
 class ForecastError(Exception):
-    """The forecast could not run; the message says where."""
+    """The forecast could not run; ``message`` says where (a catalog message), ``str()`` in English."""
+
+    def __init__(self, msgid: str, **params: Any):
+        self.message = M(msgid, **params)
+        super().__init__(msgid % params if params else msgid)
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ class StepForecast:
     logits: int  # logits and the loss's float copies at the peak
     inputs: int
     peak: int  # the step's peak of allocated bytes
-    phase: str  # where the peak falls: "forward/backward" or "optimizer step"
+    phase: str  # where the peak falls (a msgid): "forward/backward" or "optimizer step"
     reads: dict[str, int] = field(default_factory=dict)
     routed: int = 0  # MoE gates answered with balanced routing
 
@@ -89,13 +95,15 @@ class StepForecast:
         """What the card must have: the peak plus the context and the allocator's slack."""
         return self.peak + self.allowance
 
-    def parts(self) -> list[tuple[str, int]]:
-        return [("weights (frozen)", self.weights),
-                ("adapters + gradients + optimizer state", self.adapters + self.gradients + self.optimizer),
-                ("activations at the peak", self.activations), ("logits and loss at the peak", self.logits),
-                ("batch tensors", self.inputs), ("peak allocated", self.peak),
-                (f"CUDA context and allocator allowance ({CONTEXT_BYTES // 1024**2} MiB + {SLACK:.0%})", self.allowance),
-                ("needed on the card", self.need)]
+    def parts(self) -> list[tuple[dict, int]]:
+        """(what, bytes) of the need, ``what`` a message."""
+        allowance = M(N_("CUDA context and allocator allowance (%(mib)d MiB + %(slack)s)"), mib=CONTEXT_BYTES // 1024**2,
+                      slack=f"{SLACK:.0%}")
+        return [(M(N_("weights (frozen)")), self.weights),
+                (M(N_("adapters + gradients + optimizer state")), self.adapters + self.gradients + self.optimizer),
+                (M(N_("activations at the peak")), self.activations), (M(N_("logits and loss at the peak")), self.logits),
+                (M(N_("batch tensors")), self.inputs), (M(N_("peak allocated")), self.peak),
+                (allowance, self.allowance), (M(N_("needed on the card")), self.need)]
 
 
 def plan_for(training: Mapping[str, Any], dtype: Any) -> RunPlan:
@@ -165,7 +173,8 @@ def prepare(skeleton_model: Any, lora_settings: Mapping[str, Any] | None, plan: 
     try:
         wrapped = lora.wrap(model, dict(lora_settings or {}))
     except Exception as exc:
-        raise ForecastError(f"LoRA wrapping failed on the weightless model: {type(exc).__name__}: {exc}") from exc
+        raise ForecastError(N_("LoRA wrapping failed on the weightless model: %(error)s"),
+                            error=f"{type(exc).__name__}: {exc}") from exc
     wrapped.train()
     return wrapped
 
@@ -234,7 +243,8 @@ def forecast(model: Any, batch: Mapping[str, Any], plan: RunPlan, length: int = 
     except ForecastError:
         raise
     except Exception as exc:
-        raise ForecastError(f"the weightless step failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
+        raise ForecastError(N_("the weightless step failed: %(error)s"),
+                            error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
     peak = ledger.peak
     gradients = sum(p.numel() * p.element_size() for p in trainable)
     state, temp = optimizer_state_bytes(plan.optim, trainable)
@@ -249,7 +259,7 @@ def forecast(model: Any, batch: Mapping[str, Any], plan: RunPlan, length: int = 
         batch=_batch_size(tensors), length=length, slots=slots, weights=before.get("weights", 0),
         adapters=before.get("adapters", 0), gradients=gradients, optimizer=state, activations=activations,
         logits=logits, inputs=before.get("inputs", 0), peak=max(backward_peak, step_peak),
-        phase="forward/backward" if backward_peak >= step_peak else "optimizer step",
+        phase=N_("forward/backward") if backward_peak >= step_peak else N_("optimizer step"),
         reads=dict(ledger.reads), routed=ledger.routed,
     )
 
@@ -257,7 +267,8 @@ def forecast(model: Any, batch: Mapping[str, Any], plan: RunPlan, length: int = 
 def _loss(out: Any, model: Any) -> Any:
     loss = out["loss"] if isinstance(out, Mapping) else getattr(out, "loss", None)
     if loss is None:
-        raise ForecastError(f"{type(model.get_base_model()).__name__}.forward returned no loss for the batch")
+        raise ForecastError(N_("%(model)s.forward returned no loss for the batch"),
+                            model=type(model.get_base_model()).__name__)
     return loss
 
 

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ..messages import M, N_
 from .loading import first_line
 
 # Index operations whose boolean (mask) indices need the mask's values: a real mask is turned
@@ -27,7 +28,12 @@ INDEX_OPS = ("index.Tensor", "index_put.default", "index_put_.default", "_index_
 
 
 class NotCounted(Exception):
-    """The vision path could not be run on the meta device; the message says why."""
+    """The vision path could not be run on the meta device; ``message`` says why (a catalog message,
+    worded in the report's language), ``str()`` in English."""
+
+    def __init__(self, msgid: str, **params: Any):
+        self.message = M(msgid, **params)
+        super().__init__(msgid % params if params else msgid)
 
 
 @dataclass
@@ -37,7 +43,7 @@ class FeatureCount:
     total: int
     per_image: list[int] | None  # one count per image, when the output keeps images apart
     method: str  # the function that was run, e.g. "DeepseekOcr2ForConditionalGeneration.get_image_features"
-    output: str  # what it returned, for the report
+    output: Any  # what it returned, for the report (a message)
 
     def per_sample(self, samples: int) -> list[int] | None:
         """Counts per sample, where the output has one entry per sample (one image per example)."""
@@ -100,14 +106,15 @@ def count_image_features(model: Any, batch: Mapping[str, Any]) -> FeatureCount:
     fn = image_feature_function(model)
     name = f"{type(model).__name__}.get_image_features"
     if fn is None:
-        raise NotCounted(f"{type(model).__name__} has no get_image_features")
+        raise NotCounted(N_("%(model)s has no get_image_features"), model=type(model).__name__)
     kwargs = _arguments(fn, model, batch, name)
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
     try:
         with torch.no_grad(), _spill_mode():
             out = fn(**{k: _prepared(v, dtype) for k, v in kwargs.items()})
     except Exception as exc:  # an operation without a meta implementation, a data-dependent step, ...
-        raise NotCounted(f"{name} did not run on the meta device: {type(exc).__name__}: {first_line(exc)[:300]}") from exc
+        raise NotCounted(N_("%(function)s did not run on the meta device: %(error)s"), function=name,
+                         error=f"{type(exc).__name__}: {first_line(exc)[:300]}") from exc
     return _count(out, name)
 
 
@@ -125,9 +132,10 @@ def _arguments(fn, model: Any, batch: Mapping[str, Any], name: str) -> dict[str,
             if config is not None and getattr(config, p.name, None) is not None:
                 kwargs[p.name] = getattr(config, p.name)
             else:
-                raise NotCounted(f"{name} needs `{p.name}`, which neither the batch nor the config holds")
+                raise NotCounted(N_("%(function)s needs `%(name)s`, which neither the batch nor the config holds"),
+                                 function=name, name=p.name)
     if not any(isinstance(v, torch.Tensor) and v.is_floating_point() for v in kwargs.values()):
-        raise NotCounted(f"the batch holds no pixel tensor that {name} takes")
+        raise NotCounted(N_("the batch holds no pixel tensor that %(function)s takes"), function=name)
     if _returns_model_output_on_request(fn):
         kwargs["return_dict"] = True  # the forward asks for the same; a tuple would hide which part is merged
     return kwargs
@@ -168,19 +176,23 @@ def _count(out: Any, name: str) -> FeatureCount:
         if features is None:
             features, field = getattr(out, "last_hidden_state", None), "last_hidden_state"
         if features is None:
-            raise NotCounted(f"{name} returned {kind} without pooler_output or last_hidden_state")
+            raise NotCounted(N_("%(function)s returned %(kind)s without pooler_output or last_hidden_state"),
+                             function=name, kind=kind)
         kind = f"{kind}.{field}"
     if isinstance(features, torch.Tensor):
         if features.dim() < 2:
-            raise NotCounted(f"{name} returned a tensor of shape {list(features.shape)}: no feature dimension")
+            raise NotCounted(N_("%(function)s returned a tensor of shape %(shape)s: no feature dimension"),
+                             function=name, shape=str(list(features.shape)))
         total = math.prod(features.shape[:-1])
         per_image = [math.prod(features.shape[1:-1])] * features.shape[0] if features.dim() >= 3 else None
-        return FeatureCount(total, per_image, name, f"{kind}: tensor {list(features.shape)}")
+        return FeatureCount(total, per_image, name, M(N_("%(kind)s: tensor %(shape)s"), kind=kind,
+                                                      shape=str(list(features.shape))))
     if isinstance(features, (list, tuple)) and features and all(isinstance(t, torch.Tensor) and t.dim() >= 1 for t in features):
         per_image = [math.prod(t.shape[:-1]) for t in features]
         shapes = ", ".join(str(list(t.shape)) for t in features)
-        return FeatureCount(sum(per_image), per_image, name, f"{kind}: {len(features)} tensors {shapes}")
-    raise NotCounted(f"{name} returned {kind}, not tensors of visual features")
+        return FeatureCount(sum(per_image), per_image, name, M(N_("%(kind)s: %(count)d tensors %(shapes)s"), kind=kind,
+                                                               count=len(features), shapes=shapes))
+    raise NotCounted(N_("%(function)s returned %(kind)s, not tensors of visual features"), function=name, kind=kind)
 
 
 def _is_model_output(value: Any) -> bool:

@@ -22,6 +22,7 @@ from ..knowledge import families
 from ..model import model_facts
 from ..collators.base import labels_on_image_tokens, labels_on_prompt
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
+from ..messages import M, N_
 
 # Names other families use for the same input: the fix names the one this model takes.
 SYNONYMS = {
@@ -34,8 +35,6 @@ SYNONYMS = {
 V1_REQUIRED = ("input_ids", "labels", "images", "images_seq_mask", "images_spatial_crop")
 NATIVE_REQUIRED = ("input_ids", "labels", "pixel_values")
 SAMPLES = 2  # two, so padding is exercised
-SLOTS_UNCHECKED = "the slot count was not checked"
-NOT_COMPARED = "not compared"
 
 
 def run(ctx) -> Iterable[Finding]:
@@ -47,98 +46,57 @@ def run(ctx) -> Iterable[Finding]:
     # Rows whose image does not open are the dataset probe's findings; the batch is built from the others.
     rows = ctx.usable_rows(train.rows) if train is not None else []
     if not rows:
-        raise ProbeStop(skip("batch.no-rows", "No usable training rows to build a batch from", fix="See the dataset probe."))
+        raise ProbeStop(skip("batch.no-rows"))
     examples = [r.example() for r in rows[:SAMPLES]]
     try:
         batch = builder(examples)
     except Exception as exc:
-        raise ProbeStop(
-            fail(
-                "batch.builder-raised",
-                f"The collator raised on the first {len(examples)} training rows: {type(exc).__name__}: {exc}",
-                evidence={"collator": origin},
-                fix=_fix_for_builder_error(exc),
-                params={"count": len(examples), "error": f"{type(exc).__name__}: {exc}",
-                        "rejected_arg": "images" if "unexpected keyword argument 'images'" in str(exc) else None},
-            )
-        ) from exc
+        variant = "tokenizer-processor" if "unexpected keyword argument 'images'" in str(exc) else "row"
+        raise ProbeStop(fail("batch.builder-raised", variant, evidence={N_("collator"): origin},
+                             params={"count": len(examples), "error": f"{type(exc).__name__}: {exc}"})) from exc
     shapes = {k: _describe(v) for k, v in batch.items()}
     described = builder.describe() if callable(getattr(builder, "describe", None)) else {}
     if "prompt as written" in described:  # stripped as the official infer() strips it
-        shapes["prompt"] = f"{described['prompt as written']!r} -> {described['prompt']!r} (stripped, as inference feeds it)"
+        shapes[N_("prompt")] = M(N_("%(written)s -> %(fed)s (stripped, as inference feeds it)"),
+                             written=repr(described["prompt as written"]), fed=repr(described["prompt"]))
     sk = _native_skeleton(ctx, target)
     token_id, token_source = _image_token_id(sk, builder)
     # What the batch trains on, as text: the reader checks it is what inference feeds the model.
     shapes.update(batch_view.describe(batch, _tokenizer(ctx, builder), token_id))
     family = families.family_for(target.config)
     if family.guessed:
-        shapes["guessed rules"] = "; ".join(family.guessed)
-    yield passed("batch.built", f"{origin} built a batch of {len(examples)}", evidence=shapes)
+        shapes[N_("guessed rules")] = [M(rule) for rule in family.guessed]
+    yield passed("batch.built", evidence=shapes, params={"origin": origin, "count": len(examples)})
     own = [*check_keys(batch, params), *_dtype_findings(ctx, batch)]
     yield from own
     reported = {f.code for f in own}
     problems, checked_by = _validate(ctx, builder, batch, params)
-    if sk is not None and token_id is not None and not any(layout_fix(p)[0] == "batch.labels-on-images" for p in problems):
+    if sk is not None and token_id is not None and not any(p.code == "batch.labels-on-images" for p in problems):
         problems += labels_on_image_tokens(batch, token_id) + labels_on_prompt(batch, token_id)
-        checked_by += f"; no labels on image tokens (id {token_id}, {token_source}) or on the prompt before them"
+        checked_by.append(M(N_("no labels on image tokens (id %(token_id)d, %(source)s) or on the prompt before them"),
+                            token_id=token_id, source=token_source))
     features, slot_check = _feature_check(target, sk, builder, batch, token_id, token_source, checked_by)
     for problem in problems:
-        code, fix = layout_fix(problem)
-        if code in reported:
+        if problem.code in reported:
             continue  # already a finding of its own, with the exact fix
-        yield fail(code, problem, fix=fix, evidence={"checked by": checked_by}, params={"problem": problem})
+        yield fail(problem.code, problem.variant, params=dict(problem.params), evidence={N_("checked by"): checked_by})
     if features is not None:
         yield features
     if not problems:
         yield layout_finding(features, slot_check, checked_by)
 
 
-def layout_finding(features: Finding | None, slot_check: str | None, checked_by: str) -> Finding:
-    """The verdict on a batch without layout problems: a pass only for what was compared."""
-    evidence = {"checked by": checked_by}
+def layout_finding(features: Finding | None, slot_check: dict | None, checked_by: list) -> Finding:
+    """The verdict on a batch without layout problems: a pass only for what was compared. ``slot_check``:
+    why the image slots were not compared with the visual features, when they were not."""
+    evidence = {N_("checked by"): checked_by}
     if slot_check:
-        evidence["image slots vs the model's visual features"] = slot_check
+        evidence[N_("image slots vs the model's visual features")] = slot_check
     if features is not None and features.status.blocks:
-        return passed("batch.layout", "Labels and masks follow the model's layout (the image slots do not: see above)",
-                      evidence=evidence)
-    if slot_check and slot_check.startswith(NOT_COMPARED):
-        return warn("batch.slots-not-compared",
-                    "Labels and masks follow the model's layout; the image slots were not compared with the "
-                    "model's visual features",
-                    detail=slot_check, evidence=evidence,
-                    fix="Nothing to change in the batch; a mismatch would show in the training step "
-                    "(`Image features and image tokens do not match`). See the evidence for why it was not compared.",
-                    params={"why": slot_check})
-    return passed("batch.layout", "Image slots, labels and masks follow the model's layout", evidence=evidence)
-
-
-# A layout problem (as the builders' validators word it) -> finding code and the exact fix.
-LAYOUT_FIXES: tuple[tuple[str, str, str], ...] = (
-    ("on the prompt", "batch.labels-on-prompt",
-     "Set labels to -100 on the whole prompt (bos, image slots and instruction): only the target and the "
-     "end-of-turn/eos are supervised. `dsocr_probe.builder_for(model_path)` builds such batches."),
-    ("do not start with bos", "batch.no-bos",
-     "Start every sample with the tokenizer's bos token; the dsocr_probe builders prepend it."),
-    ("image slots but the model writes", "batch.image-slots",
-     "Emit one image slot per visual feature: the global view's nb*(nb+1)+1 and the crops' nq*h*(nq*w+1) "
-     "(`dsocr_probe.collators.deepseek_ocr_v1.image_token_count(width, height, mode)` gives the count)."),
-    ("label(s) on image slots", "batch.labels-on-images", "Set labels to -100 wherever images_seq_mask is True."),
-    ("on image", "batch.labels-on-images", "Set labels to -100 on every image placeholder token."),
-    ("only supports boolean masks", "batch.mask-dtype", "Build images_seq_mask with dtype=torch.bool."),
-    ("pixels are", "batch.pixel-dtype", "Build pixels in the model's dtype, or train with autocast (bf16: true)."),
-    ("first sample has no image", "batch.first-sample-text-only",
-     "Put a sample with an image first in every batch, or give text-only samples batches of their own."),
-    ("no supervised token", "batch.no-target", "Every sample needs its target text and eos in labels (not -100)."),
-    ("on padding", "batch.padding", "Set labels to -100 and keep image slots off padding positions (attention_mask 0)."),
-    ("missing ", "batch.missing-key", "Use the dsocr_probe builder for this family, or add the missing keys."),
-)
-
-
-def layout_fix(problem: str) -> tuple[str, str]:
-    for needle, code, fix in LAYOUT_FIXES:
-        if needle in problem:
-            return code, fix
-    return "batch.layout", "Build batches with the dsocr_probe builder for this model family, which follows the official layout."
+        return passed("batch.layout", "slots-blocked", evidence=evidence)
+    if slot_check:
+        return warn("batch.slots-not-compared", evidence=evidence, params={"why": slot_check})
+    return passed("batch.layout", "checked", evidence=evidence)
 
 
 def _tokenizer(ctx, builder):
@@ -158,11 +116,11 @@ def _forward_params(ctx, target) -> list[str]:
         sk = None
     params, how = model_facts.forward_params(target, sk)
     if params is None:
-        raise ProbeStop(skip("batch.no-signature", f"forward() signature unknown: {how}", fix="See the model API probe."))
+        raise ProbeStop(skip("batch.no-signature", params={"how": how}))
     return params
 
 
-def _builder(ctx) -> tuple[Any, str]:
+def _builder(ctx) -> tuple[Any, dict]:
     cfg = None
     try:
         cfg = ctx.train_config()
@@ -173,11 +131,11 @@ def _builder(ctx) -> tuple[Any, str]:
 
         # The collator exactly as the training run makes it (a named class is made with the tokenizer/processor).
         made, _ = trainrun.collator(ctx, cfg, trainrun.processing(ctx), None)
-        return made, f"collator `{cfg.data['collator']}`"
+        return made, M(N_("collator `%(name)s`"), name=cfg.data["collator"])
     from ..model import loading
 
     builder = loading.builder_for(ctx)
-    return builder, f"{type(builder).__name__} (dsocr_probe)"
+    return builder, M(N_("%(name)s (dsocr_probe)"), name=type(builder).__name__)
 
 
 def check_keys(batch: dict, params: list[str]) -> Iterable[Finding]:
@@ -186,39 +144,26 @@ def check_keys(batch: dict, params: list[str]) -> Iterable[Finding]:
     unknown = [k for k in batch if k not in named]
     for key in unknown:
         near = [s for s in SYNONYMS.get(key, ()) if s in named] or difflib.get_close_matches(key, named, n=1, cutoff=0.6)
-        hint = f"; this model takes `{near[0]}`" if near else ""
-        yield (warn if open_kwargs else fail)(
-            "batch.unknown-key",
-            f"The batch has `{key}`, which forward() does not take{hint}",
-            detail=(f"forward() swallows it in **kwargs and ignores it." if open_kwargs else
-                    f"Every step fails with `forward() got an unexpected keyword argument '{key}'`."),
-            fix=f"Emit `{near[0]}` instead of `{key}`" + (" (see the reference batch layout)." if near else ".")
-            if near else f"Drop `{key}` from the collator's output.",
-            params={"key": key, "near": near[0] if near else None,
-                    "error": None if open_kwargs else f"forward() got an unexpected keyword argument '{key}'"},
-        )
+        variant = ("ignored" if open_kwargs else "rejected") + ("-near" if near else "")
+        yield (warn if open_kwargs else fail)("batch.unknown-key", variant,
+                                              params={"key": key, "near": near[0] if near else None})
     required = V1_REQUIRED if "images_seq_mask" in named else NATIVE_REQUIRED if "pixel_values" in named else ("input_ids", "labels")
     missing = [k for k in required if k in named and k not in batch]
     if missing:
-        yield fail(
-            "batch.missing-key",
-            f"The batch lacks {', '.join('`' + m + '`' for m in missing)}",
-            detail="Without the image inputs the forward fails (or trains a text-only model); without labels there is no loss.",
-            fix="Use the dsocr_probe builder for this family, or add the missing keys to the collator's output.",
-            params={"missing": missing, "keys": ", ".join('`' + m + '`' for m in missing)},
-        )
+        yield fail("batch.missing-key", "forward",
+                   params={"missing": missing, "keys": ", ".join("`" + m + "`" for m in missing)})
     if not unknown and not missing:
-        yield passed("batch.keys", f"Batch keys {sorted(batch)} all match forward()")
+        yield passed("batch.keys", params={"keys": str(sorted(batch))})
 
 
-def _validate(ctx, builder, batch, params) -> tuple[list[str], str]:
+def _validate(ctx, builder, batch, params) -> tuple[list, list]:
     """The builder's own checks; for a foreign collator, the layout facts of the model family.
-    Returns the problems and which check found them (for the report)."""
+    Returns the problems and which checks found them (messages, for the report)."""
     from ..collators import base
 
     own = getattr(builder, "validate", None)
     if callable(own):
-        return list(own(batch)), f"{type(builder).__name__}.validate (the builder's own rules)"
+        return list(own(batch)), [M(N_("%(builder)s.validate (the builder's own rules)"), builder=type(builder).__name__)]
     if "images_seq_mask" in params:
         from ..collators.deepseek_ocr_v1_checks import validate_layout
 
@@ -227,8 +172,8 @@ def _validate(ctx, builder, batch, params) -> tuple[list[str], str]:
             ids = {"bos_token_id": tok.bos_token_id, "image_token_id": tok.convert_tokens_to_ids("<image>")}
         except ProbeStop:
             ids = {}
-        return validate_layout(batch, **ids), "the DeepSeek-OCR v1 layout facts (slots per image, labels, bos)"
-    return base.check_labels(batch), "label checks (a supervised token per sample, none on padding)"
+        return validate_layout(batch, **ids), [M(N_("the DeepSeek-OCR v1 layout facts (slots per image, labels, bos)"))]
+    return base.check_labels(batch), [M(N_("label checks (a supervised token per sample, none on padding)"))]
 
 
 # ---------------------------------------------------------------- image slots vs the vision path
@@ -257,7 +202,7 @@ def _image_token_id(sk, builder) -> tuple[int | None, str | None]:
     return None, None
 
 
-def _feature_check(target, sk, builder, batch, token_id, token_source, checked_by) -> tuple[Finding | None, str | None]:
+def _feature_check(target, sk, builder, batch, token_id, token_source, checked_by) -> tuple[Finding | None, dict | None]:
     """A finding comparing image slots with the visual features the model's vision path yields, or
     (None, why not and what was checked instead) when the vision path could not be run."""
     import torch
@@ -267,15 +212,16 @@ def _feature_check(target, sk, builder, batch, token_id, token_source, checked_b
     if target.needs_remote_code:
         return None, None  # v1: the layout facts decide (see _validate)
     if sk is None:
-        why = "the model's weightless instance could not be built (see the model API probe)"
+        why = M(N_("the model's weightless instance could not be built (see the model API probe)"))
     elif sk.model is None:
-        why = f"the model's weightless instance could not be built: {sk.build_error}"
+        why = M(N_("the model's weightless instance could not be built: %(error)s"), error=sk.build_error)
     elif meta_run.image_feature_function(sk.model) is None:
-        why = f"{type(sk.model).__name__} has no get_image_features on transformers {_transformers_version()}"
+        why = M(N_("%(model)s has no get_image_features on transformers %(version)s"), model=type(sk.model).__name__,
+                version=_transformers_version())
     elif token_id is None:
-        why = "neither the config nor the builder names the image token id"
+        why = M(N_("neither the config nor the builder names the image token id"))
     elif not isinstance(batch.get("input_ids"), torch.Tensor):
-        why = "the batch has no input_ids tensor"
+        why = M(N_("the batch has no input_ids tensor"))
     else:
         slots = (batch["input_ids"] == token_id).sum(dim=-1).tolist()
         why = _not_comparable(sk, slots)
@@ -283,15 +229,16 @@ def _feature_check(target, sk, builder, batch, token_id, token_source, checked_b
             try:
                 count = meta_run.count_image_features(sk.model, batch)
             except meta_run.NotCounted as exc:
-                why = str(exc)
+                why = exc.message
             else:
                 return _compare(builder, slots, count, token_id, token_source), None
     if callable(getattr(builder, "validate", None)):
-        return None, f"{NOT_COMPARED} ({why}); the slot count was checked only by {checked_by}"
-    return None, f"{NOT_COMPARED} ({why}); {SLOTS_UNCHECKED}"
+        return None, M(N_("not compared (%(why)s); the slot count was checked only by %(checked_by)s"), why=why,
+                       checked_by=checked_by)
+    return None, M(N_("not compared (%(why)s); the slot count was not checked"), why=why)
 
 
-def _not_comparable(sk, slots: list[int]) -> str | None:
+def _not_comparable(sk, slots: list[int]) -> dict | None:
     """Why the count get_image_features gives is not the count the forward merges, on transformers
     4.x LLaVA-style models: they expand a short run of image tokens themselves ("legacy
     processing"), and the LLaVA-NeXT family adds its newline features after get_image_features
@@ -302,54 +249,36 @@ def _not_comparable(sk, slots: list[int]) -> str | None:
     name = type(sk.model).__name__
     seq = getattr(sk.config, "image_seq_length", None)
     if hasattr(sk.model, "_merge_input_ids_with_image_features") and isinstance(seq, int) and slots and max(slots) < seq:
-        return f"{name} expands fewer than image_seq_length={seq} image tokens itself (transformers 4.x legacy processing)"
+        return M(N_("%(model)s expands fewer than image_seq_length=%(seq)d image tokens itself (transformers 4.x legacy "
+                    "processing)"), model=name, seq=seq)
     if Version(transformers.__version__).major < 5 and callable(getattr(sk.model, "pack_image_features", None)):
-        return (f"on transformers {transformers.__version__} {name} adds features after get_image_features "
-                "(pack_image_features), so its count is not the slot count")
+        return M(N_("on transformers %(version)s %(model)s adds features after get_image_features "
+                    "(pack_image_features), so its count is not the slot count"),
+                 version=transformers.__version__, model=name)
     return None
 
 
 def _compare(builder, slots: list[int], count, token_id: int, token_source: str) -> Finding:
     per_sample = count.per_sample(len(slots))
     if per_sample is not None:
-        have, want, scope = slots, per_sample, "per sample"
+        have, want, scope = slots, per_sample, M(N_("per sample"))
     else:
-        have, want, scope = [sum(slots)], [count.total], "in all"
+        have, want, scope = [sum(slots)], [count.total], M(N_("in all"))
     shown_slots, shown_features = ", ".join(map(str, have)), ", ".join(map(str, want))
     evidence = {
-        "image slots": f"{shown_slots} {scope} (input_ids == {token_id}, {token_source})",
-        "visual features": f"{shown_features} {scope}",
-        "counted by": f"{count.method} on the meta-device instance (no weights loaded)",
-        "output": count.output,
+        N_("image slots"): M(N_("%(slots)s %(scope)s (input_ids == %(token_id)d, %(source)s)"), slots=shown_slots,
+                             scope=scope, token_id=token_id, source=token_source),
+        N_("visual features"): M(N_("%(features)s %(scope)s"), features=shown_features, scope=scope),
+        N_("counted by"): M(N_("%(method)s on the meta-device instance (no weights loaded)"), method=count.method),
+        N_("output"): count.output,
     }
     params = {"slots": shown_slots, "features": shown_features, "scope": scope, "method": count.method}
     if have == want:
-        return passed("batch.image-features",
-                      f"Image slots match the visual features the model's vision path yields: {shown_slots} {scope}",
-                      evidence=evidence, params=params)
+        return passed("batch.image-features", "match", evidence=evidence, params=params)
     processor = getattr(builder, "processor", None)
     if processor is not None:
         params["processor"] = type(processor).__name__
-        fix = (f"{params['processor']} makes {shown_slots} image slots {scope} but the model's vision path yields "
-               f"{shown_features}: build batches with the processor settings the checkpoint was trained with "
-               "(`AutoProcessor.from_pretrained` on the model folder with the processor files that came with the "
-               "weights, without overriding image size, tiling, patch_size or downsample_ratio); the dsocr_probe "
-               "builder on that processor then emits one slot per feature.")
-    else:
-        fix = (f"Emit one image token per visual feature ({shown_features} {scope}): let the checkpoint's processor "
-               "expand the image token (`AutoProcessor.from_pretrained` on the model folder), or use the dsocr_probe "
-               "builder for this model family.")
-    return fail(
-        "batch.image-features",
-        f"The batch has {shown_slots} image slots {scope} but the model's vision path yields {shown_features} "
-        "visual features",
-        detail=("The model writes one visual feature into each image slot, in order: with these counts its forward "
-                "stops with `Image features and image tokens do not match` (a model that does not check puts the "
-                f"features in the wrong places). Features counted by running {count.method} on the weightless model."),
-        fix=fix,
-        evidence=evidence,
-        params=params,
-    )
+    return fail("batch.image-features", "own" if processor is None else "processor", evidence=evidence, params=params)
 
 
 def _transformers_version() -> str:
@@ -374,38 +303,18 @@ def _dtype_findings(ctx, batch) -> Iterable[Finding]:
     wrong = [(k, t.dtype) for k, t in pixels if t.is_floating_point() and t.dtype != model_dtype]
     if wrong:
         key, dtype = wrong[0]
-        yield fail(
-            "batch.pixel-dtype",
-            f"{key} is {dtype} but the model runs in {model_dtype}",
-            detail=f"Without autocast the first convolution fails: Input type ({dtype}) and bias type ({model_dtype}) should be the same.",
-            fix=f"Build pixels in the model's dtype (dsocr_probe builders take `dtype={model_dtype}`), or train with autocast (bf16: true).",
-            params={"key": key, "dtype": str(dtype), "model_dtype": str(model_dtype)},
-        )
+        yield fail("batch.pixel-dtype", params={"key": key, "dtype": str(dtype), "model_dtype": str(model_dtype)})
     mask = batch.get("images_seq_mask")
     if isinstance(mask, torch.Tensor) and mask.dtype != torch.bool:
-        yield fail(
-            "batch.mask-dtype",
-            f"images_seq_mask is {mask.dtype}, not bool",
-            detail="masked_scatter_ only supports boolean masks: the forward fails.",
-            fix="Build images_seq_mask with dtype=torch.bool.",
-            params={"dtype": str(mask.dtype)},
-        )
+        yield fail("batch.mask-dtype", params={"dtype": str(mask.dtype)})
 
 
-def _fix_for_builder_error(exc: Exception) -> str:
-    text = str(exc)
-    if "unexpected keyword argument 'images'" in text:
-        return ("The processor is the bare tokenizer and takes no images: use `dsocr_probe.DeepseekOCRCollator(tokenizer, "
-                "mode=...)` as the data collator.")
-    return "Fix the row or the collator named in the message; the builder names the example by index and path."
-
-
-def _describe(value: Any) -> str:
+def _describe(value: Any) -> Any:
     import torch
 
     if isinstance(value, torch.Tensor):
         return f"{value.dtype} {list(value.shape)}"
     if isinstance(value, (list, tuple)):
-        inner = _describe(value[0]) if value else "empty"
-        return f"{type(value).__name__}[{len(value)}] of {inner}"
+        inner = _describe(value[0]) if value else M(N_("empty"))
+        return M(N_("%(type)s[%(length)d] of %(inner)s"), type=type(value).__name__, length=len(value), inner=inner)
     return type(value).__name__

@@ -173,7 +173,7 @@ class ProbeContext:
         for key in keys:
             if key in facts and key not in sizes:
                 info = facts[key]
-                sizes[key] = info if isinstance(info, str) else info[1]
+                sizes[key] = info[1] if isinstance(info, tuple) else info  # a usable page, or why it is refused
         self._fill(sizes, keys, images.read_size, "image headers read")
         return {key: sizes[key] for key in keys}
 
@@ -199,7 +199,7 @@ class ProbeContext:
         """The rows whose image the dataset probe accepts."""
         rows = list(rows)
         self.inspect_images(r.image for r in rows)
-        return [r for r in rows if not isinstance(self.image_facts(r.image), str)]
+        return [r for r in rows if isinstance(self.image_facts(r.image), tuple)]
 
     def loaded_target(self):
         """The target if a probe already resolved it, else None (never builds or resolves one)."""
@@ -210,7 +210,7 @@ class ProbeContext:
         """The loader's value, or None when that input is broken (the probe that owns it reports why)."""
         try:
             return loader()
-        except ProbeStop:
+        except (ProbeStop, InputError):
             return None
 
     def require(self, loader: Callable[[], T | None], what: str) -> T:
@@ -221,13 +221,14 @@ class ProbeContext:
         return value
 
     def needs(self, loader: Callable[[], T], probe: str) -> T:
-        """Like calling the loader, but a failure already reported elsewhere becomes a SKIP here."""
+        """Like calling the loader, but a failure already reported elsewhere becomes a SKIP here (the
+        loader may be a service that raises InputError as well as a cached loader)."""
         try:
             return loader()
-        except ProbeStop as stop:
-            f = stop.finding
+        except (ProbeStop, InputError) as stop:
+            f = stop.finding if isinstance(stop, ProbeStop) else finding_of(stop)
             if f.status is Status.SKIP:
-                raise
+                raise ProbeStop(f) from None
             if f._legacy is not None:
                 raise ProbeStop(Finding(Status.SKIP, f"{probe}.prerequisite", title=f"Not checked: {f.title}",
                                         detail=f.detail, fix=f.fix, params=cause_params(f))) from None

@@ -21,6 +21,7 @@ from typing import Any, Iterable
 from ..model import loading, memory_batch
 from ..model import memory_forecast as mf
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
+from ..messages import M, N_
 
 HEADROOM = 0.9  # a need above 90 % of the card is tight: other processes, a display, allocator spikes
 CARDS_GIB = (8, 12, 16, 24, 48, 80)
@@ -30,8 +31,7 @@ def run(ctx) -> Iterable[Finding]:
     ctx.needs(ctx.target, "memory")
     sk = ctx.needs(ctx.skeleton, "memory")
     if sk.model is None:
-        raise ProbeStop(skip("memory.no-model", f"No weightless model to run the forecast on: {sk.build_error}",
-                             fix="See the model API probe.", params={"error": sk.build_error}))
+        raise ProbeStop(skip("memory.no-model", params={"error": sk.build_error}))
     cfg = ctx.unless_broken(ctx.train_config)
     training = dict(cfg.training) if cfg is not None else {}
     plan, dtype_source = _plan(ctx, cfg, training)
@@ -47,53 +47,38 @@ def run(ctx) -> Iterable[Finding]:
             one = main if batch == 1 else _forecast(model, builder, worst.rows[:1], plan, worst)
             two = main if batch == 2 else _forecast(model, builder, (worst.rows * 2)[:2], plan, worst)
         except mf.ForecastError as exc:
-            raise ProbeStop(skip("memory.not-run", f"The memory forecast could not run: {exc}",
-                                 detail="No verdict on memory: the weightless step needs every operation on the "
-                                 "meta device.", fix="The step probe measures the real step once the weights are here.",
-                                 params={"error": str(exc)})) from exc
+            raise ProbeStop(skip("memory.not-run", params={"error": exc.message})) from exc
         evidence = _evidence(ctx, plan, dtype_source, worst, main, batch, card)
-        table = [{"part": name, "memory": _gib(value)} for name, value in main.parts()]
-        what = f"batch {batch} x {main.length} tokens"
-        params = {"what": what, "batch": batch, "length": main.length, "need": _gib(main.need), "peak": _gib(main.peak),
+        table = [{N_("part"): name, N_("memory"): _gib(value)} for name, value in main.parts()]
+        params = {"batch": batch, "length": main.length, "need": _gib(main.need), "peak": _gib(main.peak),
                   "need_bytes": main.need}
         if capacity is None:
-            yield skip("memory.no-card",
-                       f"Forecast for {what}: {_gib(main.need)} needed ({_gib(main.peak)} peak allocated); no GPU here "
-                       "to judge it against",
-                       detail="Give the card's memory with --dsocr-gpu-memory (e.g. 16GiB) for a verdict; the card "
-                       "table below shows common cards.",
-                       fix="Pass `--dsocr-gpu-memory 16GiB` (the card the run will use).",
-                       table=table, evidence=evidence, params=params)
+            yield skip("memory.no-card", table=table, evidence=evidence, params=params)
             yield _cards_finding(one, two, main, batch, judged=False)
             return
         largest = mf.linear_in_batch(one, two, int(capacity * HEADROOM))
-        evidence["largest batch that fits at this length"] = f"{largest} (linear through the forecasts at batch 1 and 2)"
+        evidence[N_("largest batch that fits at this length")] = M(
+            N_("%(largest)d (linear through the forecasts at batch 1 and 2)"), largest=largest)
         params.update(have=_gib(capacity), card=card, share=f"{main.need / capacity:.0%}", largest=largest)
         if main.need <= capacity * HEADROOM:
-            yield passed("memory.fits", f"Forecast for {what}: {_gib(main.need)} of {_gib(capacity)} ({card}, "
-                         f"{main.need / capacity:.0%}); up to batch {largest} fits at this length",
-                         table=table, evidence=evidence, params=params)
+            yield passed("memory.fits", table=table, evidence=evidence, params=params)
         else:
             changes = _changes(model, builder, worst, plan, batch, capacity, largest)
-            for c in changes:
-                evidence[f"with {c['change']}"] = (f"{_gib(c['need'])} needed: "
-                                                   + ("fits" if c["need"] <= capacity * HEADROOM else "does not fit"))
+            if changes:
+                evidence[N_("single changes")] = [_change_line(c, capacity) for c in changes]
             fitting = next((c for c in changes if c["need"] <= capacity * HEADROOM), None)
-            params.update(change=fitting["change"] if fitting else None,
-                          change_need=_gib(fitting["need"]) if fitting else None)
-            fix = (f"Cheapest change that fits: {fitting['change']} ({_gib(fitting['need'])} needed)." if fitting else
-                   "No single change fits this card: combine them (each one's forecast is listed above) or use a card "
-                   "with more memory.")
-            if main.need <= capacity:
-                yield warn("memory.tight", f"Forecast for {what}: {_gib(main.need)} of {_gib(capacity)} ({card}, "
-                           f"{main.need / capacity:.0%}): tight", detail="Less than 10 % headroom: another process or "
-                           "an allocator spike can end the run with out-of-memory.", fix=fix,
-                           table=table, evidence=evidence, params=params)
-            else:
-                yield fail("memory.does-not-fit", f"Forecast for {what}: {_gib(main.need)}, more than "
-                           f"{_gib(capacity)} ({card})", detail="The run would end with CUDA out-of-memory in its "
-                           "first step.", fix=fix, table=table, evidence=evidence, params=params)
+            variant = "change" if fitting else "no-change"
+            if fitting:
+                params.update(change=fitting["change"], change_need=_gib(fitting["need"]))
+            code, make = ("memory.tight", warn) if main.need <= capacity else ("memory.does-not-fit", fail)
+            yield make(code, variant, table=table, evidence=evidence, params=params)
         yield _cards_finding(one, two, main, batch, judged=True)
+
+
+def _change_line(change: dict[str, Any], capacity: int) -> dict:
+    if change["need"] <= capacity * HEADROOM:
+        return M(N_("%(change)s: %(need)s needed, fits"), change=change["change"], need=_gib(change["need"]))
+    return M(N_("%(change)s: %(need)s needed, does not fit"), change=change["change"], need=_gib(change["need"]))
 
 
 def _cards_finding(one: mf.StepForecast, two: mf.StepForecast, main: mf.StepForecast, batch: int,
@@ -103,22 +88,21 @@ def _cards_finding(one: mf.StepForecast, two: mf.StepForecast, main: mf.StepFore
     smallest = None
     for gib in CARDS_GIB:
         capacity = gib * mf.GIB
-        verdict = "fits" if main.need <= capacity * HEADROOM else "tight" if main.need <= capacity else "does not fit"
-        if verdict == "fits" and smallest is None:
+        fits = main.need <= capacity * HEADROOM
+        verdict = M(N_("fits")) if fits else M(N_("tight")) if main.need <= capacity else M(N_("does not fit"))
+        if fits and smallest is None:
             smallest = gib
-        rows.append({"card": f"{gib} GiB", f"batch {batch}": verdict,
-                     "largest batch at this length": mf.linear_in_batch(one, two, int(capacity * HEADROOM))})
-    title = (f"Common cards: batch {batch} fits from {smallest} GiB" if smallest is not None
-             else f"Common cards: batch {batch} fits none up to {CARDS_GIB[-1]} GiB")
+        rows.append({N_("card"): f"{gib} GiB", N_("the configured batch"): verdict,
+                     N_("largest batch at this length"): mf.linear_in_batch(one, two, int(capacity * HEADROOM))})
     make = passed if judged else skip
-    return make("memory.cards", title, table=rows, params={"batch": batch, "smallest": smallest,
-                                                           "largest_card": CARDS_GIB[-1]})
+    return make("memory.cards", "fits-from" if smallest is not None else "fits-none", table=rows,
+                params={"batch": batch, "smallest": smallest, "largest_card": CARDS_GIB[-1]})
 
 
 # ---------------------------------------------------------------- the run's settings
 
 
-def _plan(ctx, cfg, training: dict) -> tuple[mf.RunPlan, str]:
+def _plan(ctx, cfg, training: dict) -> tuple[mf.RunPlan, Any]:
     import torch
 
     named = cfg.model.get("torch_dtype", cfg.model.get("dtype")) if cfg is not None else None
@@ -127,9 +111,9 @@ def _plan(ctx, cfg, training: dict) -> tuple[mf.RunPlan, str]:
     if named:
         dtype, source = ctx.needs(lambda: loading.parse_dtype(named, "model.torch_dtype"), "memory"), "model.torch_dtype"
     elif torch.cuda.is_available():
-        dtype, source = loading.model_dtype(ctx, "cuda"), "as the step probe loads it on this GPU"
+        dtype, source = loading.model_dtype(ctx, "cuda"), M(N_("as the step probe loads it on this GPU"))
     else:
-        dtype, source = torch.bfloat16, "bfloat16, as the step probe loads it on a GPU with bf16 (no GPU here)"
+        dtype, source = torch.bfloat16, M(N_("bfloat16, as the step probe loads it on a GPU with bf16 (no GPU here)"))
     plan = mf.plan_for(training, dtype)
     return plan, source
 
@@ -152,8 +136,7 @@ def _worst(ctx, builder, tokenizer, batch: int, folder: Path) -> memory_batch.Wo
         if worst is not None:
             return worst
     if tokenizer is None:
-        raise ProbeStop(skip("memory.no-batch", "No dataset and no tokenizer to make the worst batch from",
-                             fix="Pass --dsocr-data DIR, or a model folder with its tokenizer files."))
+        raise ProbeStop(skip("memory.no-batch"))
     return memory_batch.synthesized(folder, builder, tokenizer, batch)
 
 
@@ -161,8 +144,7 @@ def _forecast(model, builder, rows: list, plan: mf.RunPlan, worst) -> mf.StepFor
     try:
         batch = builder([r.example() for r in rows])
     except Exception as exc:  # the batch probe names the row and the reason
-        raise ProbeStop(skip("memory.batch-refused", f"The batch builder refuses the worst batch: {loading.error_line(exc)}",
-                             fix="See the batch probe.", params={"error": loading.error_line(exc)})) from exc
+        raise ProbeStop(skip("memory.batch-refused", params={"error": loading.error_line(exc)})) from exc
     length = int(batch["input_ids"].shape[-1]) if "input_ids" in batch else (worst.tokens or 0)
     return mf.forecast(model, batch, plan, length=length, slots=worst.slots or 0)
 
@@ -210,7 +192,8 @@ def _each_change(model, builder, worst, plan: mf.RunPlan, batch: int, capacity: 
         for share in (0.5, 0.25):
             target = max(16, int(worst.target * share))
             f = _forecast(model, builder, memory_batch.with_target(worst.rows, tokenizer, target), plan, worst)
-            yield {"change": f"`data.max_length: {worst.slots + target}` (longer samples split)", "need": f.need}
+            yield {"change": M(N_("`data.max_length: %(length)d` (longer samples split)"), length=worst.slots + target),
+               "need": f.need}
             if f.need <= capacity * HEADROOM:
                 break
 
@@ -232,23 +215,27 @@ def _with_mode(builder, mode: str):
                          prompt=builder.prompt_as_written)
 
 
-def _evidence(ctx, plan, dtype_source: str, worst, main: mf.StepForecast, batch: int, card: str) -> dict:
-    reads = main.reads
-    handled = [f"MoE gates: {main.routed} top-k calls answered with balanced routing (expert (t*k+j) mod E, "
-               "T*k/E tokens each)" if main.routed else "no MoE gate met",
-               "values read from weight-derived tensors (.item(), nonzero): "
-               + (", ".join(f"{k} x{v}" for k, v in reads.items() if k != "fused attention") or "none"),
-               "masked_scatter_ and the inputs' own masks and counts run on the real batch tensors",
-               "attention: the fused kernel's memory (output and log-sum-exp), not the math path's"]
+def _evidence(ctx, plan, dtype_source: Any, worst, main: mf.StepForecast, batch: int, card: str) -> dict:
+    reads = ", ".join(f"{k} x{v}" for k, v in main.reads.items() if k != "fused attention")
+    handled = [M(N_("MoE gates: %(count)d top-k calls answered with balanced routing (expert (t*k+j) mod E, T*k/E "
+                    "tokens each)"), count=main.routed) if main.routed else M(N_("no MoE gate met")),
+               M(N_("values read from weight-derived tensors (.item(), nonzero): %(reads)s"), reads=reads) if reads
+               else M(N_("values read from weight-derived tensors (.item(), nonzero): none")),
+               M(N_("masked_scatter_ and the inputs' own masks and counts run on the real batch tensors")),
+               M(N_("attention: the fused kernel's memory (output and log-sum-exp), not the math path's"))]
+    none = M(N_("none"))
     return {
-        "model": type(ctx.skeleton().model).__name__, "weights": f"none read: meta device, {_name(plan.dtype)} "
-        f"({dtype_source})", "mixed precision": _name(plan.autocast) if plan.autocast else "none",
-        "gradient checkpointing": plan.checkpointing, "optimizer": f"{plan.optim} (state counted by its rule)",
-        "gradient accumulation": plan.accumulation, "batch": batch, "worst sample": worst.source,
-        "tokens per sample": main.length, "image slots + prompt per sample": worst.slots if worst.slots is not None else "?",
-        "card": card or "none", "peak falls in": main.phase, "data-dependent code": "; ".join(handled),
-        "allowance": f"{mf.CONTEXT_BYTES // 1024**2} MiB for the CUDA context and workspaces + {mf.SLACK:.0%} of the "
-        "peak for the allocator's fragmentation",
+        N_("model"): type(ctx.skeleton().model).__name__,
+        N_("weights"): M(N_("none read: meta device, %(dtype)s (%(source)s)"), dtype=_name(plan.dtype), source=dtype_source),
+        N_("mixed precision"): _name(plan.autocast) if plan.autocast else none,
+        N_("gradient checkpointing"): plan.checkpointing,
+        N_("optimizer"): M(N_("%(optim)s (state counted by its rule)"), optim=plan.optim),
+        N_("gradient accumulation"): plan.accumulation, N_("batch"): batch, N_("worst sample"): worst.source,
+        N_("tokens per sample"): main.length,
+        N_("image slots + prompt per sample"): worst.slots if worst.slots is not None else "?",
+        N_("card"): card or none, N_("peak falls in"): M(main.phase), N_("data-dependent code"): handled,
+        N_("allowance"): M(N_("%(mib)d MiB for the CUDA context and workspaces + %(slack)s of the peak for the "
+                              "allocator's fragmentation"), mib=mf.CONTEXT_BYTES // 1024**2, slack=f"{mf.SLACK:.0%}"),
     }
 
 
