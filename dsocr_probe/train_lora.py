@@ -33,12 +33,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from .findings import ProbeStop
+    from .findings import InputError, ProbeStop
+    from .probes.context import finding_of
 
     try:
         output = train(args)
-    except ProbeStop as stop:
-        finding = stop.finding
+    except (ProbeStop, InputError) as stop:
+        finding = stop.finding if isinstance(stop, ProbeStop) else finding_of(stop)
         print(f"error: {finding.title}", file=sys.stderr)
         if finding.detail:
             print(finding.detail, file=sys.stderr)

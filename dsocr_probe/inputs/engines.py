@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..messages import M, N_
+
 # DeepSpeed's config JSON (deepspeed.ai/docs/config-json, DeepSpeed 0.16): the top-level keys and those of
 # zero_optimization. Used when DeepSpeed is not installed; with it installed its own config models answer too.
 DEEPSPEED_TOP_LEVEL = frozenset((
@@ -180,7 +182,8 @@ def _mapping(raw: Any, base: Path | None, name: str, found: EngineConfig) -> dic
     if isinstance(raw, dict):
         return dict(raw)
     if not isinstance(raw, str):
-        found.issues.append(Issue("unreadable", {"name": name, "path": str(raw), "error": f"a {type(raw).__name__}"}))
+        error = M(N_("a %(type)s, not a mapping or a file name"), type=type(raw).__name__)
+        found.issues.append(Issue("unreadable", {"name": name, "path": str(raw), "error": error}))
         return None
     path = Path(raw).expanduser()
     if not path.is_absolute() and base is not None and not path.exists():
@@ -191,7 +194,7 @@ def _mapping(raw: Any, base: Path | None, name: str, found: EngineConfig) -> dic
         found.issues.append(Issue("unreadable", {"name": name, "path": str(path), "error": str(exc).splitlines()[0]}))
         return None
     if not isinstance(data, dict):
-        found.issues.append(Issue("unreadable", {"name": name, "path": str(path), "error": "not a JSON object"}))
+        found.issues.append(Issue("unreadable", {"name": name, "path": str(path), "error": M(N_("not a JSON object"))}))
         return None
     return data
 

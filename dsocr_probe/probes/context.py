@@ -210,7 +210,7 @@ class ProbeContext:
         """The loader's value, or None when that input is broken (the probe that owns it reports why)."""
         try:
             return loader()
-        except ProbeStop:
+        except (ProbeStop, InputError):
             return None
 
     def require(self, loader: Callable[[], T | None], what: str) -> T:
@@ -221,13 +221,14 @@ class ProbeContext:
         return value
 
     def needs(self, loader: Callable[[], T], probe: str) -> T:
-        """Like calling the loader, but a failure already reported elsewhere becomes a SKIP here."""
+        """Like calling the loader, but a failure already reported elsewhere becomes a SKIP here (the loader may
+        be a service that raises :class:`InputError`)."""
         try:
             return loader()
-        except ProbeStop as stop:
-            f = stop.finding
+        except (ProbeStop, InputError) as stop:
+            f = stop.finding if isinstance(stop, ProbeStop) else finding_of(stop)
             if f.status is Status.SKIP:
-                raise
+                raise ProbeStop(f) from None
             if f._legacy is not None:
                 raise ProbeStop(Finding(Status.SKIP, f"{probe}.prerequisite", title=f"Not checked: {f.title}",
                                         detail=f.detail, fix=f.fix, params=cause_params(f))) from None

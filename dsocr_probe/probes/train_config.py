@@ -379,14 +379,17 @@ def _collator_and_workers(ctx, cfg) -> Iterable[Finding]:
 def _builder_and_dataset_pickle(ctx, workers: int) -> Iterable[Finding]:
     """With workers and no collator of the team's own, the training script hands the DataLoader
     the verified batch builder and an ExampleDataset: pickle both, as a spawned worker will."""
+    from ..findings import InputError
     from ..model import loading
     from ..model.training import ExampleDataset
+    from .context import finding_of
 
     try:
         builder = loading.builder_for(ctx)
-    except ProbeStop as stop:
+    except (ProbeStop, InputError) as stop:
+        cause = stop.finding if isinstance(stop, ProbeStop) else finding_of(stop)
         yield skip("train_config.workers", f"{workers} DataLoader workers: pickling not checked, the batch builder "
-                   f"cannot be made ({stop.finding.title})", fix=stop.finding.fix)
+                   f"cannot be made ({cause.title})", fix=cause.fix)
         return
     try:
         data = ctx.dataset()
