@@ -16,6 +16,7 @@ from probing import codes, context, probe
 from dsocr_probe.model import distributed_launch
 from dsocr_probe.run import runner
 from dsocr_probe.findings import Status
+from dsocr_probe.messages import word
 
 REMOTE_CODE_LOADS = hasattr(importlib.import_module("transformers.models.llama.modeling_llama"), "LlamaFlashAttention2")
 V1_ONLY = pytest.mark.skipif(not REMOTE_CODE_LOADS, reason="the v1 remote code imports only on transformers <= 4.47.1")
@@ -58,7 +59,7 @@ def test_two_ranks_of_the_demo_train_in_step(demo, tmp_path):
     assert result.status is Status.PASS, [(f.code, f.title, f.detail) for f in result.findings]
     ranks = found["distributed.ranks"]
     assert ranks.evidence["backend"] == "gloo" and ranks.evidence["wrapped in"] == "DistributedDataParallel"
-    assert [row["state"] for row in ranks.table] == ["finished", "finished"]
+    assert [word(row["state"], "en") for row in ranks.table] == ["finished", "finished"]
     assert found["distributed.in-sync"].status is Status.PASS
     rows = found["distributed.rows"]
     assert sum(r["rows"] for r in rows.table) >= rows.params["rows"]  # every row is on some rank

@@ -1,5 +1,6 @@
 import pytest
 
+from dsocr_probe import messages
 from dsocr_probe.knowledge.rules import VERSION_RULES, matching
 from probing import codes, context, linux_cpu, probe
 
@@ -35,7 +36,7 @@ def test_working_stacks_match_no_rule(versions):
 
 def test_every_rule_cites_a_source_and_a_fix():
     for rule in VERSION_RULES:
-        assert rule.source and rule.fix and rule.when
+        assert rule.source and rule.when and messages.lookup(rule.code).fix
 
 
 def test_torchvision_built_for_another_torch():

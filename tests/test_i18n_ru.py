@@ -37,7 +37,7 @@ from dsocr_probe.run import runner
 from dsocr_probe.inputs import trust
 from dsocr_probe.probes.context import Options
 from dsocr_probe.inputs.facts import DeviceFacts, EnvFacts
-from dsocr_probe.findings import Finding, ProbeStop, Status, fail
+from dsocr_probe.findings import Finding, InputError, ProbeStop, Status, fail
 from dsocr_probe.report.i18n import RU
 from dsocr_probe import messages
 
@@ -772,6 +772,15 @@ def _family_validator_problems(deepseek_ocr2, processor, seq2seq, suffix) -> lis
 # ---------------------------------------------------------------- loading and target
 
 
+def refused(fn, *args, **kwargs) -> Finding:
+    """The finding a service's input error becomes."""
+    from dsocr_probe.probes.context import finding_of
+
+    with pytest.raises(InputError) as error:
+        fn(*args, **kwargs)
+    return finding_of(error.value)
+
+
 @scenario
 def loading_failures(env):
     from dsocr_probe.inputs import target as target_mod
@@ -780,14 +789,19 @@ def loading_failures(env):
     native.mkdir()
     (native / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 8}))
     ctx = context(installed(), model=str(native))
-    yield stopped(loading.load_tokenizer, ctx)
-    yield stopped(loading.load_processor, ctx)
-    yield stopped(loading.parse_dtype, "int8", "model.torch_dtype")
-    yield stopped(loading.model_class, context(installed(), model=str(env.v1_model)))  # untrusted remote code
+    yield refused(loading.load_tokenizer, ctx)
+    yield refused(loading.load_processor, ctx)
+    yield refused(loading.load_processor, ctx)  # a later probe: not checked, because of it
+    yield refused(loading.parse_dtype, "int8", "model.torch_dtype")
+    yield refused(loading.model_class, context(installed(), model=str(env.v1_model)))  # untrusted remote code
     config_only = toy(env.tmp() / "m", auto_map={"AutoConfig": "configuration_toy.ToyConfig"})
-    yield stopped(loading.model_class, context(installed(), model=str(config_only), trust_remote_code=True, allow_unpinned=True))
-    yield stopped(loading.load_model, context(installed(), model=str(env.v1_model), trust_remote_code=True, allow_unpinned=True), "cpu", torch.float32)
-    yield stopped(loading.model_class, context(installed(), model=str(env.v1_model), trust_remote_code=True))  # unpinned
+    yield refused(loading.model_class, context(installed(), model=str(config_only), trust_remote_code=True, allow_unpinned=True))
+    yield refused(loading.load_model, context(installed(), model=str(env.v1_model), trust_remote_code=True, allow_unpinned=True), "cpu", torch.float32)
+    yield refused(loading.model_class, context(installed(), model=str(env.v1_model), trust_remote_code=True))  # unpinned
+    for what, parts in (("tokenizer", ["tokenizer_config.json auto_map"]), ("processor", ["processor_config.json auto_map"])):
+        yield refused(loading._refuse_untrusted, context(installed(), model=str(env.v1_model)), parts, what)
+        yield refused(loading._refuse_untrusted, context(installed(), model=str(env.v1_model), trust_remote_code=True),
+                      parts, what)
     cfg = _config(env.tmp(), data={"prompt": "Free OCR."})
     yield refused(loading.builder_for, context(installed(), model=str(env.v1_model), train_config=cfg))
 
@@ -814,7 +828,7 @@ def loading_failures(env):
 
     for cls in (Refuses, Fails, NoKernels):
         env.mp.setattr(loading, "model_class", lambda ctx, cls=cls: (cls, f"{cls.__name__} (test)"))
-        yield stopped(loading.load_model, context(installed(), model=str(native)), "cuda", torch.float32)
+        yield refused(loading.load_model, context(installed(), model=str(native)), "cuda", torch.float32)
     env.mp.undo()
     # The hub cache is read only, never downloaded from.
     yield refused(target_mod.resolve, "dsocr-probe-tests/not-in-any-cache", "main")
@@ -1300,7 +1314,35 @@ def distributed_runs(env):
                                  failed_rank=1, failed_exitcode=1))
     yield from findings(_outcome(hung, returncode=1, failed_rank=1, failed_exitcode=-9))
     yield from findings(_outcome(hung, returncode=1, failed_rank=1))
+    yield from findings(_outcome(hung, returncode=1))  # no rank named, none wrote an error
     yield from findings(_outcome({0: _rank(0, [[0, 1]], 4), 1: _rank(1, [[2, 3]], 4)}, survivors=[4242]))
+    yield from distributed_not_built(hung[0])
+
+
+def distributed_not_built(rank: dict) -> Iterable[Finding]:
+    """What a rank that could not build the run reports (as the worker writes it, through JSON), worded by the probe."""
+    from dsocr_probe.model.trainrun import BuildError
+    from dsocr_probe.probes.context import finding_of
+    from dsocr_probe.probes.distributed import _stop_if_not_built
+    from dsocr_probe.run.distributed_worker import build_failure
+
+    def not_built(stop: dict) -> Finding:
+        with pytest.raises(ProbeStop) as caught:
+            _stop_if_not_built(_outcome({0: {**rank, "stop": json.loads(json.dumps(stop))}}, returncode=1))
+        return caught.value.finding
+
+    def failed(stage: str, what: str) -> BuildError:
+        exc = BuildError(stage, what)
+        exc.__cause__ = ValueError("r must be a positive integer")
+        return exc
+
+    def config(data: dict):
+        return SimpleNamespace(train_config=None, unless_broken=lambda loader: SimpleNamespace(data=data))
+
+    yield not_built(build_failure(failed("lora", "get_peft_model"), config({})))
+    yield not_built(build_failure(failed("collator", "the collator"), config({"collator": "team.collate:Collator"})))
+    yield not_built(build_failure(failed("collator", "the collator"), config({})))
+    yield not_built(finding_of(InputError("loading.no-weights", path="/models/ocr")).ref())
 
 
 @scenario
@@ -1355,16 +1397,16 @@ def kin_families(env):
 
     from dsocr_probe.model import causality
     from dsocr_probe.collators.base import labels_on_prompt
-    from dsocr_probe.findings import fail as _fail
     from dsocr_probe.probes import batch, processor, step
+    from dsocr_probe.probes.context import finding_of
 
     target = SimpleNamespace(model_type="qwen2_vl", read_json=lambda name: {})
     config = {"vision_config": {"spatial_merge_size": 2, "patch_size": 14, "temporal_patch_size": 2}}
     proc = SimpleNamespace(image_processor=SimpleNamespace(merge_size=1, patch_size=14, temporal_patch_size=2))
     yield from processor._agreements(target, config, proc)
-    yield loading._missing_package(ProbeStop(_fail(
-        "loading.processor", "AutoProcessor cannot load", params={
-            "error": "ImportError: Qwen2VLVideoProcessor requires the Torchvision library"}))).finding
+    yield finding_of(loading._missing_package(InputError(
+        "loading.processor", path="/m", auto_class="AutoProcessor",
+        error="ImportError: Qwen2VLVideoProcessor requires the Torchvision library")))
     checks = [messages.M("label checks (a supervised token per sample, none on padding)")]
     why = messages.M("%(model)s has no get_image_features", model="Florence2ForConditionalGeneration")
     yield batch.layout_finding(None, messages.M("not compared (%(why)s); the slot count was not checked", why=why), checks)

@@ -13,8 +13,8 @@ from toy_remote import write_toy
 
 from dsocr_probe.model import loading
 from dsocr_probe.inputs import pinning
-from dsocr_probe.probes.context import Options
-from dsocr_probe.findings import ProbeStop, Status
+from dsocr_probe.probes.context import Options, finding_of
+from dsocr_probe.findings import InputError, Status
 from dsocr_probe.inputs.trust import import_refusal
 from dsocr_probe.inputs.target import resolve
 
@@ -67,9 +67,10 @@ def test_a_commit_hash_on_a_plain_folder_pins_nothing(tmp_path):
     assert f"`--dsocr-revision {digest}`" in f.fix and "rev-parse" not in f.fix
     # The loader and the import gate ask the same question and get the same answer.
     assert import_refusal(Options(trust_remote_code=True, revision=COMMIT), resolve(str(folder), COMMIT)).status is Status.FAIL
-    with pytest.raises(ProbeStop) as stop:
+    with pytest.raises(InputError) as error:
         loading.model_class(context(model=str(folder), trust_remote_code=True, revision=COMMIT))
-    assert stop.value.finding.code == "loading.unpinned" and digest in stop.value.finding.fix
+    assert error.value.code == "loading.unpinned" and error.value.params["digest"] == digest
+    assert digest in finding_of(error.value).fix
 
 
 def test_the_content_digest_pins_the_folder_until_a_file_changes(tmp_path):

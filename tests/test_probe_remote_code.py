@@ -346,7 +346,7 @@ def test_loading_never_imports_untrusted_or_unpinned_remote_code(tmp_path, optio
     import torch
 
     from dsocr_probe.model import loading
-    from dsocr_probe.findings import ProbeStop
+    from dsocr_probe.findings import InputError
 
     marker = tmp_path / "imported.txt"
     trap = f"open({str(marker)!r}, 'w').write('imported')\n"
@@ -354,9 +354,9 @@ def test_loading_never_imports_untrusted_or_unpinned_remote_code(tmp_path, optio
     (folder / "model.safetensors").write_bytes(b"")
     ctx = context(linux_cpu(**INSTALLED), model=str(folder), device="cpu", **options)
     for load in (loading.model_class, lambda ctx: loading.load_model(ctx, "cpu", torch.float32)):
-        with pytest.raises(ProbeStop) as stop:
+        with pytest.raises(InputError) as error:
             load(ctx)
-        assert stop.value.finding.code == stopped_by and stop.value.finding.status is Status.SKIP
+        assert error.value.code == stopped_by and error.value.status is Status.SKIP and error.value.variant == "model"
     step = probe("step", ctx)
     assert [f.status for f in step.findings] == [Status.SKIP]
     assert not marker.exists()

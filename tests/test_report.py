@@ -181,9 +181,8 @@ def test_translation_variants_none_params_terms_and_causes():
                    params={"key": "lr", "suggestion": None, "installed": "4.46.3"})
     assert i18n.translate(unknown, "ru")["fix"] == "Уберите `lr`: в transformers 4.46.3 такого аргумента нет."  # not `None`
     assert i18n.translate(unknown, "en")["fix"] == unknown.fix
-    untrusted = skip("loading.untrusted", "The tokenizer is remote code (tokenizer_config.json auto_map): ...",
-                     params={"what": "tokenizer", "parts": "tokenizer_config.json auto_map"})
-    assert i18n.translate(untrusted, "ru")["title"].startswith("Токенизатор — это remote code (tokenizer_config.json auto_map)")
+    untrusted = skip("loading.untrusted", "tokenizer", params={"what": "tokenizer", "parts": "tokenizer_config.json auto_map"})
+    assert untrusted.text("ru").title.startswith("Токенизатор — это remote code (tokenizer_config.json auto_map)")
     # A pass that shares its code with a translated skip keeps its own (English) text.
     assert i18n.translate(passed("train_config.batch-math", "Effective batch 1, 3 optimizer steps"), "ru")["title"] == (
         "Effective batch 1, 3 optimizer steps")

@@ -232,13 +232,15 @@ def test_forecast_takes_image_slots_as_an_axis_of_their_own():
 
 
 def test_dtype_names():
-    from dsocr_probe.findings import ProbeStop
+    from dsocr_probe.findings import InputError
+    from dsocr_probe.probes.context import finding_of
 
     assert loading.parse_dtype("bf16") is torch.bfloat16
     assert loading.parse_dtype("torch.float32") is torch.float32
-    with pytest.raises(ProbeStop) as stop:
+    with pytest.raises(InputError) as error:
         loading.parse_dtype("float8", "model.torch_dtype")
-    assert stop.value.finding.code == "loading.dtype" and "bfloat16" in stop.value.finding.fix
+    assert error.value.code == "loading.dtype" and error.value.params == {"where": "model.torch_dtype", "value": "float8"}
+    assert "bfloat16" in finding_of(error.value).fix
 
 
 def test_model_class_is_the_one_the_checkpoint_maps(demo):
@@ -251,12 +253,13 @@ def test_model_class_is_the_one_the_checkpoint_maps(demo):
 
 
 def test_missing_weights_are_named(v1_model):
-    from dsocr_probe.findings import ProbeStop
+    from dsocr_probe.findings import InputError
+    from dsocr_probe.probes.context import finding_of
 
-    with pytest.raises(ProbeStop) as stop:
+    with pytest.raises(InputError) as error:
         loading.load_model(context(model=str(v1_model), trust_remote_code=True, allow_unpinned=True), "cpu", torch.float32)
-    assert stop.value.finding.code == "loading.no-weights"
-    assert "huggingface-cli download" in stop.value.finding.fix
+    assert error.value.code == "loading.no-weights" and error.value.params == {"path": str(v1_model)}
+    assert "huggingface-cli download" in finding_of(error.value).fix
 
 
 @pytest.mark.parametrize("where", ["loading", "first step"])

@@ -1,7 +1,7 @@
 """Known-bad version combinations, as data.
 
 Each rule matches when every listed distribution's installed version is inside its
-specifier (a missing distribution never matches). The texts name the versions that work.
+specifier (a missing distribution never matches); the message of its code names the versions that work.
 Sources: the version table in the DeepSeek-OCR v1 reference (checked in the published
 wheels) and transformers' own MIN_PEFT_VERSION.
 """
@@ -21,12 +21,11 @@ REFERENCE = "reference/deepseek_ocr_v1.md, version facts"
 
 @dataclass(frozen=True)
 class VersionRule:
+    """A known-bad combination; what it says (naming the versions that work) is the message of its code."""
+
     code: str
     when: dict[str, str]  # distribution -> specifier the installed version must satisfy
     status: Status
-    title: str  # formatted with the matched versions, e.g. {peft} and {transformers}
-    detail: str
-    fix: str
     source: str = REFERENCE
 
     def matches(self, versions: dict[str, str | None]) -> bool:
@@ -42,54 +41,16 @@ class VersionRule:
         return True
 
 
+# Their texts are in dsocr_probe.messages.texts.environment, with the matched versions as params.
 VERSION_RULES: tuple[VersionRule, ...] = (
-    VersionRule(
-        "environment.peft-needs-modeling-layers",
-        {"peft": "==0.18.0", "transformers": "<4.52.1"},
-        Status.FAIL,
-        "peft {peft} cannot be imported with transformers {transformers}",
-        "peft 0.18.0 imports `transformers.modeling_layers` at import time; that module first ships in "
-        "transformers 4.52.1, so `import peft` fails with `No module named 'transformers.modeling_layers'`.",
-        "For DeepSeek-OCR v1 (needs transformers <= 4.47.1): `pip install 'peft==0.17.1'`. "
-        "Otherwise `pip install 'transformers>=4.52.1'`.",
-    ),
-    VersionRule(
-        "environment.peft-torch-distributed-tensor",
-        {"peft": ">=0.18.1,<=0.21.2", "transformers": "<4.52.1", "torch": ">=2.13"},
-        Status.FAIL,
-        "peft {peft} + transformers {transformers} + torch {torch}: get_peft_model fails",
-        "With this combination `get_peft_model` raises `AttributeError: module 'torch.distributed' has no "
-        "attribute 'tensor'`; peft <= 0.17.1 works with these transformers releases.",
-        "`pip install 'peft==0.17.1'` (DeepSeek-OCR v1 stack: transformers 4.46.3 + peft 0.17.1).",
-    ),
-    VersionRule(
-        "environment.peft-too-old-for-transformers-5",
-        {"transformers": ">=5.0,<5.23", "peft": "<0.18.0"},
-        Status.FAIL,
-        "transformers {transformers} refuses peft {peft}",
-        "transformers 5.x enforces a minimum peft version (MIN_PEFT_VERSION 0.18.0); LoRA loading and "
-        "the Trainer's peft integration raise on older peft.",
-        "`pip install 'peft>=0.18.0'`, or stay on the v1 stack (transformers 4.46.3 + peft 0.17.1).",
-        source="transformers MIN_PEFT_VERSION",
-    ),
-    VersionRule(
-        "environment.peft-too-old-for-transformers-5.23",
-        {"transformers": ">=5.23", "peft": "<0.20.0"},
-        Status.FAIL,
-        "transformers {transformers} refuses peft {peft}",
-        "transformers 5.23 raised its minimum peft version (MIN_PEFT_VERSION) to 0.20.0.",
-        "`pip install 'peft>=0.20.0'`.",
-        source="transformers MIN_PEFT_VERSION",
-    ),
-    VersionRule(
-        "environment.torch-too-old-for-transformers",
-        {"transformers": ">=5.23", "torch": "<2.6"},
-        Status.FAIL,
-        "transformers {transformers} treats torch {torch} as absent",
-        "transformers 5.23 requires torch >= 2.6; with an older torch every model class is a dummy that "
-        "raises on use.",
-        "Install torch >= 2.6 (with the CUDA build your GPU needs), or pin `transformers<5.23`.",
-    ),
+    VersionRule("environment.peft-needs-modeling-layers", {"peft": "==0.18.0", "transformers": "<4.52.1"}, Status.FAIL),
+    VersionRule("environment.peft-torch-distributed-tensor",
+                {"peft": ">=0.18.1,<=0.21.2", "transformers": "<4.52.1", "torch": ">=2.13"}, Status.FAIL),
+    VersionRule("environment.peft-too-old-for-transformers-5", {"transformers": ">=5.0,<5.23", "peft": "<0.18.0"},
+                Status.FAIL, source="transformers MIN_PEFT_VERSION"),
+    VersionRule("environment.peft-too-old-for-transformers-5.23", {"transformers": ">=5.23", "peft": "<0.20.0"},
+                Status.FAIL, source="transformers MIN_PEFT_VERSION"),
+    VersionRule("environment.torch-too-old-for-transformers", {"transformers": ">=5.23", "torch": "<2.6"}, Status.FAIL),
 )
 
 

@@ -2,8 +2,8 @@
 
 Shared by the probes and ``scripts/train_lora.py``, so the script trains with exactly the
 objects the probes verified. Everything is read from local files (never the network), and
-remote code is imported only when the user trusted it; otherwise a :class:`ProbeStop` says so
-with the fix.
+remote code is imported only when the user trusted it. What cannot be loaded raises
+:class:`~dsocr_probe.findings.InputError` with its message code.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 from ..knowledge import families
 from ..inputs import trust
-from ..findings import ProbeStop, fail, skip
-from ..inputs.trust import TRUST_FIX
+from ..findings import InputError, ProbeStop, Status
+from ..messages import M, N_, ref
 
 # Model types whose batches dsocr_probe builds itself; anything else goes through its processor.
 V1_MODEL_TYPES = families.family_of("DeepseekOCR").model_types
@@ -31,11 +31,7 @@ DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "float": "float32", "bfl
 
 def load_tokenizer(ctx):
     """``AutoTokenizer`` from the target's folder (offline); remote tokenizer code only when trusted."""
-    return _load_auto(
-        ctx, "AutoTokenizer", ("AutoTokenizer",), "tokenizer",
-        fix="Copy the checkpoint's tokenizer files (tokenizer.json, tokenizer_config.json, special_tokens_map.json) "
-        "into the model folder.",
-    )
+    return _load_auto(ctx, "AutoTokenizer", ("AutoTokenizer",), "tokenizer")
 
 
 def load_processor(ctx):
@@ -45,48 +41,39 @@ def load_processor(ctx):
     (the processor probe) and is a SKIP for the others, not a second blocker."""
     cache = ctx.__dict__.setdefault("_processor", [])
     if cache:
-        value, stop = cache[0]
-        if stop is None:
+        value, error = cache[0]
+        if error is None:
             return value
-        return ctx.needs(lambda: _raise(stop), "processor")
+        raise _reported(error)
     try:
-        value = _load_auto(
-            ctx, "AutoProcessor", ("AutoProcessor", "AutoImageProcessor", "AutoTokenizer"), "processor",
-            fix="Copy the checkpoint's processor and tokenizer files into the model folder.",
-        )
-    except ProbeStop as stop:
-        stop = _missing_package(stop)
-        cache.append((None, stop))
-        if stop.finding.code == "loading.processor-needs-torchvision" and "torchvision" in ctx.__dict__.get(
+        value = _load_auto(ctx, "AutoProcessor", ("AutoProcessor", "AutoImageProcessor", "AutoTokenizer"), "processor")
+    except InputError as error:
+        error = _missing_package(error)
+        cache.append((None, error))
+        if error.code == "loading.processor-needs-torchvision" and "torchvision" in ctx.__dict__.get(
                 "_environment_reported", ()):
-            return ctx.needs(lambda: _raise(stop), "processor")  # the environment probe named it already
-        raise stop from None
+            raise _reported(error) from None  # the environment probe named it already
+        raise error from None
     cache.append((value, None))
     return value
 
 
-def _raise(stop: ProbeStop):
-    raise stop
+def _reported(error: InputError) -> InputError:
+    """A processor failure already reported: a SKIP that names it as the cause."""
+    if error.status is Status.SKIP:
+        return error
+    return InputError("processor.prerequisite", status=Status.SKIP,
+                      cause=ref(error.code, error.variant, error.params, error.status.value))
 
 
-def _missing_package(stop: ProbeStop) -> ProbeStop:
+def _missing_package(error: InputError) -> InputError:
     """A processor that fails for want of torchvision (the Qwen-VL video processors need it): name
     the package and the build that fits the installed torch, not the processor files."""
-    f = stop.finding
-    error = str(f.params.get("error") or "")
-    if "torchvision" not in error.lower() and "VIDEO_PROCESSOR_MAPPING" not in error:
-        return stop
-    use = torchvision_for_torch()
-    return ProbeStop(
-        fail(
-            "loading.processor-needs-torchvision",
-            f"The processor needs torchvision, which is not installed: {error}",
-            detail="This family's processor builds a video processor next to the image processor, and that "
-            "requires torchvision; AutoProcessor cannot load without it.",
-            fix=f"`pip install '{use}'` built for your torch {torch_build()} (from the index your torch came from).",
-            params={**f.params, "use": use, "torch": torch_build()},
-        )
-    )
+    message = str(error.params.get("error") or "")
+    if "torchvision" not in message.lower() and "VIDEO_PROCESSOR_MAPPING" not in message:
+        return error
+    return InputError("loading.processor-needs-torchvision",
+                      **{**error.params, "use": torchvision_for_torch(), "torch": torch_build()})
 
 
 def torch_build() -> str:
@@ -109,9 +96,9 @@ def torchvision_for_torch(torch_version: str | None = None) -> str:
     return f"torchvision==0.{v.minor + 15}.*" if v.major == 2 else "torchvision"
 
 
-def _load_auto(ctx, auto_class: str, remote_keys: tuple[str, ...], what: str, fix: str):
+def _load_auto(ctx, auto_class: str, remote_keys: tuple[str, ...], what: str):
     """``transformers.<auto_class>.from_pretrained`` on the target, offline; remote code for any of
-    ``remote_keys`` only when trusted. A failure stops the probe with ``loading.<what>``."""
+    ``remote_keys`` only when trusted. A failure raises ``loading.<what>``."""
     import transformers
 
     target = ctx.target()
@@ -120,14 +107,8 @@ def _load_auto(ctx, auto_class: str, remote_keys: tuple[str, ...], what: str, fi
     try:
         return getattr(transformers, auto_class).from_pretrained(str(target.path), **_offline(parts))
     except Exception as exc:
-        raise ProbeStop(
-            fail(
-                f"loading.{what}",
-                f"{auto_class} cannot load {target.path}: {error_line(exc)}",
-                fix=fix,
-                params={"path": str(target.path), "auto_class": auto_class, "error": error_line(exc)},
-            )
-        ) from exc
+        raise InputError(f"loading.{what}", path=str(target.path), auto_class=auto_class,
+                         error=error_line(exc)) from exc
 
 
 # ---------------------------------------------------------------- model
@@ -173,14 +154,7 @@ def parse_dtype(name: Any, where: str = "dtype"):
         return name
     key = str(name).replace("torch.", "").strip().lower()
     if key not in DTYPE_NAMES:
-        raise ProbeStop(
-            fail(
-                "loading.dtype",
-                f"{where}: {name!r} is not a dtype",
-                fix=f"Use one of bfloat16, float16, float32 (or auto) for {where}.",
-                params={"where": where, "value": str(name)},
-            )
-        )
+        raise InputError("loading.dtype", where=where, value=str(name))
     return getattr(torch, DTYPE_NAMES[key])
 
 
@@ -189,7 +163,8 @@ def model_class(ctx) -> tuple[Any, str]:
 
     Remote code: the Auto class the checkpoint's auto_map names (v1 maps only AutoModel).
     Native: the class in ``config.architectures``, else the first task-head Auto class that maps
-    the config (AutoModelForImageTextToText for DeepSeek-OCR-2 and other VLMs).
+    the config (AutoModelForImageTextToText for DeepSeek-OCR-2 and other VLMs). How it was chosen is
+    a string, or a message (:func:`~dsocr_probe.messages.M`) where it is said in words.
     """
     import transformers
 
@@ -199,14 +174,7 @@ def model_class(ctx) -> tuple[Any, str]:
         for name in ("AutoModelForCausalLM", "AutoModelForImageTextToText", "AutoModelForVision2Seq", "AutoModel"):
             if name in target.auto_map and hasattr(transformers, name):
                 return getattr(transformers, name), f"{name} (auto_map → {target.auto_map[name]})"
-        raise ProbeStop(
-            fail(
-                "loading.no-auto-class",
-                f"config.json auto_map names no model class ({', '.join(sorted(target.auto_map))})",
-                fix="Restore config.json from the checkpoint: auto_map must name AutoModel (or a task-head Auto class).",
-                params={"mapped": ", ".join(sorted(target.auto_map))},
-            )
-        )
+        raise InputError("loading.no-auto-class", mapped=", ".join(sorted(target.auto_map)))
     for arch in target.config.get("architectures") or []:
         cls = getattr(transformers, arch, None)
         if cls is not None:
@@ -218,79 +186,48 @@ def model_class(ctx) -> tuple[Any, str]:
         auto = getattr(transformers, name, None)
         if auto is not None and type(config) in auto._model_mapping:
             return auto, f"{name} ({auto._model_mapping[type(config)].__name__})"
-    return transformers.AutoModel, "AutoModel (no task head maps this config)"
+    return transformers.AutoModel, M(N_("%(cls)s (no task head maps this config)"), cls="AutoModel")
 
 
 def load_model(ctx, device: str, dtype: Any):
     """The model's weights in ``dtype`` on ``device``, loaded with the class :func:`model_class` picks.
 
-    Failures become findings: untrusted remote code (SKIP), no weight files, an import error in
-    remote code, any other loading error (FAIL). Out-of-memory errors are left to the caller,
+    Failures raise :class:`InputError`: untrusted remote code (SKIP), no weight files, an import error
+    in remote code, any other loading error (FAIL). Out-of-memory errors are left to the caller,
     which knows what it was trying to fit.
     """
     import transformers
     from packaging.version import Version
 
     target = ctx.target()
-    cls, how = model_class(ctx)
+    cls, _ = model_class(ctx)
     dtype_kw = "dtype" if Version(transformers.__version__) >= Version("4.56.0") else "torch_dtype"
     kwargs: dict[str, Any] = {dtype_kw: parse_dtype(dtype), "local_files_only": True}
     if target.needs_remote_code:
         kwargs["trust_remote_code"] = True
     if not has_weights(target.path):
-        raise ProbeStop(
-            fail(
-                "loading.no-weights",
-                f"{target.path} has no weight files (*.safetensors or *.bin)",
-                fix="Download the full checkpoint (`huggingface-cli download <id> --revision <commit>`) "
-                "and pass its folder.",
-                params={"path": str(target.path)},
-            )
-        )
+        raise InputError("loading.no-weights", path=str(target.path))
     try:
         model = cls.from_pretrained(str(target.path), **kwargs)
     except ImportError as exc:
-        raise ProbeStop(
-            fail(
-                "loading.remote-import",
-                f"Loading the model imports code that fails: {first_line(exc)}",
-                fix="Install the transformers release the remote code was written for (see the remote-code probe).",
-                params={"error": first_line(exc)},
-            )
-        ) from exc
+        raise InputError("loading.remote-import", error=first_line(exc)) from exc
     except (MemoryError, RuntimeError) as exc:
         if is_oom(exc):
             raise
-        raise _load_failed(target, how, exc) from exc
+        raise _load_failed(target, cls, exc) from exc
     except Exception as exc:
-        raise _load_failed(target, how, exc) from exc
+        raise _load_failed(target, cls, exc) from exc
     try:
         return model.to(device)
     except (RuntimeError, AssertionError) as exc:
         if is_oom(exc):
             raise
-        raise ProbeStop(
-            fail(
-                "loading.device",
-                f"Moving the model to {device} fails: {error_line(exc)}",
-                detail="`no kernel image is available` means this torch build has no kernels for the GPU "
-                "(see the CUDA probe); `Torch not compiled with CUDA enabled` means a CPU-only torch.",
-                fix="Install the torch build the CUDA probe names, or run the step on the CPU with --dsocr-device cpu.",
-                params={"device": device, "error": error_line(exc)},
-            )
-        ) from exc
+        raise InputError("loading.device", device=device, error=error_line(exc)) from exc
 
 
-def _load_failed(target, how: str, exc: BaseException) -> ProbeStop:
-    return ProbeStop(
-        fail(
-            "loading.model",
-            f"{how.split(' ')[0]}.from_pretrained fails: {error_line(exc)}",
-            detail=str(exc)[:2000],
-            fix="See the model API probe for the class that loads this checkpoint; check the weight files are complete.",
-            params={"path": str(target.path), "cls": how.split(' ')[0], "error": error_line(exc)},
-        )
-    )
+def _load_failed(target, cls: Any, exc: BaseException) -> InputError:
+    return InputError("loading.model", path=str(target.path), cls=getattr(cls, "__name__", str(cls)),
+                      error=error_line(exc), message=str(exc)[:2000])
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -388,25 +325,9 @@ def _refuse_untrusted(ctx, parts: list[str], what: str) -> None:
     if why is None:
         return
     if why.reason == "untrusted":
-        raise ProbeStop(
-            skip(
-                "loading.untrusted",
-                f"The {what} is remote code ({', '.join(parts)}): not imported without --dsocr-trust-remote-code",
-                fix=TRUST_FIX,
-                params={"what": what, "parts": ", ".join(parts)},
-            )
-        )
-    raise ProbeStop(
-        skip(
-            "loading.unpinned",
-            f"The {what} is remote code ({', '.join(parts)}): not imported, the revision is not a pinned commit "
-            "or content digest verified against its files",
-            fix=f"Pin the reviewed files: --dsocr-revision {why.digest} (`model.revision` in the training "
-            "config; a hub snapshot's or a clean git checkout's commit also pins), or accept the risk with "
-            "--dsocr-allow-unpinned (`--allow-unpinned` for dsocr-train).",
-            params={"what": what, "parts": ", ".join(parts), "digest": why.digest},
-        )
-    )
+        raise InputError("loading.untrusted", what, status=Status.SKIP, what=what, parts=", ".join(parts))
+    raise InputError("loading.unpinned", what, status=Status.SKIP, what=what, parts=", ".join(parts),
+                     digest=why.digest)
 
 
 def first_line(exc: BaseException) -> str:

@@ -337,6 +337,7 @@ def build(ctx, device: str, dtype: Any, overrides: Mapping[str, tuple[Any, str]]
     enables it after wrapping, as in a real run. A failure of the arguments, the collator or the
     LoRA wrapping raises :class:`BuildError` (other loading failures are ProbeStop findings).
     """
+    from ..findings import InputError
     from . import loading, lora
     from .training import dataset_for
 
@@ -358,7 +359,7 @@ def build(ctx, device: str, dtype: Any, overrides: Mapping[str, tuple[Any, str]]
     processing_obj = processing(ctx)
     try:
         made, made_by = collator(ctx, cfg, processing_obj, dtype)
-    except ProbeStop:
+    except (ProbeStop, InputError):
         raise
     except Exception as exc:
         raise BuildError("collator", f"the collator `{cfg.data.get('collator')}`") from exc

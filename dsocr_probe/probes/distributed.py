@@ -22,6 +22,7 @@ from ..model import distributed_launch, loading, lora
 from ..inputs import engines
 from ..findings import Finding, ProbeStop, Status, cause_params, fail, passed, skip, warn
 from ..knowledge.trial_settings import probe_overrides
+from ..messages import M, N_
 from .engine_findings import engine_findings
 
 STEPS = 3  # DDP's check of the previous step's reduction runs at the next forward: at least 2
@@ -30,12 +31,13 @@ REDUCTION_ERROR = "Expected to have finished reduction in the prior iteration"
 TOLERANCE = 1e-5  # relative: the all-reduced gradients are the same numbers on every rank
 
 
-def world_size(ctx, cfg) -> tuple[int, str]:
-    """The number of processes and who asked for it: --dsocr-nproc, else the config's ``nproc_per_node``."""
+def world_size(ctx, cfg) -> tuple[int, Any]:
+    """The number of processes and who asked for it (an option's name or a message): --dsocr-nproc, else the
+    config's ``nproc_per_node``."""
     if ctx.options.nproc is not None:
         return ctx.options.nproc, "--dsocr-nproc"
     asked = getattr(cfg, "nproc_per_node", None) if cfg is not None else None
-    return (asked, "nproc_per_node in the training config") if asked else (0, "")
+    return (asked, M(N_("nproc_per_node in the training config"))) if asked else (0, "")
 
 
 def run(ctx) -> Iterable[Finding]:
@@ -48,19 +50,13 @@ def run(ctx) -> Iterable[Finding]:
     yield from engine_findings(found, training)
     nproc, asked_by = world_size(ctx, cfg)
     if nproc < 2:
-        raise ProbeStop(skip(
-            "distributed.off", "Not run: one process" if nproc == 1 else "Not run: no world size asked for",
-            fix="Pass `--dsocr-nproc N` (ini `dsocr_nproc`), or put `nproc_per_node: N` at the top of the training "
-            "config, to run the step on N processes as `torchrun --nproc_per_node N` would.",
-            params={"nproc": nproc or None}))
+        raise ProbeStop(skip("distributed.off", "one-process" if nproc == 1 else "no-world-size",
+                             params={"nproc": nproc or None}))
     if any(i.kind in ("unreadable", "unknown-fsdp-option", "precision", "fsdp-and-deepspeed") for i in found.issues):
-        raise ProbeStop(skip("distributed.not-launched", "Not run: the FSDP / DeepSpeed settings above fail first",
-                             fix="Correct them, then run again."))
+        raise ProbeStop(skip("distributed.not-launched"))
     data = ctx.needs(ctx.dataset, "distributed")
     if data is None or data.train is None or not ctx.usable_rows(data.train.rows):
-        raise ProbeStop(skip("input.no-dataset", "No dataset to check",
-                             fix="Pass --dsocr-data DIR (train/ and val/ with metadata.json) or set data.train_dir in "
-                             "the training config."))
+        raise ProbeStop(skip("input.no-dataset"))
     device = loading.default_device(ctx)
     backend = "nccl" if device.startswith("cuda") else "gloo"
     if device.startswith("cuda"):
@@ -68,19 +64,14 @@ def run(ctx) -> Iterable[Finding]:
 
         have = torch.cuda.device_count()
         if have < nproc:
-            raise ProbeStop(skip("distributed.gpus", f"Not run: {nproc} processes asked for, {have} GPUs visible",
-                                 fix=f"Run on a machine with {nproc} GPUs, or pass `--dsocr-nproc {have}` "
-                                 "(or `--dsocr-device cpu` for a gloo run).", params={"nproc": nproc, "have": have}))
+            raise ProbeStop(skip("distributed.gpus", params={"nproc": nproc, "have": have}))
     with tempfile.TemporaryDirectory(prefix="dsocr-distributed-out-") as output_dir:
         overrides = probe_overrides(output_dir, STEPS, training, configured=cfg is not None)
         overrides["max_steps"] = (STEPS, "a few optimizer steps: DDP checks each step's reduction at the next one")
         engine = None
         if found.deepspeed is not None and not engines.installed("deepspeed"):
             overrides["deepspeed"] = (None, "DeepSpeed is not installed: the step ran under plain DDP")
-            engine = skip("distributed.deepspeed-not-installed",
-                          "DeepSpeed is not installed: its step was not run (the checks above were)",
-                          detail="The N-process step ran under plain DDP, with `deepspeed` removed for it.",
-                          fix="`pip install deepspeed` on the training machine and run again to run ZeRO itself.")
+            engine = skip("distributed.deepspeed-not-installed")
         spec = {"options": _options(ctx), "overrides": overrides}
         outcome = distributed_launch.launch(spec, nproc, _limit(ctx), device=device)
     if engine is not None:
@@ -91,48 +82,42 @@ def run(ctx) -> Iterable[Finding]:
 
 def _stop_if_not_built(outcome) -> None:
     """A rank that could not build the run (untrusted code, no weights, a LoRA section peft refuses) meets what the
-    step probe already reports: this probe then says it was not checked, with that cause."""
+    step probe already reports: this probe then says it was not checked, with that cause (the rank's code, variant
+    and params, worded here in the report's language)."""
     stops = [d["stop"] for _, d in sorted(outcome.ranks.items()) if d.get("stop")]
     if not stops:
         return
-    cause = Finding(Status(stops[0].get("status", "fail")), stops[0].get("code", ""), stops[0].get("title", ""),
-                    detail=stops[0].get("detail", ""), fix=stops[0].get("fix", ""), params=stops[0].get("params") or {})
-    raise ProbeStop(skip("distributed.prerequisite", f"Not checked: {cause.title}", detail=cause.detail,
-                         fix=cause.fix, params=cause_params(cause)))
+    stop = stops[0]
+    cause = Finding(Status(stop.get("status") or "fail"), stop["code"], stop.get("variant", ""),
+                    params=stop.get("params") or {})
+    raise ProbeStop(skip("distributed.prerequisite", params=cause_params(cause)))
 
 
 def outcome_findings(outcome, backend: str, asked_by: str, training: dict, fsdp: bool = False) -> Iterable[Finding]:
     """The findings of one launch, from what the ranks and the launcher reported."""
     ranks = outcome.ranks
     world = outcome.nproc
-    evidence = {"backend": backend, "world size": world, "asked by": asked_by, "launcher": "torch.distributed.run",
-                "wrapped in": _first(ranks, "wrapper") or "?", "find_unused_parameters": _first(ranks, "find_unused"),
-                "wall time": f"{outcome.elapsed_s:.1f} s"}
+    evidence = {N_("backend"): backend, N_("world size"): world, N_("asked by"): asked_by,
+                N_("launcher"): "torch.distributed.run", N_("wrapped in"): _first(ranks, "wrapper") or "?",
+                "find_unused_parameters": _first(ranks, "find_unused"),
+                N_("wall time"): M(N_("%(seconds)s s"), seconds=f"{outcome.elapsed_s:.1f}")}
     table = [_rank_row(r, ranks.get(r), outcome.where.get(r)) for r in range(world)]
     if outcome.survivors:
-        yield fail("distributed.left-running", f"{len(outcome.survivors)} process(es) of the run survived its end",
-                   detail="pids: " + ", ".join(map(str, outcome.survivors)),
-                   fix="End them (`kill -9 <pid>`); this is a bug of the probe, please report it.",
+        yield fail("distributed.left-running",
                    params={"count": len(outcome.survivors), "pids": ", ".join(map(str, outcome.survivors))})
     if not outcome.ok:
         yield from _failure(outcome, backend, table, evidence, fsdp and backend == "gloo")
         yield from _unused(ranks, training, failed=True)
         return
     steps = min(len(ranks[r].get("times") or []) for r in range(world))
-    yield passed("distributed.ranks", f"{world} ranks ({backend}) started and finished {steps} optimizer steps each",
-                 table=table, evidence=evidence, params={"world": world, "backend": backend, "steps": steps})
+    yield passed("distributed.ranks", table=table, evidence=evidence,
+                 params={"world": world, "backend": backend, "steps": steps})
     wrapper = str(evidence["wrapped in"])
     sharded = "FSDP" in wrapper or "FullyShard" in wrapper
     if fsdp and not sharded:
-        yield skip("distributed.fsdp-not-applied",
-                   f"FSDP was not applied here: the Trainer wrapped the model in {wrapper} on {backend}",
-                   detail="accelerate turns FSDP on only for GPUs and other accelerators, not for processes on the "
-                   "CPU: the step ran under plain DDP. The FSDP settings were read and checked above.",
-                   fix="Run the probe with `--dsocr-nproc N` on the GPU machine to run the sharded step itself.",
-                   params={"wrapper": wrapper, "backend": backend})
+        yield skip("distributed.fsdp-not-applied", params={"wrapper": wrapper, "backend": backend})
     if sharded:  # each rank holds its own shard of every gradient: there is nothing to compare
-        yield skip("distributed.in-sync-sharded", f"Gradients are sharded by {wrapper}: not compared across ranks",
-                   params={"wrapper": wrapper})
+        yield skip("distributed.in-sync-sharded", params={"wrapper": wrapper})
     else:
         yield _agreement(ranks, world)
     yield from _unused(ranks, training, failed=False)
@@ -146,53 +131,39 @@ def _failure(outcome, backend: str, table: list, evidence: dict, fsdp_on_cpu: bo
     if reduction:
         rank, error = min(reduction.items())
         quoted = _quote(error)
-        yield fail("distributed.unused-parameters",
-                   f"DDP stops at the second step on rank {rank}: {REDUCTION_ERROR} before starting a new one",
-                   detail=quoted,
-                   fix="Set `ddp_find_unused_parameters: true` in the training section (DDP then looks for them "
-                   "every step, at the cost of one more pass over the autograd graph), or take LoRA off the modules "
-                   "that get no gradient (listed below).",
-                   table=table, evidence=evidence, params={"rank": rank, "error": quoted.splitlines()[0]})
+        yield fail("distributed.unused-parameters", table=table, evidence=evidence,
+                   params={"rank": rank, "error": quoted.splitlines()[0], "quote": quoted})
         return
     if fsdp_on_cpu and errors and not outcome.timed_out:
         rank, error = min(errors.items())
-        yield skip("distributed.fsdp-cpu", f"FSDP could not run on the CPU (gloo) here: {error}",
-                   detail="The static FSDP checks above still hold; the sharded step needs GPUs (NCCL).",
-                   fix="Run the probe with `--dsocr-nproc N` on the GPU machine.", table=table, evidence=evidence,
-                   params={"error": error})
+        yield skip("distributed.fsdp-cpu", table=table, evidence=evidence, params={"error": error})
         return
     if outcome.timed_out:
         silent = [r for r in range(outcome.nproc) if not ranks.get(r, {}).get("finished")]
         # A rank whose innermost frame is torch's own waits in a collective for the one that is stuck elsewhere.
         stuck = [r for r in silent if outcome.where.get(r) and not outcome.where[r].startswith("torch/")] or silent
-        yield fail("distributed.rank-timeout",
-                   f"The {outcome.nproc}-process run did not finish within {outcome.limit_s:g} s: rank(s) "
-                   f"{', '.join(map(str, stuck))} stopped"
-                   + (f" in {outcome.where[stuck[0]]}" if len(stuck) == 1 and outcome.where.get(stuck[0]) else "")
-                   + (", the others wait for it" if len(stuck) < len(silent) else ""),
-                   detail="Each rank's last step is in the table; a rank that stops while the others wait in a "
-                   "collective (all-reduce) hangs the whole run. Every process of it was ended.",
-                   fix="Look at that rank's log (run with `-s`); raise --dsocr-timeout if the machine is only slow.",
-                   table=table, evidence=evidence,
+        where = outcome.where.get(stuck[0]) if len(stuck) == 1 else None
+        waited = len(stuck) < len(silent)
+        variant = ("where-waited" if waited else "where") if where else ("waited" if waited else "stopped")
+        yield fail("distributed.rank-timeout", variant, table=table, evidence=evidence,
                    params={"world": outcome.nproc, "limit": outcome.limit_s, "ranks": ", ".join(map(str, stuck)),
-                           "where": outcome.where.get(stuck[0]) if len(stuck) == 1 else None,
-                           "waiting": len(stuck) < len(silent) or None})
+                           "stuck": len(stuck), "where": where})
         return
     failed = outcome.failed_rank if outcome.failed_rank is not None else min(errors, default=None)
     own = errors.get(failed) if failed is not None else None
     if failed is None and not ranks:
         tail = "\n".join(outcome.launcher_log.strip().splitlines()[-12:])
-        yield fail("distributed.launch-failed", f"torch.distributed.run did not start the ranks (exit {outcome.returncode})",
-                   detail=tail, fix="Read the launcher's message above; check that this torch has torch.distributed.",
-                   evidence=evidence, params={"returncode": outcome.returncode})
+        yield fail("distributed.launch-failed", evidence=evidence,
+                   params={"returncode": outcome.returncode, "log": tail})
         return
-    how = own or (f"exit code {outcome.failed_exitcode}" if outcome.failed_exitcode is not None else "it stopped")
-    yield fail("distributed.rank-failed", f"Rank {failed} failed: {how}",
-               detail=outcome.report or (ranks.get(failed, {}).get("traceback") or "")[-1500:],
-               fix="The launcher's report above names the rank and its exit; a rank killed by a signal "
-               "(exit code -9) ran out of memory or was ended from outside. Fix what it names and run again.",
-               table=table, evidence=evidence,
-               params={"rank": failed, "error": own, "exitcode": outcome.failed_exitcode})
+    if failed is None:
+        variant = "no-rank"
+    else:
+        variant = "error" if own else "exitcode" if outcome.failed_exitcode is not None else "stopped"
+    yield fail("distributed.rank-failed", variant, table=table, evidence=evidence,
+               params={"rank": failed, "error": own, "exitcode": outcome.failed_exitcode,
+                       "returncode": outcome.returncode,
+                       "report": outcome.report or (ranks.get(failed, {}).get("traceback") or "")[-1500:]})
 
 
 def _agreement(ranks: dict, world: int) -> Finding:
@@ -215,20 +186,14 @@ def _agreement(ranks: dict, world: int) -> Finding:
                 if worst > TOLERANCE:
                     return _differ(where, key, r, worst)
     count = len(ranks[0].get("grads") or {})
-    return passed("distributed.in-sync", f"The {count} adapter tensors' gradients after DDP's sync and their updated "
-                  f"weights agree on all {world} ranks", evidence={"largest relative difference": f"{worst:.1e}"},
+    return passed("distributed.in-sync", evidence={N_("largest relative difference"): f"{worst:.1e}"},
                   params={"count": count, "world": world})
 
 
 def _differ(name: str, key: str, rank: int, gap: float | None) -> Finding:
-    what = "gradient after the sync" if key == "grads" else "weight after the steps"
-    how = f"relative difference {gap:.2g}" if gap is not None else "present on one rank only"
-    return fail("distributed.out-of-sync", f"The ranks disagree: {_short(name)}'s {what} differs on rank {rank} ({how})",
-                detail="DDP all-reduces every gradient, so all ranks must hold the same numbers; they do not: a "
-                "parameter DDP does not manage, or code that changes weights on one rank only.",
-                fix="Do not change parameters or requires_grad after the Trainer is made; keep `modules_to_save` "
-                "and the LoRA targets the same on every rank.",
-                params={"name": _short(name), "rank": rank, "what": key,
+    what = M(N_("gradient after the sync")) if key == "grads" else M(N_("weight after the steps"))
+    return fail("distributed.out-of-sync", "differs" if gap is not None else "one-rank",
+                params={"name": _short(name), "rank": rank, "what": what,
                         "gap": f"{gap:.2g}" if gap is not None else None})
 
 
@@ -242,32 +207,21 @@ def _unused(ranks: dict, training: dict, failed: bool) -> Iterable[Finding]:
             # Only where no expert is adapted: the experts a batch reaches change from batch to batch.
             experts = any(".experts." in n for d in ranks.values() for n in d.get("adapters") or [])
             find_unused = _first(ranks, "find_unused") and not experts
-            yield passed("distributed.all-used", "Every adapter got a gradient on every rank"
-                         + ("; `ddp_find_unused_parameters` could be false (DDP then skips its search each step)"
-                            if find_unused else ""), params={"find_unused": bool(find_unused) or None})
+            yield passed("distributed.all-used", "flag-unneeded" if find_unused else "used",
+                         params={"find_unused": bool(find_unused)})
         return
-    table = [{"rank": r, "adapters without gradient": len({_module(n) for n in names}),
-              "modules": ", ".join(sorted({_module(n) for n in names})[:6]) + (" ..." if len(names) > 12 else "")}
+    table = [{N_("rank"): r, N_("adapters without gradient"): len({_module(n) for n in names}),
+              N_("modules"): ", ".join(sorted({_module(n) for n in names})[:6]) + (" ..." if len(names) > 12 else "")}
              for r, names in sorted(per_rank.items())]
     # The experts themselves (``...experts.12``), each with its adapted projections.
     experts = sorted({m.split(".experts.")[0] + ".experts." + m.split(".experts.")[1].split(".")[0]
                       for m in modules if ".experts." in m})
-    shown = ", ".join(modules[:8]) + (f" and {len(modules) - 8} more" if len(modules) > 8 else "")
+    shown = ", ".join(modules[:8]) + (f", ... (+{len(modules) - 8})" if len(modules) > 8 else "")
     params = {"count": len(modules), "experts": len(experts) or None, "modules": shown}
     if failed:
-        yield warn("distributed.no-gradient-modules", f"{len(modules)} adapted modules got no gradient on some rank",
-                   detail=shown, fix="These are what DDP waited for: MoE experts no token of that rank's batch was "
-                   "routed to, or modules off the loss's path.", table=table, params=params)
+        yield warn("distributed.no-gradient-modules", table=table, params=params)
         return
-    yield warn("distributed.unused-found",
-               f"{len(modules)} adapted modules got no gradient on some rank"
-               + (f" (in {len(experts)} MoE experts no token was routed to)" if experts else "")
-               + "; DDP handles them because `ddp_find_unused_parameters` is true",
-               detail=f"{shown}. With the flag, DDP walks the autograd graph after every forward to find them: one "
-               "more pass per step, and no overlap of their gradients' communication with the backward.",
-               fix="Keep `ddp_find_unused_parameters: true` while these are adapted; MoE routing changes per batch, "
-               "so removing the flag stops the run at the next step where a rank routes around an expert.",
-               table=table, params=params)
+    yield warn("distributed.unused-found", "experts" if experts else "modules", table=table, params=params)
 
 
 def _rows(ranks: dict, world: int, training: dict) -> Iterable[Finding]:
@@ -279,49 +233,36 @@ def _rows(ranks: dict, world: int, training: dict) -> Iterable[Finding]:
     table = []
     for r, plan in plans.items():
         seen = [i for b in plan or [] for i in b]
-        table.append({"rank": r, "batches per epoch": len(plan) if plan is not None else "?",
-                      "rows": len(seen), "distinct": len(set(seen)),
-                      "batch sizes": ", ".join(str(len(b)) for b in plan or []) or "—",
-                      "row indices": ", ".join(map(str, seen[:12])) + (" ..." if len(seen) > 12 else "")})
+        table.append({N_("rank"): r, N_("batches per epoch"): len(plan) if plan is not None else "?",
+                      N_("rows"): len(seen), N_("distinct"): len(set(seen)),
+                      N_("batch sizes"): ", ".join(str(len(b)) for b in plan or []) or "—",
+                      N_("row indices"): ", ".join(map(str, seen[:12])) + (" ..." if len(seen) > 12 else "")})
     sampler = ranks[0].get("sampler") or "?"
-    evidence = {"sampler": sampler, "training rows": rows, "per device batch": batch,
-                "gradient accumulation": accumulation, "world size": world}
+    evidence = {N_("sampler"): sampler, N_("training rows"): rows, N_("per device batch"): batch,
+                N_("gradient accumulation"): accumulation, N_("world size"): world}
     empty = [r for r, plan in plans.items() if plan is not None and not plan]
     params = {"rows": rows, "world": world, "batch": batch}
     if empty:
-        yield fail("distributed.rank-empty", f"{rows} rows on {world} ranks at batch {batch}: rank(s) "
-                   f"{', '.join(map(str, empty))} get no batch", table=table, evidence=evidence,
-                   fix=f"Use at least {world * batch} training rows, a smaller `per_device_train_batch_size`, or "
-                   "`dataloader_drop_last: false`.",
-                   params={**params, "ranks": ", ".join(map(str, empty)), "want": world * batch})
+        yield fail("distributed.rank-empty", table=table, evidence=evidence,
+                   params={**params, "ranks": ", ".join(map(str, empty)), "empty": len(empty), "want": world * batch})
     elif rows < world * batch:
         repeated = sum(r["rows"] - r["distinct"] for r in table) + max(0, sum(r["distinct"] for r in table) - rows)
-        yield warn("distributed.rows-short",
-                   f"{rows} rows on {world} ranks at batch {batch}: one step wants {world * batch}, so the "
-                   f"sampler repeats rows to fill the ranks", table=table, evidence=evidence,
-                   detail=f"Each rank's share of one epoch is in the table ({repeated} rows are repeats).",
-                   fix=f"Lower `per_device_train_batch_size` to {max(1, rows // world)} or add training rows.",
+        yield warn("distributed.rows-short", table=table, evidence=evidence,
                    params={**params, "want": world * batch, "fit": max(1, rows // world), "repeated": repeated})
     else:
         counts = sorted({r["rows"] for r in table})
-        share = (f"{counts[0]} per rank" if len(counts) == 1
-                 else ", ".join(f"rank {r['rank']}: {r['rows']}" for r in table))
         repeats = max(0, sum(r["rows"] for r in table) - rows)
-        yield passed("distributed.rows", f"{rows} rows over {world} ranks: {share} per epoch"
-                     + (f" ({repeats} repeated to even out the ranks)" if repeats else ""),
-                     table=table, evidence=evidence, params={**params, "per_rank": counts[0] if len(counts) == 1 else None,
-                             "shares": ", ".join(f"{r['rank']}: {r['rows']}" for r in table), "repeats": repeats or None})
+        variant = ("even" if len(counts) == 1 else "uneven") + ("-repeats" if repeats else "")
+        yield passed("distributed.rows", variant, table=table, evidence=evidence,
+                     params={**params, "per_rank": counts[0] if len(counts) == 1 else None,
+                             "shares": ", ".join(f"{r['rank']}: {r['rows']}" for r in table), "repeats": repeats})
     effective = batch * accumulation * world
     steps = math.ceil(math.ceil(rows / (batch * world)) / accumulation) if rows else 0
-    formula = f"{batch} per device x {accumulation} accumulation x {world} ranks = {effective}"
     if rows and effective > rows:
-        yield warn("distributed.effective-batch-large", f"Effective batch {formula}, more than the {rows} training rows",
-                   detail="Every optimizer step repeats rows, and an epoch is one step: the learning-rate schedule "
-                   "and `num_train_epochs` count far fewer updates than on one process.",
-                   fix="Lower `gradient_accumulation_steps` or `per_device_train_batch_size` so that the effective "
-                   f"batch is at most {rows}.", params={**params, "accumulation": accumulation, "effective": effective})
+        yield warn("distributed.effective-batch-large",
+                   params={**params, "accumulation": accumulation, "effective": effective})
     else:
-        yield passed("distributed.effective-batch", f"Effective batch {formula}: {steps} optimizer steps per epoch",
+        yield passed("distributed.effective-batch",
                      params={**params, "accumulation": accumulation, "effective": effective, "steps": steps})
 
 
@@ -330,15 +271,17 @@ def _rows(ranks: dict, world: int, training: dict) -> Iterable[Finding]:
 
 def _rank_row(rank: int, data: dict | None, where: str | None = None) -> dict[str, Any]:
     if not data:
-        return {"rank": rank, "state": "never started", "steps": 0, "time / step": "—", "first loss": "—"}
-    extra = {"stopped in": where} if where else {}
+        return {N_("rank"): rank, N_("state"): M(N_("never started")), N_("steps"): 0, N_("time / step"): "—",
+                N_("first loss"): "—"}
+    extra = {N_("stopped in"): where} if where else {}
     times = data.get("times") or []
     steady = times[1:] or times
-    state = "finished" if data.get("finished") else ("failed" if data.get("error") else "did not finish")
+    state = (M(N_("finished")) if data.get("finished") else
+             M(N_("failed")) if data.get("error") else M(N_("did not finish")))
     losses = data.get("losses") or []
-    return {"rank": rank, "state": state, "steps": len(times),
-            "time / step": f"{min(steady):.3f} s" if steady else "—",
-            "first loss": f"{losses[0]:.4f}" if losses else "—", **extra}
+    return {N_("rank"): rank, N_("state"): state, N_("steps"): len(times),
+            N_("time / step"): M(N_("%(seconds)s s"), seconds=f"{min(steady):.3f}") if steady else "—",
+            N_("first loss"): f"{losses[0]:.4f}" if losses else "—", **extra}
 
 
 def _quote(error: str) -> str:

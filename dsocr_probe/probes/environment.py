@@ -10,16 +10,17 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..inputs import facts as facts_mod
-from ..findings import Finding, fail, passed, warn
+from ..findings import Finding, fail, passed
 from ..knowledge.rules import matching
+from ..messages import M, N_
 
 # Without these, nothing trains: (distribution, why it is needed).
 REQUIRED = (
-    ("torch", "the model runs on it"),
-    ("transformers", "loads the model and runs the Trainer"),
-    ("peft", "adds the LoRA adapters"),
-    ("accelerate", "the Trainer cannot start without it"),
-    ("tokenizers", "fast tokenizers"),
+    ("torch", N_("the model runs on it")),
+    ("transformers", N_("loads the model and runs the Trainer")),
+    ("peft", N_("adds the LoRA adapters")),
+    ("accelerate", N_("the Trainer cannot start without it")),
+    ("tokenizers", N_("fast tokenizers")),
 )
 
 
@@ -28,23 +29,15 @@ def run(ctx) -> Iterable[Finding]:
     versions = env.versions
     yield passed(
         "environment.versions",
-        f"Python {env.python} on {env.os}",
-        table=[{"package": dist, "version": v or "not installed"} for dist, v in versions.items()],
+        table=[{N_("package"): dist, N_("version"): v or M(N_("not installed"))} for dist, v in versions.items()],
+        params={"python": env.python, "os": env.os},
     )
     for dist, why in REQUIRED:
         if versions.get(dist) is None:
-            yield fail(
-                "environment.missing",
-                f"{dist} is not installed ({why})",
-                fix=f"`pip install {dist}` (for torch, the build matching your CUDA driver).",
-                params={"dist": dist},
-            )
+            yield fail("environment.missing", params={"dist": dist, "why": M(why)})
     for rule in matching(versions):
         params = {d: versions[d] for d in rule.when}
-        yield Finding(
-            rule.status, rule.code, rule.title.format(**params), detail=rule.detail, fix=rule.fix,
-            source=rule.source, params=params, evidence={d: versions[d] for d in rule.when},
-        )
+        yield Finding(rule.status, rule.code, source=rule.source, params=params, evidence=dict(params))
     pair = list(_torchvision_pair(versions))
     yield from pair
     if not pair:  # a wrong release pair already explains a failing import
@@ -80,10 +73,6 @@ def _processor_needs(ctx, versions: dict[str, str | None]) -> Iterable[Finding]:
         ctx.__dict__.setdefault("_environment_reported", set()).add(dist)
         yield fail(
             "environment.processor-needs",
-            f"The {fam.name} processor needs {dist}, which is not installed",
-            detail=f"On transformers {transformers_version} the {fam.name} processor builds a video processor next to "
-            f"the image processor, and that requires {dist}: AutoProcessor cannot load without it.",
-            fix=f"`pip install '{use}'` built for your torch {versions.get('torch')} (from the index your torch came from).",
             params={"family": fam.name, "dist": dist, "use": use, "torch": versions.get("torch"),
                     "transformers": transformers_version},
         )
@@ -104,10 +93,6 @@ def _torchvision_pair(versions: dict[str, str | None]) -> Iterable[Finding]:
     if torch_v.minor != wanted:
         yield fail(
             "environment.torchvision-mismatch",
-            f"torchvision {tv} is built for torch 2.{wanted}, but torch {torch} is installed",
-            detail="torchvision's compiled operators load only against the torch release they were built for; "
-            "the DeepSeek-OCR remote code imports torchvision.",
-            fix=f"`pip install torchvision==0.{torch_v.minor + 15}.*` from the same index as your torch build.",
             source="torchvision release compatibility table",
             params={"torchvision": tv, "torch": torch, "built_for": f"2.{wanted}", "use": f"0.{torch_v.minor + 15}.*"},
         )
@@ -146,13 +131,8 @@ def _torchvision_import(env) -> Iterable[Finding]:
         use = None
     yield fail(
         "environment.torchvision-import",
-        f"torchvision {tv} is built for {tv_build}, but torch {torch} for {torch_build}: `import torchvision` fails"
-        if mismatch else f"`import torchvision` fails beside torch {torch}: {error}",
-        detail=f"In a fresh interpreter `import torchvision` raises `{error}`. The DeepSeek-OCR remote code imports "
-        "torchvision, so the model cannot load.",
-        fix=(f"`pip install 'torchvision=={use}'` from the index your torch {torch} came from, so both are built for "
-             f"{torch_build}." if use else "Install the torchvision built for your torch, from the same index."),
-        evidence={"torchvision": tv, "torch": torch, "error": error},
+        ("builds" if mismatch else "fails") + ("" if use else "-any"),
+        evidence={"torchvision": tv, "torch": torch, N_("error"): error},
         params={"torchvision": tv, "torch": torch, "tv_build": tv_build if mismatch else None,
                 "torch_build": torch_build, "error": error, "use": use},
     )
@@ -166,14 +146,8 @@ def _flash_attn_import(env) -> Iterable[Finding]:
     fa, torch = env.versions.get("flash-attn"), env.versions.get("torch")
     yield fail(
         "environment.flash-attn-import",
-        f"flash-attn {fa} does not load with torch {torch}"
-        + (": it was compiled against another torch (undefined symbol)" if "undefined symbol" in error else ""),
-        detail=f"In a fresh interpreter `import flash_attn` raises `{error}`. transformers treats an installed "
-        "flash-attn as usable on a CUDA machine, and the DeepSeek-OCR remote code imports it then, so loading fails.",
-        fix=f"Rebuild it against the installed torch: `pip install --no-build-isolation --force-reinstall "
-        f"'flash-attn=={fa}'` (or a prebuilt wheel made for torch {_minor(torch)}; the official v1 environment pairs "
-        "flash-attn 2.7.3 with torch 2.6.0), or `pip uninstall flash-attn` and use `attn_implementation: sdpa`.",
-        evidence={"flash-attn": fa, "torch": torch, "error": error},
+        "symbol" if "undefined symbol" in error else "fails",
+        evidence={"flash-attn": fa, "torch": torch, N_("error"): error},
         params={"flash_attn": fa, "torch": torch, "torch_minor": _minor(torch), "error": error,
                 "symbol": "undefined symbol" if "undefined symbol" in error else None},
     )
@@ -209,8 +183,6 @@ def _declared_requirements(versions: dict[str, str | None]) -> Iterable[Finding]
             if not req.specifier.contains(have, prereleases=True):
                 yield fail(
                     "environment.requirement-conflict",
-                    f"{dist} {version} requires {req.name}{req.specifier}, but {req.name} {have} is installed",
-                    fix=f"`pip install '{req.name}{req.specifier}'` (or a {dist} release that accepts {req.name} {have}).",
                     params={"dist": dist, "requirement": str(req), "have": have, "version": version, "name": req.name,
                             "specifier": str(req.specifier)},
                 )

@@ -786,9 +786,11 @@ def _rows(ctx) -> list:
 
 def _layout_builder(ctx, dtype: Any):
     """The verified builder, for its layout facts (image slots by page size); None when it cannot be made."""
+    from ..findings import InputError
+
     try:
         return loading.builder_for(ctx, None, dtype)
-    except ProbeStop:
+    except (ProbeStop, InputError):
         return None
 
 

@@ -148,6 +148,22 @@ def make_watch(log: RankLog, rows: list, fault: str | None):
     return DistributedWatch()
 
 
+def build_failure(exc: Any, ctx: Any) -> dict[str, Any]:
+    """What a rank reports when building the run failed (a :class:`~dsocr_probe.model.trainrun.BuildError`): the
+    message code, variant and params of that cause, which the probe words in the report's language."""
+    from ..messages import ref
+    from ..model import loading
+
+    error = loading.error_line(exc.__cause__ or exc)
+    if exc.stage != "collator":
+        return ref("distributed.build-failed", "call", {"what": exc.what, "error": error}, "fail")
+    cfg = ctx.unless_broken(ctx.train_config)
+    spec = cfg.data.get("collator") if cfg is not None else None
+    if not spec:
+        return ref("distributed.build-failed", "builder", {"error": error}, "fail")
+    return ref("distributed.build-failed", "collator", {"spec": spec, "error": error}, "fail")
+
+
 @record
 def main(argv: list[str]) -> None:
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
@@ -169,8 +185,8 @@ def _train(spec: dict[str, Any], log: RankLog, local_rank: int) -> None:
     import torch
 
     from ..model import loading, trainrun
-    from ..probes.context import Options, ProbeContext
-    from ..findings import ProbeStop
+    from ..probes.context import Options, ProbeContext, finding_of
+    from ..findings import InputError, ProbeStop
     from ..model.trainer_watch import StepWatch
 
     options = {k: (Path(v) if k in ("data", "train_config") and v else v) for k, v in spec["options"].items()}
@@ -186,12 +202,12 @@ def _train(spec: dict[str, Any], log: RankLog, local_rank: int) -> None:
         rows = ctx.usable_rows(data.train.rows) if data is not None and data.train is not None else []
         torch.manual_seed(0)
         built = trainrun.build(ctx, device, dtype, overrides, rows=rows, by="probe")
-    except ProbeStop as stop:  # what the step probe reports too: the probe turns it into a prerequisite
-        log.update(stop=stop.finding.to_json())
-        raise RuntimeError(f"building the run: {stop.finding.title}") from None
+    except (ProbeStop, InputError) as stop:  # what the step probe reports too: the probe turns it into a prerequisite
+        finding = stop.finding if isinstance(stop, ProbeStop) else finding_of(stop)
+        log.update(stop=finding.ref())
+        raise RuntimeError(f"building the run: {finding.title}") from None
     except trainrun.BuildError as exc:
-        log.update(stop={"status": "fail", "code": f"train_run.{exc.stage}", "params": {},
-                         "title": f"{exc.what} fails: {loading.error_line(exc.__cause__ or exc)}"})
+        log.update(stop=build_failure(exc, ctx))
         raise RuntimeError(f"building the run: {exc.what} fails: {exc.__cause__}") from exc
     trainer = built.trainer()
     for callback in ("PrinterCallback", "ProgressCallback"):
