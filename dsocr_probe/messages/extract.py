@@ -39,7 +39,7 @@ def extract():
               ("**.py", "python")]
     for folder, method_map, options in (
         (PACKAGE, python, {}),
-        (_templates_dir(), [("**.j2", "jinja2")], {"**.j2": {"extensions": "jinja2.ext.i18n", "trimmed": "false"}}),
+        (_templates_dir(), [("**.j2", "jinja2.ext:babel_extract")], {"**.j2": {"extensions": "jinja2.ext.i18n", "trimmed": "false"}}),
     ):
         for filename, lineno, message, comments, context in extract_from_dir(
             str(folder), method_map, options, keywords=KEYWORDS, comment_tags=("Translators:",), strip_comment_tags=True
