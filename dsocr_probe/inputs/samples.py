@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from ..messages import N_
 from .dataset import Row
 
 
@@ -28,11 +29,11 @@ class Sample:
         return (self.before or 0) + (self.target or 0)
 
     def describe(self) -> dict[str, Any]:
-        return {"row": self.row.index, "image": "/".join(self.row.image.parts[-2:]),
-                "size": f"{self.size[0]}x{self.size[1]}" if self.size else "?",
-                "image slots + prompt": self.before if self.before is not None else "?",
-                "target tokens": self.target if self.target is not None else "?",
-                "tokens": self.total if self.total is not None else "?"}
+        return {N_("row"): self.row.index, N_("image"): "/".join(self.row.image.parts[-2:]),
+                N_("size"): f"{self.size[0]}x{self.size[1]}" if self.size else "?",
+                N_("image slots + prompt"): self.before if self.before is not None else "?",
+                N_("target tokens"): self.target if self.target is not None else "?",
+                N_("tokens"): self.total if self.total is not None else "?"}
 
 
 def target_tokens(tokenizer: Any, text: str) -> int:

@@ -15,8 +15,9 @@ from packaging.version import Version
 
 from ..model import quantization, trainrun
 from ..inputs import training_values
-from ..findings import Finding, ProbeStop, cause_params, fail, passed, skip, warn
+from ..findings import Finding, InputError, ProbeStop, cause_params, fail, passed, skip, warn
 from ..knowledge.rules import ARG_RULES
+from .context import finding_of
 
 # transformers passes num_items_in_batch to compute_loss (by keyword) and training_step (third
 # positional) from 4.46.0 on; a subclass written for an older release fails on the first step.
@@ -153,8 +154,8 @@ def _trainer(cfg, installed: Version):
     installed Trainer passes to the methods it overrides. Returns the class (None when unusable)."""
     try:
         cls, source = trainrun.trainer_class(cfg)
-    except ProbeStop as stop:
-        yield stop.finding
+    except InputError as error:
+        yield finding_of(error)
         return None
     problems = []
     if installed >= NUM_ITEMS_SINCE:

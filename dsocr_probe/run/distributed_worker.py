@@ -168,9 +168,9 @@ def main(argv: list[str]) -> None:
 def _train(spec: dict[str, Any], log: RankLog, local_rank: int) -> None:
     import torch
 
+    from ..findings import InputError, ProbeStop, fail
     from ..model import loading, trainrun
-    from ..probes.context import Options, ProbeContext
-    from ..findings import ProbeStop
+    from ..probes.context import Options, ProbeContext, finding_of
     from ..model.trainer_watch import StepWatch
 
     options = {k: (Path(v) if k in ("data", "train_config") and v else v) for k, v in spec["options"].items()}
@@ -186,13 +186,15 @@ def _train(spec: dict[str, Any], log: RankLog, local_rank: int) -> None:
         rows = ctx.usable_rows(data.train.rows) if data is not None and data.train is not None else []
         torch.manual_seed(0)
         built = trainrun.build(ctx, device, dtype, overrides, rows=rows, by="probe")
-    except ProbeStop as stop:  # what the step probe reports too: the probe turns it into a prerequisite
-        log.update(stop=stop.finding.to_json())
-        raise RuntimeError(f"building the run: {stop.finding.title}") from None
+    except (ProbeStop, InputError) as stop:  # what the step probe reports too: the probe turns it into a prerequisite
+        finding = stop.finding if isinstance(stop, ProbeStop) else finding_of(stop)
+        log.update(stop=finding.to_json())
+        raise RuntimeError(f"building the run: {finding.title}") from None
     except trainrun.BuildError as exc:
-        log.update(stop={"status": "fail", "code": f"train_run.{exc.stage}", "params": {},
-                         "title": f"{exc.what} fails: {loading.error_line(exc.__cause__ or exc)}"})
-        raise RuntimeError(f"building the run: {exc.what} fails: {exc.__cause__}") from exc
+        finding = fail("train_run.build", exc.stage,
+                       params={"name": exc.name, "error": loading.error_line(exc.__cause__ or exc)})
+        log.update(stop=finding.to_json())
+        raise RuntimeError(f"building the run: {finding.title}") from exc
     trainer = built.trainer()
     for callback in ("PrinterCallback", "ProgressCallback"):
         from transformers import trainer_callback
