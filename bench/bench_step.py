@@ -5,7 +5,7 @@ arguments (a few optimizer steps), in alternating rounds, so drift on a shared m
 alike:
 
 - bare: ``run.trainer(...).train()``, as ``scripts/train_lora.py`` calls it;
-- probe: the same through ``dsocr_probe.probes.step._train`` — the watch's callbacks (loss of
+- probe: the same through ``dsocr_probe.probes.step_training.train`` — the watch's callbacks (loss of
   every step, a stopwatch with GPU syncs, the gradient report at the first step, the adapters'
   weights before and after), the peak-memory meter (CUDA stats, or an RSS sampling thread on the
   CPU) and the batch's length. On CUDA the probe also collects garbage and empties the cache after each run,
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     from dsocr_probe.model import gradients, loading, trainrun
     from dsocr_probe.inputs import samples
     from dsocr_probe.probes.context import Options, ProbeContext
-    from dsocr_probe.probes.step import _quiet, _train
+    from dsocr_probe.probes.step_training import _quiet, train
     from dsocr_probe.knowledge.trial_settings import probe_overrides
     from dsocr_probe.model.training import dataset_for
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             trainer.train()
 
         def probed() -> None:
-            result = _train(run, chosen, device, args.steps, inspect=gradients.collect)
+            result = train(run, chosen, device, args.steps, inspect=gradients.collect)
             if result.oom:
                 raise SystemExit(f"out of memory: {result.oom}")
 

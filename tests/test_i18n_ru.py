@@ -464,14 +464,16 @@ def train_config_trainer(env):
         yield from found
     (folder / "trainer.yaml").write_text("trainer: [1, 2]\ntraining: {}\n")
     yield config_error(folder / "trainer.yaml")
+    from dsocr_probe.findings import InputError
     from dsocr_probe.model import trainrun
     from dsocr_probe.probes import step
+    from dsocr_probe.probes.context import finding_of
 
-    cfg = TrainConfig(folder / "c.yaml", data={"collator": "dsocr_no_such_module_here:collate"})
-    yield stopped(trainrun.collator, context(installed()), cfg, None, None)
     (folder / "dsocr_i18n_two_args.py").write_text("class Collate:\n    def __init__(self, tokenizer, mode):\n        pass\n")
-    cfg = TrainConfig(folder / "c.yaml", data={"collator": "dsocr_i18n_two_args:Collate"})
-    yield stopped(trainrun.collator, context(installed()), cfg, None, None)
+    for spec in ("dsocr_no_such_module_here:collate", "dsocr_i18n_two_args:Collate"):
+        with pytest.raises(InputError) as error:
+            trainrun.collator(context(installed()), TrainConfig(folder / "c.yaml", data={"collator": spec}), None, None)
+        yield finding_of(error.value)
     data = folder / "data"
     write_pages(data / "train", ["one", "two"])
     for image in (data / "train" / "images").iterdir():
@@ -884,7 +886,7 @@ def step_parts(env):
     from dsocr_probe.model import gradients
     from dsocr_probe import plugin
     from dsocr_probe.model.measure import Measure, forecast
-    from dsocr_probe.probes import PROBES, step
+    from dsocr_probe.probes import PROBES, step_learning, step_memory, step_training
 
     from dsocr_probe.model.trainer_watch import StepRecord
 
@@ -896,11 +898,12 @@ def step_parts(env):
                 TypeError("TeamTrainer.compute_loss() got an unexpected keyword argument 'num_items_in_batch'"),
                 ValueError("The model did not return a loss from the inputs, only the following keys: logits."),
                 ValueError("DeepseekOCRForCausalLM does not support gradient checkpointing.")):
-        yield step._train_failed(run, exc).finding
+        yield step_training.train_failed(run, exc).finding
     for vision in (True, False):
-        yield step._wrap_failed(ValueError("Target modules {'q_proj'} not found in the base model."),
-                                [n for n, _ in _Towers(vision).named_modules()]).finding
-    yield step._wrap_failed(ValueError("`r` should be a positive integer value but the value passed is 0"), []).finding
+        yield step_learning.wrap_failed(ValueError("Target modules {'q_proj'} not found in the base model."),
+                                        [n for n, _ in _Towers(vision).named_modules()]).finding
+    yield step_learning.wrap_failed(ValueError("`r` should be a positive integer value but the value passed is 0"),
+                                    []).finding
     class _Refuses:
         trainer_class = transformers.Trainer
 
@@ -910,14 +913,14 @@ def step_parts(env):
         def trainer(self, arguments=None):
             raise ValueError("You have set `args.eval_strategy` to steps but you didn't pass an `eval_dataset`")
 
-    yield stopped(step._trainer_init, _Refuses(), str(env.tmp()))
-    oom = step.Trained([], 10, 0)
+    yield stopped(step_training.trainer_init, _Refuses(), str(env.tmp()))
+    oom = step_training.Trained([], 10, 0)
     oom.oom = "OutOfMemoryError: CUDA out of memory."
-    yield step._accumulation_finding(oom, 4, 2)
-    yield step._loss_finding(StepRecord(losses=[math.nan]))
+    yield step_training.accumulation_finding(oom, 4, 2)
+    yield step_learning.loss_finding(StepRecord(losses=[math.nan]))
     for losses, changed in (([2.0] * 5, True), ([2.0, 1.5, 1.0, 0.6, 0.3], True), ([2.0] * 5, False)):
-        yield step._learning_finding(StepRecord(losses=losses, times=[0.1] * 5, learning_rates=[2e-4] * 5,
-                                                adapters_changed=changed), {})
+        yield step_learning.learning_finding(StepRecord(losses=losses, times=[0.1] * 5, learning_rates=[2e-4] * 5,
+                                                        adapters_changed=changed), {})
 
     lm, vision = "model.layers.0.self_attn.q_proj", "model.vision_model.layers.0.q_proj"
     reports = [
@@ -933,20 +936,20 @@ def step_parts(env):
     for names in ([lm, vision], [lm]):  # the fix excludes the vision tower only where it has the same names
         for report, reentrant in reports:
             no_grad = {vision} if report is reports[4][0] else set()
-            yield from step._gradient_findings(report, no_grad, names, reentrant)
+            yield from step_learning.gradient_findings(report, no_grad, names, reentrant)
 
     gib = 2**30
     measures = [Measure(2, 100, 3 * gib, 0.2, slots=60), Measure(1, 100, 2 * gib, 0.1, slots=60)]
     need = forecast(measures, 2, 100, None, slots=60).peak_bytes
     for capacity in (need // 2, int(need * 1.05)):  # more than the GPU has; within 10 % of it
-        env.mp.setattr(step, "capacity_bytes", lambda device, capacity=capacity: capacity)
-        for has_config in (False, True):
-            yield from step._cost_findings(measures, 2, "cuda:0", {"per_device_train_batch_size": 2}, has_config)
-    yield step._oom_finding("the weights alone", "OutOfMemoryError: CUDA out of memory.", "cuda:0", None, {})
-    yield step._oom_finding("a batch of 4", "OutOfMemoryError: CUDA out of memory.", "cuda:0", measures[1],
-                            {"per_device_train_batch_size": 4}, length=100, batch=4)
-    yield step._oom_finding("a batch of 4", "OutOfMemoryError: CUDA out of memory.", "cuda:0", None,
-                            {"per_device_train_batch_size": 4}, batch=4)
+        env.mp.setattr(step_memory, "capacity_bytes", lambda device, capacity=capacity: capacity)
+        for has_config, training in ((False, {}), (True, {"per_device_train_batch_size": 2}), (True, {})):
+            yield from step_memory.cost_findings(measures, 2, "cuda:0", training, has_config)
+    yield step_memory.oom_finding(None, "OutOfMemoryError: CUDA out of memory.", "cuda:0", None, {})
+    yield step_memory.oom_finding(4, "OutOfMemoryError: CUDA out of memory.", "cuda:0", measures[1],
+                                  {"per_device_train_batch_size": 4}, length=100)
+    yield step_memory.oom_finding(4, "OutOfMemoryError: CUDA out of memory.", "cuda:0", None,
+                                  {"per_device_train_batch_size": 4})
     for spec in PROBES:
         if spec.time_limited:
             yield runner.timed_out(spec, 600.0)
@@ -961,7 +964,7 @@ class _StrictLlama(transformers.LlamaForCausalLM):
 @scenario
 def step_task_type(env):
     """A seq2seq task type on a decoder-only model (a tiny random Llama, built in memory)."""
-    from dsocr_probe.probes import step
+    from dsocr_probe.probes import step_learning
 
     config = transformers.LlamaConfig(vocab_size=32, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
                                       num_attention_heads=2, num_key_value_heads=2)
@@ -971,9 +974,47 @@ def step_task_type(env):
     for model, targets in ((transformers.LlamaForCausalLM(config), ["q_proj"]), (_StrictLlama(config), ["q_proj"]),
                            (transformers.LlamaForCausalLM(config), ["dsocr_no_such_module"])):
         lora_kwargs = {"r": 2, "target_modules": targets, "task_type": "SEQ_2_SEQ_LM"}
-        yield from step._task_type(model, lora_kwargs, batch, contextlib.nullcontext)
+        yield from step_learning.task_type(model, lora_kwargs, batch, contextlib.nullcontext)
     yield from probe("step", context(installed(), model=str(env.v1_model), trust_remote_code=True, allow_unpinned=True,
                                      device="cpu")).findings
+
+
+@scenario
+def step_demo(env):
+    """The step probe's passing findings on this stack's demo model: gradient accumulation, val rows to evaluate."""
+    from dsocr_probe.demo.target import demo_target
+
+    demo = demo_target()
+    if not any(demo.path.glob("*.safetensors")):
+        return
+    config = yaml.safe_load((demo.path / "training_config.yaml").read_text(encoding="utf-8"))
+    config["training"].update(gradient_accumulation_steps=2, eval_strategy="steps", eval_steps=100)
+    path = env.tmp() / "training_config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    yield from probe("step", context(trust_remote_code=True, train_config=path, device="cpu")).findings
+
+
+@scenario
+def step_build_parts(env):
+    """What stops the run before it trains: a config without a model (dsocr-train), a part of the run that cannot
+    be made (the step probe)."""
+    from dsocr_probe import train_lora
+    from dsocr_probe.findings import InputError
+    from dsocr_probe.model import trainrun
+    from dsocr_probe.probes import step
+    from dsocr_probe.probes.context import finding_of
+
+    config = env.tmp() / "c.yaml"
+    config.write_text("model: {}\ntraining: {}\n", encoding="utf-8")
+    with pytest.raises(InputError) as error:
+        train_lora.build(train_lora.parse_args(["--config", str(config)]))
+    yield finding_of(error.value)
+    for stage, name in (("arguments", "TrainingArguments"), ("collator", "team.collate:Collator")):
+        def refuse(*args, stage=stage, name=name, **kwargs):
+            raise trainrun.BuildError(stage, name) from ValueError("learning_rate must be a number")
+
+        env.mp.setattr(trainrun, "build", refuse)
+        yield stopped(step._build, context(installed()), "cpu", None, {}, [], None, {}, [])
 
 
 # ---------------------------------------------------------------- hostile inputs
@@ -1229,19 +1270,19 @@ def step_targets_fix_with_exclude_modules(env):
     """The step probe's fixes as a peft with `exclude_modules` (>= 0.14.0) words them, on any stack:
     on peft 0.13.x the same calls give the single-regex form instead."""
     from dsocr_probe.model import gradients, lora
-    from dsocr_probe.probes import step
+    from dsocr_probe.probes import step_learning
 
     fields = lora.config_fields()
     env.mp.setattr(lora, "config_fields", lambda: fields | {"exclude_modules"})
-    yield step._wrap_failed(ValueError("Target modules {'q_proj'} not found in the base model."),
-                            [n for n, _ in _Towers(True).named_modules()]).finding
+    yield step_learning.wrap_failed(ValueError("Target modules {'q_proj'} not found in the base model."),
+                                    [n for n, _ in _Towers(True).named_modules()]).finding
     lm, vision = "model.layers.0.self_attn.q_proj", "model.vision_model.layers.0.q_proj"
     for report, no_grad in (
         (gradients.GradientReport([gradients.AdapterGrad(vision, None)]), set()),
         (gradients.GradientReport([gradients.AdapterGrad(lm, None)]), set()),
         (gradients.GradientReport([gradients.AdapterGrad(lm, 0.5), gradients.AdapterGrad(vision, None)]), {vision}),
     ):
-        yield from step._gradient_findings(report, no_grad, [lm, vision], False)
+        yield from step_learning.gradient_findings(report, no_grad, [lm, vision], False)
 
 
 # ---------------------------------------------------------------- distributed
@@ -1397,7 +1438,7 @@ def kin_families(env):
 
     from dsocr_probe.model import causality
     from dsocr_probe.collators.base import labels_on_prompt
-    from dsocr_probe.probes import batch, processor, step
+    from dsocr_probe.probes import batch, processor, step_learning
     from dsocr_probe.probes.context import finding_of
 
     target = SimpleNamespace(model_type="qwen2_vl", read_json=lambda name: {})
@@ -1421,9 +1462,10 @@ def kin_families(env):
         run.model.config.model_type = model_type
         env.mp.setattr(causality, "check", lambda model, b, encoder_decoder=False, leaks=leaks: causality.Causality(
             leaks, 3 if leaks else None, 9, 6, 0.25 if leaks else 0.0, 4.0))
-        yield from step._causality(run, chosen, "cpu", contextlib.nullcontext)
-    env.mp.setattr(causality, "check", lambda *a, **k: (_ for _ in ()).throw(causality.NotChecked("no labels tensor")))
-    yield from step._causality(run, chosen, "cpu", contextlib.nullcontext)
+        yield from step_learning.causality_findings(run, chosen, "cpu", contextlib.nullcontext)
+    env.mp.setattr(causality, "check", lambda *a, **k: (_ for _ in ()).throw(
+        causality.NotChecked("the batch has no labels tensor")))
+    yield from step_learning.causality_findings(run, chosen, "cpu", contextlib.nullcontext)
 
 
 @scenario

@@ -158,13 +158,14 @@ def test_exclude_modules_in_the_config_is_judged_by_the_installed_peft(tmp_path,
 
 
 def test_the_step_probe_s_targets_fix_follows_the_installed_peft(monkeypatch):
-    from dsocr_probe.probes import step
+    from dsocr_probe.messages import word
+    from dsocr_probe.probes import step_learning
 
     if HAS_EXCLUDE:
-        fix = step._targets_fix(SHARED_NAMES)
-        assert "exclude_modules: '" in fix and step._targets_params(SHARED_NAMES)["exclude"]
+        fix = word(step_learning.targets_fix(SHARED_NAMES), "en")
+        assert "exclude_modules: '" in fix and step_learning.targets_params(SHARED_NAMES)["exclude"]
         _without_exclude(monkeypatch)
-    fix = step._targets_fix(SHARED_NAMES)
+    fix = word(step_learning.targets_fix(SHARED_NAMES), "en")
     assert "exclude_modules" not in fix and "`target_modules: '(?!" in fix
-    params = step._targets_params(SHARED_NAMES)
+    params = step_learning.targets_params(SHARED_NAMES)
     assert params["exclude"] is None and params["targets"].startswith("'(?!")

@@ -119,20 +119,21 @@ def test_the_step_probe_forecasts_other_sizes_with_the_same_model_on_cuda(demo, 
 
     from dsocr_probe.inputs import samples
     from dsocr_probe.model.measure import Measure
-    from dsocr_probe.probes import step
+    from dsocr_probe.probes import step_memory
 
     ctx = context(trust_remote_code=True)
     builder = loading.builder_for(ctx, None, torch.float32)
     rows = ctx.usable_rows(ctx.dataset().train.rows)
     worst = samples.largest(samples.measure(rows, ctx.image_facts, builder, ctx.tokenizer()), 1)
     run = SimpleNamespace(lora_settings=dict(ctx.train_config().lora), collator=builder)
-    assert step._weightless(ctx, run, worst, torch.float32, {}, "cpu") is None
-    weightless = step._weightless(ctx, run, worst, torch.float32, {}, "cuda:0")
+    assert step_memory.weightless(ctx, run, worst, torch.float32, {}, "cpu") is None
+    weightless = step_memory.weightless(ctx, run, worst, torch.float32, {}, "cuda:0")
     one, four = weightless(1), weightless(4)
     assert 0 < one < four
-    monkeypatch.setattr(step, "capacity_bytes", lambda device: 80 * GIB)
+    monkeypatch.setattr(step_memory, "capacity_bytes", lambda device: 80 * GIB)
     measured = [Measure(1, 100, one, 0.1, slots=60, rows="largest 1"), Measure(2, 100, 2 * one, 0.2, slots=60)]
-    finding = next(step._cost_findings(measured, 4, "cuda:0", {"per_device_train_batch_size": 4},
-                                       weightless=weightless))
-    assert finding.table[-1]["batch"] == "4 (forecast)" and finding.table[-1]["peak memory"] == f"{four / GIB:.2f} GiB"
-    assert "weightless" in finding.evidence["forecast"]
+    finding = next(step_memory.cost_findings(measured, 4, "cuda:0", {"per_device_train_batch_size": 4},
+                                             weightless=weightless))
+    last = finding.to_json()["table"][-1]
+    assert last["batch"] == "4 (forecast)" and last["peak memory"] == f"{four / GIB:.2f} GiB"
+    assert "weightless" in finding.to_json()["evidence"]["forecast"]

@@ -17,7 +17,7 @@ from probing import codes, context, probe
 from dsocr_probe.model import gradients, loading
 from dsocr_probe.findings import Status
 from dsocr_probe.model.measure import Measure, forecast
-from dsocr_probe.probes.step import loss_falls
+from dsocr_probe.probes.step_learning import loss_falls
 
 # DeepSeek-OCR v1's SAM and CLIP linear layers (reference: linear module names).
 V1_VISION_TARGETS = ["qkv", "proj", "lin1", "lin2", "qkv_proj", "out_proj", "fc1", "fc2"]
@@ -50,13 +50,13 @@ def test_go_on_the_demo_model(demo, tmp_path):
     assert expected <= set(codes(result))
     grads = by_code(result, "step.gradients")
     assert grads.evidence["with gradient"] == grads.evidence["adapters"] > 0
-    cost = by_code(result, "step.cost")
+    cost = by_code(result, "step.cost").to_json()
     # The configured batch of the largest rows, the first rows, and one sample for a second size.
-    assert [(row["batch"], row["rows"]) for row in cost.table] == [(2, "largest 2"), (2, "first 2"), (1, "largest 1")]
+    assert [(row["batch"], row["rows"]) for row in cost["table"]] == [(2, "largest 2"), (2, "first 2"), (1, "largest 1")]
     ran = by_code(result, "step.run")
     assert ran.evidence["trainer"].startswith("transformers.trainer.Trainer")
-    assert "verified batch builder" in ran.evidence["collator from"]
-    used = {row["argument"]: row for row in ran.table}
+    assert "verified batch builder" in ran.to_json()["evidence"]["collator from"]
+    used = {row["argument"]: row for row in ran.to_json()["table"]}
     assert used["max_steps"]["used"] == "5" and used["max_steps"]["changed by"] != "—"
     assert used["learning_rate"]["changed by"] == "—"  # the team's own value, as configured
     assert used["max_steps"]["changed by"].startswith("probe:")
@@ -103,7 +103,7 @@ def test_adapters_only_on_vision_modules_is_no_go(demo, tmp_path):
     finding = by_code(result, "step.adapters-vision-only")
     assert finding.status is Status.FAIL
     assert "q_proj" in finding.fix and "v_proj" in finding.fix
-    assert all("no_grad" in row["gradient"] for row in finding.table)
+    assert all("no_grad" in row["gradient"] for row in finding.to_json()["table"])
     assert "step.loss-falls" not in codes(result)  # nothing can learn: no overfit run
 
 

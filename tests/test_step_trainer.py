@@ -260,7 +260,7 @@ def test_the_batch_measured_is_the_largest_of_the_split(demo, tmp_path):
     ran = by_code(result, "step.run")
     assert ran.evidence["largest batch"] == "#3 big.png"
     assert ran.evidence["first rows"] == "#0 00001.png"
-    measured = by_code(result, "step.rows").table
+    measured = by_code(result, "step.rows").to_json()["table"]
     assert measured[0]["image"].endswith("big.png") and measured[0]["batch"] == "largest"
 
 

@@ -137,7 +137,7 @@ def test_training_arguments_keep_the_examples_whole(tmp_path):
                                      {"output_dir": (str(tmp_path), "--output-dir"), "max_steps": (3, "--max-steps")})
     assert args.remove_unused_columns is False and args.max_steps == 3 and args.output_dir == str(tmp_path)
     changed = {s.name: s for s in settings if s.by}
-    assert changed["remove_unused_columns"].configured is True and "image and text" in changed["remove_unused_columns"].by
+    assert changed["remove_unused_columns"].configured is True and "image and text" in changed["remove_unused_columns"].why
     assert set(changed) == {"remove_unused_columns", "output_dir", "max_steps"}
     expected = "processing_class" if Version(transformers.__version__) >= Version("4.46.0") else "tokenizer"
     assert list(trainer_processing_kwargs(object())) == [expected]

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ..messages import M, N_
+
 IGNORE_INDEX = -100
 # Relative to the logits' scale. A causal forward computes the earlier positions from the very same
 # numbers (masked keys add exact zeros), so they come out equal to the bit in float32; half precision
@@ -25,7 +27,12 @@ SIGNAL_SHARE = 0.05
 
 
 class NotChecked(Exception):
-    """The check could not run on this batch or model (the reason is the message)."""
+    """The check could not run on this batch or model: why, as a msgid and its params."""
+
+    def __init__(self, why: str, **params: Any):
+        super().__init__(why % params)
+        self.why = why
+        self.params = params
 
 
 @dataclass(frozen=True)
@@ -39,9 +46,10 @@ class Causality:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "replaced token at": self.perturbed_at,
-            "earlier target positions compared": self.checked,
-            "largest logit change": f"{self.largest_change:.3g} (logits up to {self.scale:.3g})",
+            N_("replaced token at"): self.perturbed_at,
+            N_("earlier target positions compared"): self.checked,
+            N_("largest logit change"): M(N_("%(change).3g (logits up to %(scale).3g)"), change=self.largest_change,
+                                          scale=self.scale),
         }
 
 
@@ -55,10 +63,10 @@ def check(model: Any, batch: Mapping[str, Any], encoder_decoder: bool = False) -
            for k, v in batch.items()}
     labels = one.get("labels")
     if not isinstance(labels, torch.Tensor):
-        raise NotChecked("the batch has no labels tensor")
+        raise NotChecked(N_("the batch has no labels tensor"))
     supervised = (labels[0] != IGNORE_INDEX).nonzero().flatten().tolist()
     if len(supervised) < 2:
-        raise NotChecked("the first sample has fewer than two supervised tokens")
+        raise NotChecked(N_("the first sample has fewer than two supervised tokens"))
     last = supervised[-1]
     changed = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in one.items()}
     key = "labels" if encoder_decoder else "input_ids"
@@ -70,7 +78,7 @@ def check(model: Any, batch: Mapping[str, Any], encoder_decoder: bool = False) -
     else:  # logits at p-1 predict the target token at p
         earlier = [p - 1 for p in supervised if p - 1 < last and p >= 1]
     if not earlier:
-        raise NotChecked("no earlier target position to compare")
+        raise NotChecked(N_("no earlier target position to compare"))
     was_training = model.training
     model.eval()
     try:
@@ -96,7 +104,7 @@ def _logits(model: Any, batch: Mapping[str, Any]):
     out = model(**batch)
     logits = out["logits"] if isinstance(out, Mapping) else getattr(out, "logits", None)
     if logits is None:
-        raise NotChecked(f"{type(model).__name__}.forward returned no logits")
+        raise NotChecked(N_("%(model)s.forward returned no logits"), model=type(model).__name__)
     return logits
 
 

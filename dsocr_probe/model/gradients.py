@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from ..messages import M, N_
 from . import lora
 
 PEFT_PREFIX = "base_model.model."
@@ -87,31 +88,32 @@ def strip_peft_prefix(name: str) -> str:
 
 
 def why_not_learning(adapter: AdapterGrad, no_grad_names: set[str]) -> str:
-    """A short reason for the table: the vision path under no_grad, an expert not routed to, or unknown."""
+    """A short reason for the table (a msgid): the vision path under no_grad, an expert not routed to, or unknown."""
     if adapter.module in no_grad_names:
-        return "runs under torch.no_grad() (vision path)"
+        return N_("runs under torch.no_grad() (vision path)")
     if not adapter.finite:
-        return "non-finite gradient"
+        return N_("non-finite gradient")
     if ".experts." in adapter.module:
-        return "expert not routed to in this batch"
+        return N_("expert not routed to in this batch")
     if lora.is_vision_module(adapter.module):
-        return "vision module off the loss path"
-    return "not on the loss path" if adapter.norm is None else "zero gradient"
+        return N_("vision module off the loss path")
+    return N_("not on the loss path") if adapter.norm is None else N_("zero gradient")
 
 
 def grouped_rows(adapters: Iterable[AdapterGrad], no_grad_names: set[str], limit: int = 12) -> list[dict[str, Any]]:
     """One table row per module pattern (layer numbers folded to *), learning or not."""
     groups: dict[tuple[str, str], list[AdapterGrad]] = {}
     for a in adapters:
-        status = "learns" if a.learns else why_not_learning(a, no_grad_names)
+        status = N_("learns") if a.learns else why_not_learning(a, no_grad_names)
         groups.setdefault((re.sub(r"\.\d+(?=\.|$)", ".*", a.module), status), []).append(a)
     rows = []
-    for (pattern, status), members in sorted(groups.items(), key=lambda kv: (kv[0][1] != "learns", kv[0][0])):
+    for (pattern, status), members in sorted(groups.items(), key=lambda kv: (kv[0][1] != N_("learns"), kv[0][0])):
         norms = [a.norm for a in members if a.norm is not None and a.finite]
-        rows.append({"adapted modules": pattern, "count": len(members), "gradient": status,
-                     "largest grad norm": f"{max(norms):.2e}" if norms else "—"})
+        rows.append({N_("adapted modules"): pattern, N_("count"): len(members), N_("gradient"): M(status),
+                     N_("largest grad norm"): f"{max(norms):.2e}" if norms else "—"})
     if len(rows) > limit:
         rest = rows[limit:]
-        rows = rows[:limit] + [{"adapted modules": f"… {len(rest)} more patterns", "count": sum(r["count"] for r in rest),
-                                "gradient": "", "largest grad norm": ""}]
+        rows = rows[:limit] + [{N_("adapted modules"): M(N_("… more patterns: %(count)d"), count=len(rest)),
+                                N_("count"): sum(r["count"] for r in rest), N_("gradient"): "",
+                                N_("largest grad norm"): ""}]
     return rows

@@ -16,6 +16,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from ..messages import N_
+
 GIB = 1024**3
 SAMPLE_EVERY_S = 0.005
 
@@ -29,7 +31,7 @@ class Measure:
     peak_bytes: int  # peak memory while stepping (weights included)
     step_s: float  # wall time of one optimizer step (forward, backward, update)
     slots: int = 0  # image slots per sample (0: not known)
-    rows: str = ""  # which rows, for the table
+    rows: Any = ""  # which rows, for the table (a message)
 
     @property
     def tokens(self) -> int:
@@ -40,9 +42,9 @@ class Measure:
         return self.samples * self.slots
 
     def row(self) -> dict[str, Any]:
-        return {"batch": self.samples, "rows": self.rows, "tokens / sample": self.length,
-                "image slots / sample": self.slots or "?", "peak memory": gib(self.peak_bytes),
-                "time / step": f"{self.step_s:.3f} s"}
+        return {N_("batch"): self.samples, N_("rows"): self.rows, N_("tokens / sample"): self.length,
+                N_("image slots / sample"): self.slots or "?", N_("peak memory"): gib(self.peak_bytes),
+                N_("time / step"): f"{self.step_s:.3f} s"}
 
 
 @dataclass

@@ -26,31 +26,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from ..findings import ProbeStop, fail
+from ..findings import InputError, ProbeStop
+from ..messages import M, N_
 
 DEFAULT_OUTPUT_DIR = "outputs/lora"
 
 
 @dataclass
 class Setting:
-    """One argument the run uses: the config's value (``UNSET`` when it gave none) and who changed it."""
+    """One argument the run uses: the config's value (``UNSET`` when it gave none), who changed it and why
+    (msgids: the report words them)."""
 
     name: str
     configured: Any
     used: Any
     by: str = ""  # empty: as configured
+    why: str = ""
 
 
-UNSET = "(not set)"
+UNSET = N_("(not set)")  # a msgid: the report words it
 
 
 class BuildError(Exception):
-    """Building the run failed at ``stage`` (arguments, collator, lora); the cause is ``__cause__``."""
+    """Building the run failed at ``stage`` (arguments, collator, lora) of ``name`` (the arguments class, the
+    collator's spec, get_peft_model); the cause is ``__cause__``."""
 
-    def __init__(self, stage: str, what: str):
-        super().__init__(what)
+    def __init__(self, stage: str, name: str):
+        super().__init__(f"{stage}: {name}")
         self.stage = stage
-        self.what = what
+        self.name = name
 
 
 @dataclass
@@ -58,19 +62,19 @@ class TrainingRun:
     """Everything ``Trainer(...)`` is called with, and where each part came from."""
 
     trainer_class: type
-    trainer_source: str
+    trainer_source: Any  # a message, or `trainer: <spec>`
     arguments: Any  # TrainingArguments (or the Trainer's own subclass of it)
     settings: list[Setting]
     model: Any
     processing: Any
     collator: Any
-    collator_source: str
+    collator_source: Any  # a message
     train_dataset: Any
     lora_settings: dict[str, Any] = field(default_factory=dict)
     eval_rows: list = field(default_factory=list)  # the val split's rows, evaluated when the arguments say so
     training: dict[str, Any] = field(default_factory=dict)  # the config's training section
     requested: dict[str, tuple[Any, str]] = field(default_factory=dict)  # the caller's overrides
-    requested_by: str = "caller"
+    requested_by: str = N_("caller")
     use_cpu: bool = False
 
     def arguments_with(self, extra: Mapping[str, tuple[Any, str]], keep_requested: bool = True):
@@ -105,18 +109,18 @@ class TrainingRun:
 
     def overrides(self, by: str | None = None) -> list[Setting]:
         """The arguments changed from the config's values (by whom: ``by``, or anyone)."""
-        return [s for s in self.settings if s.by and (by is None or s.by.startswith(f"{by}:"))]
+        return [s for s in self.settings if s.by and (by is None or s.by == by)]
 
     def describe(self) -> dict[str, Any]:
         """The facts the report names: which Trainer, collator and arguments ran."""
         return {
-            "trainer": f"{self.trainer_class.__module__}.{self.trainer_class.__qualname__}",
-            "trainer from": self.trainer_source,
-            "arguments class": type(self.arguments).__name__,
-            "collator": _qualname(self.collator),
-            "collator from": self.collator_source,
-            "model": type(self.model).__name__,
-            "training rows": len(self.train_dataset),
+            N_("trainer"): f"{self.trainer_class.__module__}.{self.trainer_class.__qualname__}",
+            N_("trainer from"): self.trainer_source,
+            N_("arguments class"): type(self.arguments).__name__,
+            N_("collator"): _qualname(self.collator),
+            N_("collator from"): self.collator_source,
+            N_("model"): type(self.model).__name__,
+            N_("training rows"): len(self.train_dataset),
         }
 
 
@@ -146,36 +150,22 @@ def _import_path(bases: list[str]) -> Iterator[None]:
         sys.path[:] = saved
 
 
-def trainer_class(cfg: Any) -> tuple[type, str]:
-    """The Trainer class the config names (top-level ``trainer:``), else ``transformers.Trainer``."""
+def trainer_class(cfg: Any) -> tuple[type, Any]:
+    """The Trainer class the config names (top-level ``trainer:``), else ``transformers.Trainer``; and where
+    it came from."""
     import transformers
 
     from . import loading
 
     spec = getattr(cfg, "trainer", None) if cfg is not None else None
     if not spec:
-        return transformers.Trainer, "default"
+        return transformers.Trainer, M(N_("default"))
     try:
         cls = resolve_object(spec, cfg)
     except Exception as exc:
-        raise ProbeStop(
-            fail(
-                "train_run.trainer-import",
-                f"trainer `{spec}` cannot be imported: {loading.error_line(exc)}",
-                fix="Give the Trainer class as `package.module:Class`, importable from the directory training starts "
-                "in (e.g. `transformers:Trainer`, `trl:SFTTrainer`); install the package that provides it.",
-                params={"spec": spec, "error": loading.error_line(exc)},
-            )
-        ) from exc
+        raise InputError("train_run.trainer-import", spec=spec, error=loading.error_line(exc)) from exc
     if not (isinstance(cls, type) and issubclass(cls, transformers.Trainer)):
-        raise ProbeStop(
-            fail(
-                "train_run.trainer-type",
-                f"trainer `{spec}` is {_qualname(cls)}, not a subclass of transformers.Trainer",
-                fix="Name a Trainer class: `transformers:Trainer`, your subclass of it, or `trl:SFTTrainer`.",
-                params={"spec": spec, "found": _qualname(cls)},
-            )
-        )
+        raise InputError("train_run.trainer-type", spec=spec, found=_qualname(cls))
     return cls, f"trainer: {spec}"
 
 
@@ -220,11 +210,11 @@ def environment_kept():
         os.environ.update(saved)
 
 
-SCRIPT = "training script"  # changes the construction itself makes, for the probe and the script alike
+SCRIPT = N_("training script")  # changes the construction itself makes, for the probe and the script alike
 
 
 def build_arguments(args_cls: type, training: Mapping[str, Any], overrides: Mapping[str, tuple[Any, str]] = (),
-                    use_cpu: bool = False, by: str = "caller") -> tuple[Any, list[Setting]]:
+                    use_cpu: bool = False, by: str = N_("caller")) -> tuple[Any, list[Setting]]:
     """The arguments object from the training section, with ``overrides`` (name -> (value, why)).
 
     Besides the caller's overrides the construction itself sets what a custom batch builder needs:
@@ -237,27 +227,27 @@ def build_arguments(args_cls: type, training: Mapping[str, Any], overrides: Mapp
 
     fields = arguments_fields(args_cls)
     kwargs = dict(training)
-    changes: dict[str, tuple[Any, str]] = {}
+    changes: dict[str, tuple[Any, str, str]] = {}  # name -> (value, who, why)
     if "output_dir" not in kwargs:
-        changes["output_dir"] = (DEFAULT_OUTPUT_DIR, f"{SCRIPT}: its default")
+        changes["output_dir"] = (DEFAULT_OUTPUT_DIR, SCRIPT, N_("its default"))
     if kwargs.get("remove_unused_columns", True) is not False:
-        changes["remove_unused_columns"] = (False, f"{SCRIPT}: the batch builder needs the rows' image and text")
+        changes["remove_unused_columns"] = (False, SCRIPT, N_("the batch builder needs the rows' image and text"))
     if checkpointing_enabled(kwargs) and not any(kwargs.get(n) for n in CHECKPOINTING_KWARGS):
         name = next((n for n in reversed(CHECKPOINTING_KWARGS) if n in fields), CHECKPOINTING_KWARGS[0])
-        changes[name] = (checkpointing_kwargs(kwargs),
-                         f"{SCRIPT}: non-reentrant checkpointing reaches LoRA inside checkpointed blocks")
+        changes[name] = (checkpointing_kwargs(kwargs), SCRIPT,
+                         N_("non-reentrant checkpointing reaches LoRA inside checkpointed blocks"))
     if use_cpu and "use_cpu" in fields and not kwargs.get("use_cpu"):
-        changes["use_cpu"] = (True, f"{SCRIPT}: the run is on the CPU")
+        changes["use_cpu"] = (True, SCRIPT, N_("the run is on the CPU"))
     for name, (value, why) in dict(overrides).items():
         if name in fields:
-            changes[name] = (value, f"{by}: {why}")
+            changes[name] = (value, by, why)
     defaults = {f.name: f.default for f in dataclasses.fields(args_cls)}
     # A change only where the value differs from what the run would use: the config's value, else the default.
     changes = {k: v for k, v in changes.items()
                if not _same(training[k] if k in training else defaults.get(k, dataclasses.MISSING), v[0])}
-    for name, (value, _) in changes.items():
+    for name, (value, _, _) in changes.items():
         kwargs[name] = value
-    settings = [Setting(k, training.get(k, UNSET), kwargs[k], changes[k][1] if k in changes else "")
+    settings = [Setting(k, training.get(k, UNSET), kwargs[k], *(changes[k][1:] if k in changes else ()))
                 for k in dict.fromkeys([*training, *changes])]
     return args_cls(**kwargs), settings
 
@@ -274,7 +264,7 @@ def _same(current: Any, value: Any) -> bool:
 # ---------------------------------------------------------------- collator
 
 
-def collator(ctx, cfg: Any, processing: Any, dtype: Any) -> tuple[Any, str]:
+def collator(ctx, cfg: Any, processing: Any, dtype: Any) -> tuple[Any, Any]:
     """``data.collator`` when the config names one, else the verified batch builder for this family.
 
     A named class is instantiated with the tokenizer or processor when its constructor takes one
@@ -285,35 +275,22 @@ def collator(ctx, cfg: Any, processing: Any, dtype: Any) -> tuple[Any, str]:
     spec = cfg.data.get("collator") if cfg is not None else None
     if not spec:
         builder = loading.builder_for(ctx, processing, dtype)
-        return builder, "dsocr_probe's verified batch builder"
+        return builder, M(N_("dsocr_probe's verified batch builder"))
     try:
         obj = resolve_object(spec, cfg)
     except Exception as exc:
-        raise ProbeStop(
-            fail(
-                "train_run.collator-import",
-                f"data.collator `{spec}` cannot be imported: {loading.error_line(exc)}",
-                fix="Give it as `package.module:name`, importable from the directory training starts in.",
-                params={"spec": spec, "error": loading.error_line(exc)},
-            )
-        ) from exc
+        raise InputError("train_run.collator-import", spec=spec, error=loading.error_line(exc)) from exc
     if isinstance(obj, type):
         required = [p for p in inspect.signature(obj).parameters.values()
                     if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         if len(required) > 1:
-            raise ProbeStop(
-                fail(
-                    "train_run.collator-class",
-                    f"data.collator `{spec}` is a class whose constructor needs {len(required)} arguments "
-                    f"({', '.join(p.name for p in required)})",
-                    fix="Name an object made at module level (`module:collator`), or a class that takes the tokenizer "
-                    "or processor alone.",
-                    params={"spec": spec, "count": len(required), "names": ", ".join(p.name for p in required)},
-                )
-            )
+            raise InputError("train_run.collator-class", spec=spec, count=len(required),
+                             names=", ".join(p.name for p in required))
         obj = obj(processing) if required else obj()
-        return obj, f"data.collator: {spec}, made with the {'tokenizer/processor' if required else 'no arguments'}"
-    return obj, f"data.collator: {spec}"
+        made_with = (N_("data.collator: %(spec)s, made with the tokenizer/processor") if required
+                     else N_("data.collator: %(spec)s, made with no arguments"))
+        return obj, M(made_with, spec=spec)
+    return obj, M(N_("data.collator: %(spec)s"), spec=spec)
 
 
 def processing(ctx) -> Any:
@@ -328,14 +305,15 @@ def processing(ctx) -> Any:
 
 
 def build(ctx, device: str, dtype: Any, overrides: Mapping[str, tuple[Any, str]] = (), rows: Any = None,
-          model: Any = None, lora_settings: Mapping[str, Any] | None = None, by: str = "caller") -> TrainingRun:
+          model: Any = None, lora_settings: Mapping[str, Any] | None = None, by: str = N_("caller")) -> TrainingRun:
     """The run the config describes, on ``device`` in ``dtype``.
 
     ``rows``: the training rows (default: every row of the train split); ``model``: an already
     loaded base model (default: load it); ``lora_settings``: instead of the config's lora section.
     The model is wrapped with LoRA here; gradient checkpointing is left to the Trainer, which
     enables it after wrapping, as in a real run. A failure of the arguments, the collator or the
-    LoRA wrapping raises :class:`BuildError` (other loading failures are ProbeStop findings).
+    LoRA wrapping raises :class:`BuildError`; an input it cannot use raises :class:`InputError` (a loader's
+    ProbeStop passes through).
     """
     from ..findings import InputError
     from . import loading, lora
@@ -349,12 +327,11 @@ def build(ctx, device: str, dtype: Any, overrides: Mapping[str, tuple[Any, str]]
     try:
         arguments, settings = build_arguments(args_cls, training, overrides, use_cpu=use_cpu, by=by)
     except Exception as exc:
-        raise BuildError("arguments", f"{args_cls.__name__}(...)") from exc
+        raise BuildError("arguments", args_cls.__name__) from exc
     data = ctx.dataset()
     if rows is None:
         if data is None or data.train is None or not data.train.rows:
-            raise ProbeStop(fail("train_run.no-data", "No training rows",
-                                 fix="Set data.train_dir to a folder with metadata.json (or pass --dsocr-data)."))
+            raise InputError("train_run.no-data")
         rows = data.train.rows
     processing_obj = processing(ctx)
     try:
@@ -362,7 +339,7 @@ def build(ctx, device: str, dtype: Any, overrides: Mapping[str, tuple[Any, str]]
     except (ProbeStop, InputError):
         raise
     except Exception as exc:
-        raise BuildError("collator", f"the collator `{cfg.data.get('collator')}`") from exc
+        raise BuildError("collator", str(cfg.data.get("collator"))) from exc
     if lora_settings is None:
         lora_settings = dict(cfg.lora) if cfg is not None and cfg.lora else {}
     base = model if model is not None else loading.load_model(ctx, device, dtype)

@@ -156,7 +156,7 @@ def build_failure(exc: Any, ctx: Any) -> dict[str, Any]:
 
     error = loading.error_line(exc.__cause__ or exc)
     if exc.stage != "collator":
-        return ref("distributed.build-failed", "call", {"what": exc.what, "error": error}, "fail")
+        return ref("distributed.build-failed", "call", {"what": exc.name, "error": error}, "fail")
     cfg = ctx.unless_broken(ctx.train_config)
     spec = cfg.data.get("collator") if cfg is not None else None
     if not spec:
@@ -184,9 +184,9 @@ def main(argv: list[str]) -> None:
 def _train(spec: dict[str, Any], log: RankLog, local_rank: int) -> None:
     import torch
 
+    from ..findings import InputError, ProbeStop
     from ..model import loading, trainrun
     from ..probes.context import Options, ProbeContext, finding_of
-    from ..findings import InputError, ProbeStop
     from ..model.trainer_watch import StepWatch
 
     options = {k: (Path(v) if k in ("data", "train_config") and v else v) for k, v in spec["options"].items()}
@@ -208,7 +208,7 @@ def _train(spec: dict[str, Any], log: RankLog, local_rank: int) -> None:
         raise RuntimeError(f"building the run: {finding.title}") from None
     except trainrun.BuildError as exc:
         log.update(stop=build_failure(exc, ctx))
-        raise RuntimeError(f"building the run: {exc.what} fails: {exc.__cause__}") from exc
+        raise RuntimeError(f"building the run: {exc.stage} ({exc.name}) fails: {exc.__cause__}") from exc
     trainer = built.trainer()
     for callback in ("PrinterCallback", "ProgressCallback"):
         from transformers import trainer_callback
