@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         output = train(args)
-    except (ProbeStop, InputError) as stopped:  # an input it cannot use: the training config, the model
-        finding = stopped.finding if isinstance(stopped, ProbeStop) else finding_of(stopped)
+    except (ProbeStop, InputError) as stop:
+        finding = stop.finding if isinstance(stop, ProbeStop) else finding_of(stop)
         print(f"error: {finding.title}", file=sys.stderr)
         if finding.detail:
             print(finding.detail, file=sys.stderr)
@@ -62,16 +62,16 @@ def overrides(args: argparse.Namespace) -> dict:
 
 def build(args: argparse.Namespace):
     """The run, built by the function the step probe trains with (dsocr_probe.model.trainrun.build)."""
-    from .model import loading, trainrun
     from .inputs import trainconfig
+    from .messages import N_
+    from .model import loading, trainrun
     from .probes.context import Options, ProbeContext
-    from .findings import ProbeStop, fail
+    from .findings import InputError
 
     cfg = trainconfig.load(args.config)
     name = args.model or cfg.model.get("name")
     if not name:
-        raise ProbeStop(fail("train.no-model", f"{args.config}: no `model.name`",
-                             fix="Add `model: {name: <folder or hub id>}` or pass --model."))
+        raise InputError("train.no-model", config=str(args.config))
     ctx = ProbeContext(Options(model=str(name), revision=cfg.model.get("revision"),
                                trust_remote_code=bool(cfg.model.get("trust_remote_code")),
                                allow_unpinned=args.allow_unpinned or bool(cfg.model.get("allow_unpinned")),
@@ -79,12 +79,10 @@ def build(args: argparse.Namespace):
     device = loading.default_device(ctx)
     dtype = loading.model_dtype(ctx, device)
     try:
-        return trainrun.build(ctx, device, dtype, overrides(args), by="command line")
+        return trainrun.build(ctx, device, dtype, overrides(args), by=N_("command line"))
     except trainrun.BuildError as exc:
-        cause = exc.__cause__ or exc
-        raise ProbeStop(fail("train.build", f"{exc.what} fails: {loading.error_line(cause)}",
-                             fix="Run the probes on this config: the training-config probe names the value and the fix.")
-                        ) from exc
+        raise InputError("train.build", exc.stage, name=exc.name,
+                         error=loading.error_line(exc.__cause__ or exc)) from exc
 
 
 def train(args: argparse.Namespace) -> Path:

@@ -11,6 +11,7 @@ import yaml
 
 from dsocr_probe.inputs import engines, trainconfig
 from dsocr_probe.findings import InputError, Status
+from dsocr_probe.messages import M
 from dsocr_probe.probes.distributed import world_size
 from dsocr_probe.probes.engine_findings import engine_findings
 
@@ -77,7 +78,7 @@ def test_the_world_size_comes_from_the_option_else_the_config(tmp_path):
     cfg = trainconfig.load(path)
     assert cfg.nproc_per_node == 4 and not cfg.unknown
     options = lambda n: SimpleNamespace(options=SimpleNamespace(nproc=n))  # noqa: E731
-    assert world_size(options(None), cfg) == (4, "nproc_per_node in the training config")
+    assert world_size(options(None), cfg) == (4, M("nproc_per_node in the training config"))
     assert world_size(options(0), cfg) == (0, "--dsocr-nproc")
     assert world_size(options(None), None) == (0, "")
     path.write_text(yaml.safe_dump({"nproc_per_node": "two", "training": {}}))
