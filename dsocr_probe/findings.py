@@ -11,7 +11,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .messages import N_, Rendered, has, ref, render_text, word
+from .messages import N_, Rendered, ref, render_text, word
 
 
 class Status(str, enum.Enum):
@@ -70,26 +70,18 @@ class Finding:
     is rendered, in its language; ``title``, ``detail`` and ``fix`` are the English ones.
     """
 
-    __slots__ = ("status", "code", "variant", "params", "evidence", "table", "source", "_legacy")
+    __slots__ = ("status", "code", "variant", "params", "evidence", "table", "source")
 
-    def __init__(self, status: Status, code: str, variant: str = "", detail: str | None = None,
-                 fix: str | None = None, evidence: dict[str, Any] | None = None,
-                 table: list[dict[str, Any]] | None = None, source: str = "",
-                 params: dict[str, Any] | None = None, *, title: str | None = None):
+    def __init__(self, status: Status, code: str, variant: str = "", *, params: dict[str, Any] | None = None,
+                 evidence: dict[str, Any] | None = None, table: list[dict[str, Any]] | None = None,
+                 source: str = ""):
         self.status = status
         self.code = code
+        self.variant = variant
         self.params = dict(params or {})
         self.evidence = dict(evidence or {})
         self.table = list(table or [])
         self.source = source
-        # Findings still worded inline (English only), until their texts move to the catalog.
-        legacy = title is not None or detail is not None or fix is not None or not has(code, variant)
-        if legacy:
-            self.variant = ""
-            self._legacy = Rendered(title if title is not None else variant, detail or "", fix or "")
-        else:
-            self.variant = variant
-            self._legacy = None
 
     def replace(self, **changes: Any) -> "Finding":
         """A copy with some of ``status``, ``params``, ``evidence``, ``table`` or ``source`` changed."""
@@ -101,9 +93,8 @@ class Finding:
         return copy
 
     def text(self, lang: str = "en") -> Rendered:
-        """The title, detail and fix in ``lang``."""
-        if self._legacy is not None:
-            return self._legacy
+        """The title, detail and fix in ``lang`` (:class:`~dsocr_probe.messages.UnknownMessage` for a
+        (code, variant) the catalog lacks: a bug in the probe that made it)."""
         return render_text(self.code, self.variant, self.params, lang)
 
     @property
@@ -120,9 +111,6 @@ class Finding:
 
     def ref(self) -> dict[str, Any]:
         """This finding as a param of another one (the one it stopped)."""
-        if self._legacy is not None:
-            return ref("input.legacy", "", {"title": self.title, "detail": self.detail, "fix": self.fix},
-                       self.status.value)
         return ref(self.code, self.variant, self.params, self.status.value)
 
     def __eq__(self, other: object) -> bool:
@@ -175,8 +163,6 @@ def skip(code: str, variant: str = "", **kw: Any) -> Finding:
 def cause_params(cause: Finding) -> dict[str, Any]:
     """Params for a finding that only says ``cause`` stopped it: the cause itself, worded in the
     report's language as ``%(cause)s``, ``%(cause_detail)s`` and ``%(cause_fix)s``."""
-    if cause._legacy is not None:  # worded inline: the old translation table words it by its code
-        return {**cause.params, "cause": cause.title, "cause_code": cause.code}
     return {"cause": cause.ref()}
 
 

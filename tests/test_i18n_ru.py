@@ -1,13 +1,14 @@
-"""Every Russian template, formatted with the params its probe really gives.
+"""Every text of the message catalog, worded with the params its probe really gives, in English and Russian.
 
 Each scenario below makes the probes (or the probe functions that build the finding) report a
 finding the way they do in a run: a small checkpoint folder, a config, a hand-made batch or
-gradient report. The findings are then translated, and the tests check that
+gradient report. The tests check that
 
-- every non-empty English text of a finding with a Russian entry is replaced by Russian, and no
-  Russian text appears where the English one is empty;
-- every alternative of every Russian template was used by at least one real finding, so a
-  template whose params do not match its probe (a typo, a renamed param) fails here.
+- every (code, variant) of the catalog is worded by at least one real finding, so a text whose
+  placeholders do not match what its probe gives (a typo, a renamed param) fails here;
+- every finding is worded in both languages, and its Russian title is Russian.
+
+That each Russian text has the same placeholders as its English msgid is tests/test_messages.py's.
 """
 
 from __future__ import annotations
@@ -31,14 +32,12 @@ from pages import write_pages
 from probing import context, linux_cpu, probe
 from toy_remote import CLEAN_MODELING, write_toy
 
-from dsocr_probe.report import i18n
 from dsocr_probe.model import loading, model_facts
 from dsocr_probe.run import runner
 from dsocr_probe.inputs import trust
 from dsocr_probe.probes.context import Options
 from dsocr_probe.inputs.facts import DeviceFacts, EnvFacts
 from dsocr_probe.findings import Finding, InputError, ProbeStop, Status, fail
-from dsocr_probe.report.i18n import RU
 from dsocr_probe import messages
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -166,7 +165,6 @@ def remote(folder: Path, facts: EnvFacts | None = None, **options) -> list[Findi
 
 def refused(fn, *args, **kwargs) -> Finding:
     """The finding a service's input error becomes (target resolution, the model config, the trust check)."""
-    from dsocr_probe.findings import InputError
     from dsocr_probe.probes.context import finding_of
 
     with pytest.raises(InputError) as error:
@@ -589,16 +587,6 @@ def dataset(env):
     yield refused(dataset_mod.load, env.tmp())
 
 
-def refused(fn, *args, **kwargs) -> Finding:
-    """The finding a service's InputError becomes."""
-    from dsocr_probe.findings import InputError
-    from dsocr_probe.probes.context import finding_of
-
-    with pytest.raises(InputError) as error:
-        fn(*args, **kwargs)
-    return finding_of(error.value)
-
-
 # ---------------------------------------------------------------- batch
 
 COLLATORS = """
@@ -772,15 +760,6 @@ def _family_validator_problems(deepseek_ocr2, processor, seq2seq, suffix) -> lis
 
 
 # ---------------------------------------------------------------- loading and target
-
-
-def refused(fn, *args, **kwargs) -> Finding:
-    """The finding a service's input error becomes."""
-    from dsocr_probe.probes.context import finding_of
-
-    with pytest.raises(InputError) as error:
-        fn(*args, **kwargs)
-    return finding_of(error.value)
 
 
 @scenario
@@ -1079,66 +1058,42 @@ def findings(tmp_path_factory, v1_model) -> list[tuple[str, Finding]]:
     return out
 
 
-def _converted(code: str) -> bool:
-    """Codes whose texts moved to the message catalog: their old entries here are no longer used."""
-    return any(c in (code, "*." + code.partition(".")[2]) for c, _ in messages.all_texts())
-
-
-def _translated(findings):
-    for name, f in findings:
-        if f._legacy is None:
-            continue
-        entry = RU.get(f.code)
-        if entry and i18n.applies(entry, f):
-            yield name, f, entry, i18n.choices(f)
-
-
 def test_the_scenarios_report_what_they_are_about(findings):
     statuses = {f.status for _, f in findings}
     assert Status.ERROR not in statuses, [(n, f.title, f.detail) for n, f in findings if f.status is Status.ERROR]
     assert {Status.FAIL, Status.WARN, Status.SKIP} <= statuses
 
 
-def test_every_english_text_of_a_translated_finding_is_translated(findings):
-    untranslated, invented = [], []
-    for name, f, entry, chosen in _translated(findings):
-        english = {"title": f.title, "detail": f.detail, "fix": f.fix}
-        for key in i18n.KEYS:
-            if key not in entry:
-                continue
-            text = chosen.get(key, (None, ""))[1]
-            if english[key] and key not in chosen:
-                untranslated.append((name, f.code, key, f.params))
-            if text and not english[key]:
-                invented.append((name, f.code, key, text))
-    assert not untranslated, "a Russian template does not fit the params its probe gives:\n" + "\n".join(map(str, untranslated))
-    assert not invented, "Russian text where the English finding has none:\n" + "\n".join(map(str, invented))
+def _reached(findings) -> set[tuple[str, str]]:
+    """Every (code, variant) the scenarios' findings are worded with, the causes inside them too."""
+    reached = set()
+
+    def add(code, variant, params):
+        reached.add((code, variant))
+        for value in params.values():
+            if messages.catalog.is_ref(value):
+                add(value["code"], value["variant"], value["params"])
+
+    for _, f in findings:
+        add(f.code, f.variant, f.params)
+    return reached
 
 
-def test_every_russian_template_is_used_by_a_real_finding(findings):
-    used = {(f.code, key, index) for _, f, _, chosen in _translated(findings) for key, (index, _) in chosen.items()}
-    unused = [(code, key, index, text)
-              for code, entry in RU.items() if not _converted(code) for key in i18n.KEYS if key in entry
-              for index, text in enumerate(i18n.alternatives(entry[key])) if (code, key, index) not in used]
-    assert not unused, "templates no scenario reaches (or whose params never match):\n" + "\n".join(map(str, unused))
+def test_every_text_of_the_catalog_is_worded_by_a_real_finding(findings):
+    """A text whose placeholders its probe does not fill (a typo, a renamed param) fails here or below."""
+    reached = {(code if messages.has(code, variant) and (code, variant) in messages.all_texts()
+                else "*." + code.partition(".")[2], variant) for code, variant in _reached(findings)}
+    unreached = sorted(key for key in messages.all_texts() if key not in reached)
+    assert not unreached, "texts no scenario words:\n" + "\n".join(map(str, unreached))
 
 
-def test_every_catalog_finding_is_worded_in_both_languages(findings):
+def test_every_finding_is_worded_in_both_languages(findings):
     for name, f in findings:
-        if f._legacy is None:
-            for lang in messages.LANGUAGES:
-                text = f.text(lang)  # a param its probe does not give fails here
-                assert text.title, (name, f.code, f.variant, lang)
-            title = f.text("ru").title
-            assert any("а" <= ch.lower() <= "я" for ch in title) or title == f.title, (f.code, f.variant, title)
-            assert "None" not in title, (f.code, f.variant, title)
-
-
-def test_russian_texts_are_russian_and_keep_the_values(findings):
-    for _, f, _, chosen in _translated(findings):
-        title = chosen.get("title", (None, f.title))[1]
-        assert any("а" <= ch.lower() <= "я" for ch in title), (f.code, title)
-        assert "None" not in title, (f.code, title)  # a missing value is a variant, never printed
+        english, russian = f.text("en"), f.text("ru")  # a param its probe does not give fails here
+        for key in ("title", "detail", "fix"):
+            assert bool(getattr(english, key)) == bool(getattr(russian, key)), (name, f.code, f.variant, key)
+        assert any("а" <= ch.lower() <= "я" for ch in russian.title), (name, f.code, f.variant, russian.title)
+        assert "None" not in russian.title, (f.code, f.variant, russian.title)  # a missing value is a variant
 
 
 # ---------------------------------------------------------------- remote code: hazards weighed by reach

@@ -41,20 +41,10 @@ def _sites():
             if code is None or "." not in code:
                 continue
             rest = node.args[MAKERS[name] + 1:]
-            if _worded_inline(node, rest):
-                continue
             given = [kw.value for kw in node.keywords if kw.arg == "variant"]
             variant_node = rest[0] if rest else given[0] if given else None
             variant = "" if variant_node is None else _literal(variant_node)
             yield f"{path.relative_to(PACKAGE)}:{node.lineno}", code, variant
-
-
-def _worded_inline(node, rest) -> bool:
-    """A finding still worded in English at its site (the old form, until its texts are in the catalog)."""
-    if any(kw.arg in ("title", "detail", "fix") for kw in node.keywords):
-        return True
-    first = rest[0] if rest else None
-    return isinstance(first, (ast.JoinedStr, ast.BinOp, ast.IfExp)) or (_literal(first) or "").count(" ") > 0
 
 
 def test_every_literal_finding_code_has_its_texts():

@@ -1,8 +1,8 @@
 """Every word of output: the message catalog (English msgids, gettext catalogs of other languages).
 
 The bottom layer: it imports nothing else of the package, so the findings model, the probes and the
-report can all name messages. ``texts/`` declares what each finding code says in English, one module
-per area; ``locale/`` holds the translations.
+report can all name messages. ``texts/<area>.toml`` holds what each finding code says in English (the
+msgids), ``locale/<lang>/LC_MESSAGES/dsocr_probe.po`` the translations.
 """
 
 from .catalog import (
@@ -15,7 +15,6 @@ from .catalog import (
     Text,
     UnknownMessage,
     all_texts,
-    define,
     gettext_,
     has,
     lookup,
@@ -26,6 +25,6 @@ from .catalog import (
 )
 
 __all__ = [
-    "LANGUAGES", "NP_", "M", "N_", "Plural", "Rendered", "Text", "UnknownMessage", "all_texts", "define",
-    "gettext_", "has", "lookup", "ref", "render_text", "translations", "word",
+    "LANGUAGES", "NP_", "M", "N_", "Plural", "Rendered", "Text", "UnknownMessage", "all_texts", "gettext_", "has",
+    "lookup", "ref", "render_text", "translations", "word",
 ]

@@ -1,7 +1,7 @@
 """The message catalog: what each finding says, keyed by its code and variant, worded at report time.
 
 A finding carries a ``code``, a ``variant`` and ``params``, never prose. The English text of each
-(code, variant) is a gettext msgid declared once in :mod:`dsocr_probe.messages.texts`; other languages
+(code, variant) is a gettext msgid declared once in ``texts/<area>.toml``; other languages
 are gettext catalogs (``locale/<lang>/LC_MESSAGES/dsocr_probe.po``). Texts use Python's ``%(name)s``
 placeholders, which Babel checks between a msgid and its translation.
 
@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import functools
 import gettext
-import importlib
 import io
-import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Union
@@ -77,14 +75,13 @@ class UnknownMessage(KeyError):
 _TEXTS: dict[tuple[str, str], Text] = {}
 
 
-def define(code: str, texts: Text | Mapping[str, Text]) -> None:
-    """Declare the texts of one code: a single :class:`Text`, or one per variant name. A code
-    ``*.what`` stands for ``<probe>.what`` of every probe that has no texts of its own."""
-    variants = {"": texts} if isinstance(texts, Text) else dict(texts)
+def _define(code: str, variants: Mapping[str, Text], path: Path) -> None:
+    """The texts of one code, one per variant name. A code ``*.what`` stands for ``<probe>.what`` of
+    every probe that has no texts of its own."""
     for variant, text in variants.items():
         key = (code, variant)
         if key in _TEXTS:
-            raise ValueError(f"message {code!r} variant {variant!r} is declared twice")
+            raise ValueError(f"{path.name}: message {code!r} variant {variant!r} is declared twice")
         _TEXTS[key] = text
 
 
@@ -96,11 +93,7 @@ FIELDS = ("title", "detail", "fix")
 def _load_texts() -> None:
     for path in sorted(TEXTS_DIR.glob("*.toml")):
         for code, variants in read_texts(path).items():
-            define(code, variants)
-    from . import texts
-
-    for info in pkgutil.iter_modules(texts.__path__):
-        importlib.import_module(f"{texts.__name__}.{info.name}")
+            _define(code, variants, path)
 
 
 def read_texts(path: Path) -> dict[str, dict[str, Text]]:

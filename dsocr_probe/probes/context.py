@@ -229,7 +229,4 @@ class ProbeContext:
             f = stop.finding if isinstance(stop, ProbeStop) else finding_of(stop)
             if f.status is Status.SKIP:
                 raise ProbeStop(f) from None
-            if f._legacy is not None:
-                raise ProbeStop(Finding(Status.SKIP, f"{probe}.prerequisite", title=f"Not checked: {f.title}",
-                                        detail=f.detail, fix=f.fix, params=cause_params(f))) from None
             raise ProbeStop(skip(f"{probe}.prerequisite", params=cause_params(f))) from None

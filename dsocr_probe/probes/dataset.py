@@ -180,7 +180,6 @@ def _spread(values: list[int]) -> str:
 
 def _builder_or_none(ctx):
     """The verified batch builder, for its layout; None when it cannot be made (the batch probe says why)."""
-    from ..findings import InputError
     from ..model import loading
 
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from ..findings import Finding, ProbeStop, Status, cause_params, fail, passed, skip, warn
+from ..findings import Finding, ProbeStop, cause_params, fail, passed, skip, warn
 from ..inputs import training_values
 from ..messages import M, N_
 from ..model import lora as lora_mod
@@ -83,11 +83,7 @@ def lora(ctx, cfg) -> Iterable[Finding]:
 
 def _not_matched(cause: Finding) -> Finding:
     """The targets were not matched because ``cause`` stopped the weightless model."""
-    finding = skip("train_config.lora-targets", "cause", params={"cause": cause.ref()})
-    if cause._legacy is None:
-        return finding
-    # A cause still worded inline (English only): the old translation table words both by the cause's code.
-    return Finding(Status.SKIP, finding.code, title=finding.title, fix=finding.fix, params=cause_params(cause))
+    return skip("train_config.lora-targets", "cause", params=cause_params(cause))
 
 
 def _by_name(names: list[str], targets: Any, exclude: Any) -> list[str]:

@@ -19,7 +19,6 @@ from typing import Any, Iterator
 import jinja2
 from tabulate import tabulate
 
-from . import i18n
 from ..messages import N_, translations, word
 from ..probes.context import Options
 from ..findings import Finding, NotRun, RunRecord, Status, Verdict
@@ -100,11 +99,7 @@ def capped(value: Any, limit: int = MAX_CELL_CHARS) -> Any:
 
 
 def _localized(f: Finding, lang: str) -> dict[str, Any]:
-    if f._legacy is not None:
-        text = i18n.translate(f, lang)
-    else:
-        rendered = f.text(lang)
-        text = {"title": rendered.title, "detail": rendered.detail, "fix": rendered.fix}
+    text = f.text(lang)
     _ = translations(lang).gettext
     evidence = [(_(key), word(value, lang)) for key, value in f.evidence.items()]
     table = [{_(key): word(value, lang) for key, value in row.items()} for row in f.table[:MAX_TABLE_ROWS]]
@@ -112,9 +107,9 @@ def _localized(f: Finding, lang: str) -> dict[str, Any]:
         "icon": f.status.icon,
         "status": f.status.value,
         "code": f.code,
-        "title": text["title"],
-        "detail": text["detail"],
-        "fix": text["fix"],
+        "title": text.title,
+        "detail": text.detail,
+        "fix": text.fix,
         "source": f.source,
         "evidence": _md_table(evidence, headers=("", "")) if evidence else "",
         "table": _md_table(table) if table else "",

@@ -1,1 +1,0 @@
-"""What each finding code says, in English (the msgids), one module per area of the probes."""
