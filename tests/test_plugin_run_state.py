@@ -17,7 +17,8 @@ from dsocr_probe.report.terminal import verdict_line
 
 from dsocr_probe.report import render as report
 from dsocr_probe.probes.context import Options
-from dsocr_probe.findings import NotRun, ProbeResult, RunRecord, Verdict, passed, warn
+from dsocr_probe.findings import NotRun, ProbeResult, RunRecord, Verdict, warn
+from samples import a_pass
 from dsocr_probe.probes import PROBES
 
 ALL = len(PROBES)
@@ -75,7 +76,7 @@ def test_deselect_and_x_leave_probes_out(pytester):
 
 
 def test_the_whole_plan_is_not_partial():
-    record = RunRecord(planned=[("a", "A")], selected=["a"], results=[ProbeResult("a", "A", [passed("a.x", "ok")])])
+    record = RunRecord(planned=[("a", "A")], selected=["a"], results=[ProbeResult("a", "A", [a_pass()])])
     assert not record.partial and verdict_line(record) == "GO"
     record.selected = []
     record.results = []
@@ -93,7 +94,7 @@ _original = env.run
 
 
 def _warns(ctx):
-    yield warn("environment.injected", "An injected warning")
+    yield warn("cuda.no-bf16", params={"device": "Tesla T4", "sm": "sm_75"})
 
 
 def pytest_configure(config):  # in-process runs share the module: put it back afterwards
@@ -116,7 +117,7 @@ def test_strict_makes_warnings_block(pytester):
     data = {d["strict"]: d["verdict"] for d in _json(pytester.path / "reports")}  # two runs may share a second
     assert data == {False: "GO with warnings", True: "NO-GO"}
     (md,) = [text for text in _md(pytester.path / "reports") if "Strict mode" in text]
-    assert "Strict mode" in md and "An injected warning" in md.split("## ❌ Blockers")[1].split("\n---")[0]
+    assert "Strict mode" in md and "Tesla T4 (sm_75) has no bf16" in md.split("## ❌ Blockers")[1].split("\n---")[0]
 
 
 def test_strict_from_ini(pytester):
@@ -200,7 +201,7 @@ def test_ctrl_c_never_leaves_a_go_verdict(tmp_path, slow, args):
 
 def test_an_interrupted_record_has_no_verdict():
     record = RunRecord(planned=[("a", "A"), ("b", "B")], selected=["a", "b"], running="b", interrupted=True,
-                       results=[ProbeResult("a", "A", [passed("a.x", "ok")])])
+                       results=[ProbeResult("a", "A", [a_pass()])])
     assert record.verdict is Verdict.INTERRUPTED
     assert record.not_run() == [("b", "B", NotRun.INTERRUPTED)]
     assert verdict_line(record).startswith("INTERRUPTED during the B probe")
@@ -255,7 +256,7 @@ def test_default_reports_go_under_the_start_folder_whatever_the_argument_order(p
 
 
 def test_reports_are_readable_by_the_team(tmp_path):
-    record = RunRecord(target={"name": "m"}, environment={}, results=[ProbeResult("a", "A", [passed("a.x", "ok")])])
+    record = RunRecord(target={"name": "m"}, environment={}, results=[ProbeResult("a", "A", [a_pass()])])
     old = os.umask(0o027)
     try:
         md, js = report.write(record, Options(report_dir=tmp_path))
@@ -266,7 +267,7 @@ def test_reports_are_readable_by_the_team(tmp_path):
 
 def test_long_table_cells_are_cut_in_markdown_only(tmp_path):
     rows = ", ".join(f"train[{i}]" for i in range(18_000))
-    finding = warn("dataset.duplicates", "1 duplicated item(s) within a split", table=[{"same": "text", "rows": rows}],
+    finding = warn("dataset.duplicates", params={"n": 1}, table=[{"same": "text", "rows": rows}],
                    evidence={"where": "x" * 5000})
     record = RunRecord(target={"name": "m"}, environment={}, results=[ProbeResult("dataset", "Dataset", [finding])])
     md, js = report.write(record, Options(report_dir=tmp_path))

@@ -5,7 +5,8 @@ import pytest
 
 from dsocr_probe.report import render as report
 from dsocr_probe.probes.context import Options
-from dsocr_probe.findings import ProbeResult, RunRecord, Status, Verdict, fail, passed, probe_error, warn
+from dsocr_probe.findings import ProbeResult, RunRecord, Status, Verdict, fail, probe_error
+from samples import a_failure, a_pass, a_warning
 
 
 def _record(*findings):
@@ -14,9 +15,9 @@ def _record(*findings):
 
 
 def test_verdict_follows_the_worst_finding():
-    assert _record(passed("a", "ok")).verdict is Verdict.GO
-    assert _record(passed("a", "ok"), warn("b", "hm")).verdict is Verdict.GO_WITH_WARNINGS
-    assert _record(warn("b", "hm"), fail("c", "no")).verdict is Verdict.NO_GO
+    assert _record(a_pass()).verdict is Verdict.GO
+    assert _record(a_pass(), a_warning()).verdict is Verdict.GO_WITH_WARNINGS
+    assert _record(a_warning(), a_failure()).verdict is Verdict.NO_GO
     try:
         raise RuntimeError("boom")
     except RuntimeError as exc:
@@ -28,8 +29,8 @@ def test_verdict_follows_the_worst_finding():
 def test_reports_are_never_overwritten(tmp_path):
     opts = Options(report_dir=tmp_path)
     when = dt.datetime(2026, 1, 10, 16, 8, 7)
-    first = report.write(_record(passed("a", "ok")), opts, now=when)
-    second = report.write(_record(fail("c", "no", fix="do it")), opts, now=when)
+    first = report.write(_record(a_pass()), opts, now=when)
+    second = report.write(_record(a_failure()), opts, now=when)
     assert first[0].name == "REPORT_Model_20260110-160807.md"
     assert second[0].name == "REPORT_Model_20260110-160807-1.md"
     assert "NO-GO" not in first[0].read_text(encoding="utf-8").splitlines()[2]
@@ -38,16 +39,18 @@ def test_reports_are_never_overwritten(tmp_path):
 
 
 def test_json_twin_has_schema_and_findings(tmp_path):
-    md, js = report.write(_record(fail("env.x", "broken", fix="pip install x", evidence={"v": 1})), Options(report_dir=tmp_path))
+    failure = a_failure(evidence={"v": 1})
+    md, js = report.write(_record(failure), Options(report_dir=tmp_path))
     data = json.loads(js.read_text(encoding="utf-8"))
     assert data["schema_version"] == report.SCHEMA_VERSION
     assert data["verdict"] == "NO-GO"
     f = data["probes"][0]["findings"][0]
-    assert (f["code"], f["status"], f["fix"], f["evidence"]) == ("env.x", "fail", "pip install x", {"v": 1})
+    assert (f["code"], f["variant"], f["status"], f["evidence"]) == ("cuda.kernel-failed", "", "fail", {"v": 1})
+    assert f["title"] == failure.title and f["fix"] == failure.fix and f["params"] == failure.params
 
 
 def test_russian_report(tmp_path):
-    md, _ = report.write(_record(warn("b", "hm", fix="do")), Options(report_dir=tmp_path, lang="ru"))
+    md, _ = report.write(_record(a_warning()), Options(report_dir=tmp_path, lang="ru"))
     text = md.read_text(encoding="utf-8")
     assert "Вердикт" in text and "Предупреждения" in text and "Отпечаток окружения" in text
 
@@ -94,7 +97,8 @@ if sys.argv[2] == "publishing":
     os.link = slow_link
 else:
     os.fdopen = lambda *a, **kw: HalfWritten(real_fdopen(*a, **kw))
-record = RunRecord(target={"name": "m"}, environment={}, results=[ProbeResult("environment", "Environment", [passed("a", "ok")], 0.1)])
+device = passed("cuda.device", params={"device": "NVIDIA A100", "sm": "sm_80"})
+record = RunRecord(target={"name": "m"}, environment={}, results=[ProbeResult("environment", "Environment", [device], 0.1)])
 report.write(record, Options(report_dir=Path(sys.argv[1])))
 """
 
@@ -124,14 +128,14 @@ def test_a_run_killed_mid_report_leaves_no_partial_report(tmp_path, moment):
         os.utime(leftover, (old, old))
     live = tmp_path / ".REPORT_m_20260101-000000.md.abc.tmp"
     live.write_text("another run, still writing")
-    md, js = report.write(_record(passed("a", "ok")), Options(report_dir=tmp_path))
+    md, js = report.write(_record(a_pass()), Options(report_dir=tmp_path))
     assert md.read_text(encoding="utf-8").startswith("# ") and json.loads(js.read_text(encoding="utf-8"))
     assert list(tmp_path.glob(".REPORT_*.tmp")) == [live]
 
 
 def test_russian_report_translates_finding_texts(tmp_path):
-    f = fail("train_config.renamed-argument", "TrainingArguments got an unexpected keyword argument `optimizer`",
-             fix="Use `optim` instead of `optimizer`.", params={"key": "optimizer", "use": "optim", "where": "TrainingArguments"})
+    f = fail("train_config.renamed-argument", "never",
+             params={"key": "optimizer", "use": "optim", "where": "TrainingArguments"})
     md, js = report.write(_record(f), Options(report_dir=tmp_path, lang="ru"))
     text = md.read_text(encoding="utf-8")
     assert "TrainingArguments не принимает аргумент `optimizer`" in text
@@ -139,61 +143,16 @@ def test_russian_report_translates_finding_texts(tmp_path):
     assert json.loads(js.read_text(encoding="utf-8"))["probes"][0]["findings"][0]["title"].startswith("TrainingArguments got")
 
 
-def test_translations_are_well_formed():
-    """Static checks; tests/test_i18n_ru.py formats every template with the params its probe really gives."""
-    import string
-
-    from dsocr_probe.findings import Status
-    from dsocr_probe.report.i18n import KEYS, RU, alternatives
-
-    statuses = {s.value for s in Status}
-    for code, entry in RU.items():
-        assert set(entry) <= {*KEYS, "status", "terms"} and "title" in entry, code
-        wanted = entry.get("status")
-        assert wanted is None or set((wanted,) if isinstance(wanted, str) else wanted) <= statuses, code
-        for key in KEYS:
-            if key not in entry:
-                continue
-            templates = alternatives(entry[key])
-            fields = []
-            for text in templates:
-                parsed = list(string.Formatter().parse(text))  # raises on an unbalanced brace
-                for _, name, _, conversion in parsed:
-                    if name is not None:
-                        assert name.isidentifier(), (code, key, text)
-                        assert conversion in (None, "r", "s", "a", "t"), (code, key, text)
-                        assert conversion != "t" or "terms" in entry, (code, key, text)
-                fields.append({name for _, name, _, _ in parsed if name})
-                if key == "title":
-                    assert any("а" <= ch.lower() <= "я" for ch in text), (code, text)
-            # An alternative is reached only when an earlier one lacks a param it has itself.
-            for i, earlier in enumerate(fields):
-                for j in range(i + 1, len(fields)):
-                    assert earlier - fields[j], (code, key, templates[j], "is shadowed by", templates[i])
-
-
-def test_translation_variants_none_params_terms_and_causes():
-    from dsocr_probe.report import i18n
-    from dsocr_probe.findings import ProbeStop, skip
-
-    unknown = fail("train_config.unknown-argument", "TrainingArguments got an unexpected keyword argument `lr`",
-                   fix="Remove `lr`; transformers 4.46.3 has no such argument.",
-                   params={"key": "lr", "suggestion": None, "installed": "4.46.3"})
-    assert i18n.translate(unknown, "ru")["fix"] == "Уберите `lr`: в transformers 4.46.3 такого аргумента нет."  # not `None`
-    assert i18n.translate(unknown, "en")["fix"] == unknown.fix
-    untrusted = skip("loading.untrusted", "tokenizer", params={"what": "tokenizer", "parts": "tokenizer_config.json auto_map"})
-    assert untrusted.text("ru").title.startswith("Токенизатор — это remote code (tokenizer_config.json auto_map)")
-    # A pass that shares its code with a translated skip keeps its own (English) text.
-    assert i18n.translate(passed("train_config.batch-math", "Effective batch 1, 3 optimizer steps"), "ru")["title"] == (
-        "Effective batch 1, 3 optimizer steps")
-    # A finding that stopped another one is translated inside it.
-    from dsocr_probe.probes.context import Options, ProbeContext
-
-    import pytest
+def test_a_finding_that_stopped_another_is_worded_inside_it():
+    from dsocr_probe.findings import ProbeStop
+    from dsocr_probe.probes.context import ProbeContext
 
     ctx = ProbeContext(Options(model="/nonexistent/model"))
     with pytest.raises(ProbeStop) as stop:
         ctx.needs(ctx.target, "batch")
-    text = stop.value.finding.text("ru")  # the target's finding is worded by the catalog
+    f = stop.value.finding
+    assert (f.code, f.status) == ("batch.prerequisite", Status.SKIP)
+    assert f.title.startswith("Not checked: The model folder `/nonexistent/model` does not exist")
+    text = f.text("ru")
     assert text.title == "Не проверено: Папки модели `/nonexistent/model` нет (/nonexistent/model)"
     assert text.fix.startswith("Проверьте путь на опечатки")

@@ -29,7 +29,7 @@ _NUM_ITEMS_SIGNATURE = {"compute_loss": "return_outputs=False, num_items_in_batc
 
 
 def run(ctx) -> Iterable[Finding]:
-    cfg = ctx.require(ctx.train_config, "training config")
+    cfg = ctx.require(ctx.train_config, "training-config")
     import transformers
 
     installed = Version(transformers.__version__)
