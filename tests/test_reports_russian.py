@@ -30,14 +30,15 @@ def english_sentences(text: str) -> list[str]:
     for line in text.splitlines():
         for pattern in NOT_PROSE:
             line = pattern.sub(" ", line)
-        run: list[str] = []
-        for token in line.replace("|", " ").split() + [""]:
-            if WORD.match(token):
-                run.append(token)
-                continue
-            if len(run) >= RUN:
-                found.append(" ".join(run))
-            run = []
+        for cell in line.split("|"):  # a run of words never crosses a table cell
+            run: list[str] = []
+            for token in cell.split() + [""]:
+                if WORD.match(token):
+                    run.append(token)
+                    continue
+                if len(run) >= RUN:
+                    found.append(" ".join(run))
+                run = []
     return found
 
 

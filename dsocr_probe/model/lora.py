@@ -16,6 +16,8 @@ import inspect
 import re
 from typing import Any, Iterable, Mapping
 
+from ..messages import M, N_
+
 # The language model's linear projections (attention and MLP) in the DeepSeek families and most
 # decoder-only LMs; `lm_head` is left out on purpose (it is the 129k-wide vocabulary projection).
 LM_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -173,14 +175,15 @@ def default_settings(module_names: Iterable[str]) -> dict[str, Any]:
     return settings
 
 
-def settings_text(settings: Mapping[str, Any]) -> str:
-    """:func:`default_settings` as a config says it, for a fix."""
+def settings_text(settings: Mapping[str, Any]) -> str | dict[str, Any]:
+    """:func:`default_settings` as a config says it, for a fix (a message when it needs words)."""
     targets = settings["target_modules"]
     if isinstance(targets, str):
         return f"`target_modules: '{targets}'`"
     text = f"`target_modules: [{', '.join(targets)}]`"
     if settings.get("exclude_modules"):
-        text += f" with `exclude_modules: '{settings['exclude_modules']}'`"
+        return M(N_("%(targets)s with %(exclude)s"), targets=text,
+                 exclude=f"`exclude_modules: '{settings['exclude_modules']}'`")
     return text
 
 

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from ..messages import N_
+from ..messages import M, N_
 
 GIB = 1024**3
 SAMPLE_EVERY_S = 0.005
@@ -64,7 +64,7 @@ class Forecast:
 
 
 def gib(n: float | None) -> str:
-    return "n/a" if n is None else f"{n / GIB:.2f} GiB"
+    return M(N_("not measured")) if n is None else f"{n / GIB:.2f} GiB"
 
 
 def forecast(measures: list[Measure], samples: int, length: int, capacity_bytes: int | None,

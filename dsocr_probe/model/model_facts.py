@@ -57,10 +57,10 @@ def auto_class_verdicts(target, config=None) -> list[AutoVerdict]:
             else:
                 mapped = ", ".join(sorted(target.auto_map))
                 if auto is not None:
-                    why = M(N_("Unrecognized configuration class: auto_map maps only %(mapped)s"), mapped=mapped)
+                    why = M(N_("`Unrecognized configuration class`: auto_map maps only %(mapped)s"), mapped=mapped)
                 else:
-                    why = M(N_("Unrecognized configuration class: auto_map maps only %(mapped)s (and not in "
-                               "transformers %(version)s)"), mapped=mapped, version=transformers.__version__)
+                    why = M(N_("`Unrecognized configuration class`: auto_map maps only %(mapped)s (and not "
+                               "in transformers %(version)s)"), mapped=mapped, version=transformers.__version__)
                 out.append(AutoVerdict(name, False, why))
             continue
         if auto is None:
@@ -75,7 +75,8 @@ def auto_class_verdicts(target, config=None) -> list[AutoVerdict]:
             auto.from_config(config)
             out.append(AutoVerdict(name, True, M(N_("builds"))))  # not reached for unmapped configs
         except Exception as exc:
-            out.append(AutoVerdict(name, False, str(exc).split(". ")[0].split("\n")[0]))
+            # transformers' own refusal, quoted as it prints it
+            out.append(AutoVerdict(name, False, "`" + str(exc).split(". ")[0].split("\n")[0].replace("`", "'") + "`"))
     return out
 
 

@@ -228,7 +228,7 @@ def _evidence(ctx, plan, dtype_source: Any, worst, main: mf.StepForecast, batch:
         N_("model"): type(ctx.skeleton().model).__name__,
         N_("weights"): M(N_("none read: meta device, %(dtype)s (%(source)s)"), dtype=_name(plan.dtype), source=dtype_source),
         N_("mixed precision"): _name(plan.autocast) if plan.autocast else none,
-        N_("gradient checkpointing"): plan.checkpointing,
+        N_("gradient checkpointing"): M(N_("on")) if plan.checkpointing else M(N_("off")),
         N_("optimizer"): M(N_("%(optim)s (state counted by its rule)"), optim=plan.optim),
         N_("gradient accumulation"): plan.accumulation, N_("batch"): batch, N_("worst sample"): worst.source,
         N_("tokens per sample"): main.length,

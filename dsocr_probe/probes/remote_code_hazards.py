@@ -59,7 +59,7 @@ def hazard_findings(ctx, code: RemoteCode, weigh) -> Iterable[Finding]:
             HAZARD_CODES[kind],
             "-".join(p for p in parts if p),
             table=[{N_("where"): h.where, N_("call"): h.call, N_("runs"): _runs(h), N_("note"): h.note_message,
-                    N_("code"): h.code} for h in found],
+                    N_("code"): _as_code(h.code)} for h in found],
             params={"kind": kind, "count": len(found), "where": first.where, "call": first.call,
                     "more": len(found) - 1, "on_import": ", ".join(on_import), "torch": torch_version or "?"},
         )
@@ -88,7 +88,7 @@ def _off_path_finding(found: list[Hazard]) -> Finding:
         "remote_code.off-path",
         variant,
         table=[{N_("kind"): h.kind, N_("where"): h.where, N_("call"): h.call, N_("runs"): _runs(h),
-                N_("note"): h.note_message, N_("code"): h.code} for h in found],
+                N_("note"): h.note_message, N_("code"): _as_code(h.code)} for h in found],
         params={"count": len(found), "call": first.call, "where": first.where, "more": more,
                 "path": first.reach.describe(first.call) if first.reach else first.call,
                 "kinds": list(dict.fromkeys(h.kind for h in found)), "roots": ", ".join(roots),
@@ -109,3 +109,8 @@ def _torch_loads_safely(torch_version: str | None) -> bool:
         return torch_version is not None and Version(torch_version).release >= Version(hz.TORCH_SAFE_LOAD_SINCE).release
     except InvalidVersion:
         return False
+
+
+def _as_code(line: str) -> str:
+    """A source line as a code span, so a report shows it as the code it is."""
+    return f"`{line.replace('`', chr(39))}`" if line else line

@@ -77,8 +77,8 @@ def pickle_problem(obj: Any) -> Any:
     """Why a spawned DataLoader worker could not receive ``obj`` (the pickling error, or a message), or None."""
     try:
         pickle.dumps(obj)
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # pickle's own words, quoted as it prints them
+        return "`" + f"{type(exc).__name__}: {exc}".replace("`", "'") + "`"
     owner = obj if isinstance(obj, (types.FunctionType, type)) else type(obj)
     if getattr(owner, "__module__", "") == "__main__":
         return M(N_("it is defined in __main__, which a spawned worker re-imports without running the script's body"))
