@@ -110,6 +110,7 @@ def cuda_devices(env):
         facts = linux_cpu()
         facts.torch_cuda = torch_cuda
         yield probe("cuda", context(facts)).findings[0]
+    yield probe("cuda", context(linux_cpu(torch=None))).findings[0]  # torch is not installed
 
 
 # ---------------------------------------------------------------- remote code
@@ -172,12 +173,27 @@ def refused(fn, *args, **kwargs) -> Finding:
     return finding_of(error.value)
 
 
+# ... and a second place of each kind, in another function the training step reaches.
+HAZARDS_TWICE = HAZARDS_IN_FUNCTION + "\n\ndef again(x):\n" + textwrap.indent(HAZARDS_ON_IMPORT, "    ") + """
+
+class ToyModelTwice(ToyModel):
+    def forward(self, input_ids):
+        again(input_ids)
+        return hazards(input_ids, input_ids)
+"""
+IMPORTS_OF_HAZARDS = HAZARDS_IN_FUNCTION.split("def hazards")[0]
+
+
 @scenario
 def remote_code_hazards(env):
+    """Each hazard kind in one place and in two, in the step and on import, under a safe and an unsafe torch."""
+    twice = {"AutoConfig": "configuration_toy.ToyConfig", "AutoModel": "modeling_toy.ToyModelTwice"}
     for torch_version in ("2.13.0", "2.5.1"):
         facts = linux_cpu(transformers=INSTALLED_TRANSFORMERS, torch=torch_version)
         yield from remote(toy(env.tmp() / "m", MODELING + HAZARDS_IN_FUNCTION, auto_map=REACHED), facts)
         yield from remote(toy(env.tmp() / "m", MODELING + HAZARDS_IN_FUNCTION + HAZARDS_ON_IMPORT, auto_map=REACHED), facts)
+        yield from remote(toy(env.tmp() / "m", MODELING + HAZARDS_TWICE, auto_map=twice), facts)
+        yield from remote(toy(env.tmp() / "m", MODELING + IMPORTS_OF_HAZARDS + HAZARDS_ON_IMPORT), facts)
 
 
 @scenario
@@ -188,6 +204,12 @@ def remote_code_references(env):
                                                      "AutoModel": "other-org/other-model--modeling_toy.ToyModel"}))
     yield from remote(toy(env.tmp() / "m", "def broken(:\n"))
     yield from remote(toy(env.tmp() / "m", auto_map={"AutoConfig": "configuration_toy.ToyConfig", "AutoModel": 5}))
+    yield from remote(toy(env.tmp() / "m", extra={"tokenizer_config.json": "{not json",
+                                                  "processor_config.json": '{"auto_map": "modeling_toy.ToyModel"}'}))
+    yield from remote(toy(env.tmp() / "m", model_type="llama"))  # a type transformers knows: its auto_map is not run
+    native = env.tmp()
+    (native / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    yield from remote(native)  # no auto_map at all
 
 
 GUARDED = """
@@ -211,6 +233,7 @@ def remote_code_transformers_imports(env):
     yield from remote(toy(env.tmp() / "m", known + MODELING, saved="4.48.0"), replay)  # the facts' range only
     yield from remote(toy(env.tmp() / "m", unknown + MODELING))  # config.json's release
     yield from remote(toy(env.tmp() / "m", unknown + MODELING, saved=None))  # nothing to go by
+    yield from remote(toy(env.tmp() / "m"), replay)  # names the version facts do not cover: not checked
     from dsocr_probe.knowledge import transformers_symbols
 
     broken = transformers_symbols.Lookup(False, "RuntimeError: operator torchvision::nms does not exist", broken=True)
@@ -278,6 +301,23 @@ def model_api(env):
                              num_attention_heads=2, num_key_value_heads=1).save_pretrained(str(other))
     (other / "tokenizer_config.json").write_text(json.dumps({"model_type": "qwen2"}))
     yield from probe("model_api", context(installed(), model=str(other))).findings
+    # The checkpoint's files disagree about the model type the other way round: a class shipped nowhere on a
+    # model type without a builder of ours, another model_type on v1's.
+    unshipped = {"processor_config.json": json.dumps({"processor_class": "DeepseekVLV2Processor"})}
+    yield from probe("model_api", context(installed(), model=str(toy(env.tmp() / "m", extra=unshipped)))).findings
+    qwen = {"tokenizer_config.json": json.dumps({"model_type": "qwen2"})}
+    yield from probe("model_api", context(installed(), model=str(toy(env.tmp() / "m", model_type="DeepseekOCR",
+                                                                     extra=qwen)))).findings
+    # auto_map names a class the file does not define: forward() is not read.
+    missing = {"AutoConfig": "configuration_toy.ToyConfig", "AutoModel": "modeling_toy.NoSuchModel"}
+    yield from probe("model_api", context(installed(), model=str(toy(env.tmp() / "m", auto_map=missing)))).findings
+    # Every Auto class mapped, on a transformers that still has all of them (5.x removed AutoModelForVision2Seq).
+    every = {"AutoConfig": "configuration_toy.ToyConfig",
+             **dict.fromkeys(model_facts.AUTO_CLASSES, "modeling_toy.ToyModel")}
+    with env.mp.context() as mp:
+        if not hasattr(transformers, "AutoModelForVision2Seq"):
+            mp.setattr(transformers, "AutoModelForVision2Seq", transformers.AutoModelForImageTextToText, raising=False)
+        yield from probe("model_api", context(installed(), model=str(toy(env.tmp() / "m", auto_map=every)))).findings
     yield api.auto_class_finding([model_facts.AutoVerdict("AutoModel", False, "Unrecognized configuration class")])
     yield api._meta_finding(skeleton.Skeleton(config=None, cls=object, how="test", build_error="RuntimeError: meta tensors"))
     unknown = env.tmp() / "unknown"
@@ -333,6 +373,11 @@ def processor(env):
     for config, tok in (({}, _Tokenizer({})), ({"image_token_id": 7}, _Tokenizer({"<image>": 5})),
                         ({}, _Tokenizer({"<image>": 5}, pad=False))):
         yield from proc._image_token(checkpoint(config), tok, tok, False)
+    import tiny_families
+
+    # A processor that takes images: a tiny LLaVA checkpoint, built offline.
+    llava = tiny_families.llava(env.tmp() / "llava")
+    yield from probe("processor", context(installed(), model=str(llava))).findings
 
 
 # ---------------------------------------------------------------- training config
@@ -344,6 +389,10 @@ def _config(folder: Path, **sections) -> Path:
     return path
 
 
+PLAIN_COLLATOR = """
+def collate(examples):
+    return examples
+"""
 LOCAL_COLLATOR = """
 def make():
     def collate(examples):
@@ -392,8 +441,9 @@ def train_config_arguments(env):
     training = {"optimizer": "adamw_torch", "evaluation_strategy": "epoch", "tokenizer": "t", "data_collator": "c",
                 "learning_rat": 1e-4, "dsocr_no_such_argument": 1, "warmup_ratio": 0.1, "logging_dir": "logs"}
     # evaluation_strategy: removed on the current stack, deprecated (still accepted) on the legacy one; both, here.
+    # warmup_ratio and logging_dir: gone from 5.15's arguments, as on the current stack.
     for has_it in (False, True):
-        patched = {k: v for k, v in fields.items() if k != "evaluation_strategy"}
+        patched = {k: v for k, v in fields.items() if k not in ("evaluation_strategy", "warmup_ratio", "logging_dir")}
         if has_it:
             patched["evaluation_strategy"] = fields.get("eval_strategy", next(iter(fields.values())))
         env.mp.setattr(tc, "training_arguments_fields", lambda args_cls=None, patched=patched: patched)
@@ -501,7 +551,12 @@ def train_config_project(env):
     yield from probe("train_config", linux).findings  # the same collator with fork: a warning
     config = TrainConfig(cfg, data={"collator": "dsocr_i18n_no_such_module:collate"})
     yield from collator_and_workers(linux, config)
-    # No collator of their own: the verified builder is pickled, here one holding a local function.
+    (folder / "dsocr_i18n_plain_collate.py").write_text(PLAIN_COLLATOR)  # a module-level function: it pickles
+    yield from collator_and_workers(linux, TrainConfig(cfg, data={"collator": "dsocr_i18n_plain_collate:collate"}))
+    # No collator of their own: the verified builder and the rows are pickled for the workers.
+    yield from collator_and_workers(linux, TrainConfig(cfg, data={}, training={"dataloader_num_workers": 2,
+                                                                               "remove_unused_columns": False}))
+    # ... and a builder holding a local function.
     from dsocr_probe.model import loading
 
     holds_a_function = loading.builder_for(linux)
@@ -515,6 +570,7 @@ def train_config_project(env):
                                     TrainConfig(cfg, data={}, training={"dataloader_num_workers": 2}))
     no_data = context(installed(), model=str(env.v1_model))
     yield from tc._batch_math(no_data, TrainConfig(cfg, training={"per_device_train_batch_size": 1}))
+    yield from tc._batch_math(linux, TrainConfig(cfg, training={"per_device_train_batch_size": 1, "num_train_epochs": 2}))
     yield from lora(linux, TrainConfig(cfg, lora={"task_type": "TOKEN_CLS"}))
     # An Auto class when the checkpoint maps none of them.
     odd = toy(env.tmp() / "odd", auto_map={"AutoConfig": "configuration_toy.ToyConfig",
@@ -531,7 +587,7 @@ def train_config_lora_targets(env):
     names = ["model", "model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj",
              "model.sam_model.blocks.0.attn.qkv", "model.vision_model.layers.0.self_attn.qkv_proj"]
     path = env.tmp() / "c.yaml"
-    for targets in (["dsocr_nothing"], ["qkv", "qkv_proj"], ["q_proj", "qkv"]):
+    for targets in (["dsocr_nothing"], ["qkv", "qkv_proj"], ["q_proj", "qkv"], ["q_proj", "v_proj"]):
         ctx = context(installed(), model=str(env.v1_model))
         ctx.__dict__["_cache_skeleton"] = (SimpleNamespace(module_names=names), None)  # a built skeleton, no import
         yield from lora(ctx, TrainConfig(path, lora={"target_modules": targets, "task_type": "CAUSAL_LM"}))
@@ -548,6 +604,10 @@ def train_config_lora_targets(env):
     from dsocr_probe.inputs import training_values
 
     yield from value_findings(training_values.lora_check({"r": 0, "lora_alpha": "16", "bias": "some"}))
+    # A causal task type on an encoder-decoder checkpoint.
+    t5 = env.tmp() / "t5"
+    _tiny_t5().save_pretrained(str(t5))
+    yield from lora(context(installed(), model=str(t5)), TrainConfig(path, lora={"task_type": "CAUSAL_LM"}))
 
 
 class _Normed(torch.nn.Module):
@@ -813,6 +873,7 @@ def loading_failures(env):
     env.mp.undo()
     # The hub cache is read only, never downloaded from.
     yield refused(target_mod.resolve, "dsocr-probe-tests/not-in-any-cache", "main")
+    yield refused(target_mod.resolve, "dsocr-probe-tests/not-in-any-cache")
     yield refused(target_mod.resolve, str(env.tmp()))
     broken = env.tmp()
     (broken / "config.json").write_text("{model_type")
@@ -916,6 +977,10 @@ def step_parts(env):
         for report, reentrant in reports:
             no_grad = {vision} if report is reports[4][0] else set()
             yield from step_learning.gradient_findings(report, no_grad, names, reentrant)
+    # An expert the batch did not route to: no gradient, and nothing wrong.
+    expert = "model.layers.1.mlp.experts.5.up_proj"
+    experts = gradients.GradientReport([gradients.AdapterGrad(lm, 0.5), gradients.AdapterGrad(expert, None)])
+    yield from step_learning.gradient_findings(experts, set(), [lm, expert])
 
     gib = 2**30
     measures = [Measure(2, 100, 3 * gib, 0.2, slots=60), Measure(1, 100, 2 * gib, 0.1, slots=60)]
@@ -935,6 +1000,11 @@ def step_parts(env):
             yield runner._died(spec, -9)
 
 
+def _tiny_t5() -> transformers.T5Config:
+    return transformers.T5Config(vocab_size=32, d_model=8, d_kv=4, d_ff=16, num_layers=1, num_heads=2,
+                                 decoder_start_token_id=0)
+
+
 class _StrictLlama(transformers.LlamaForCausalLM):
     def forward(self, input_ids=None, attention_mask=None, labels=None):
         return super().forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
@@ -942,7 +1012,8 @@ class _StrictLlama(transformers.LlamaForCausalLM):
 
 @scenario
 def step_task_type(env):
-    """A seq2seq task type on a decoder-only model (a tiny random Llama, built in memory)."""
+    """A seq2seq task type on a decoder-only model (a tiny random Llama), a causal one on an encoder-decoder (a tiny
+    T5), both built in memory."""
     from dsocr_probe.probes import step_learning
 
     config = transformers.LlamaConfig(vocab_size=32, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
@@ -954,6 +1025,9 @@ def step_task_type(env):
                            (transformers.LlamaForCausalLM(config), ["dsocr_no_such_module"])):
         lora_kwargs = {"r": 2, "target_modules": targets, "task_type": "SEQ_2_SEQ_LM"}
         yield from step_learning.task_type(model, lora_kwargs, batch, contextlib.nullcontext)
+    t5 = transformers.T5ForConditionalGeneration(_tiny_t5())
+    yield from step_learning.task_type(t5, {"r": 2, "target_modules": ["q"], "task_type": "CAUSAL_LM"}, batch,
+                                       contextlib.nullcontext)
     yield from probe("step", context(installed(), model=str(env.v1_model), trust_remote_code=True, allow_unpinned=True,
                                      device="cpu")).findings
 
@@ -994,6 +1068,49 @@ def step_build_parts(env):
 
         env.mp.setattr(trainrun, "build", refuse)
         yield stopped(step._build, context(installed()), "cpu", None, {}, [], None, {}, [])
+
+
+REFUSING_COLLATOR = """
+class Collate:
+    def __init__(self, tokenizer):
+        raise ValueError("mode must be one of tiny, small, base")
+
+
+def collate(examples):
+    return examples
+"""
+
+
+@scenario
+def train_script_build(env):
+    """dsocr-train on a tiny Llama checkpoint: no rows, arguments, a collator or LoRA the run cannot make; and the
+    Trainer the step probe makes from a run that builds."""
+    import tiny_families
+    from dsocr_probe import train_lora
+    from dsocr_probe.probes import step_training
+
+    model = env.tmp() / "llama"
+    config = transformers.LlamaConfig(vocab_size=tiny_families.VOCAB, hidden_size=8, intermediate_size=16,
+                                      num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1)
+    transformers.LlamaForCausalLM(config).save_pretrained(str(model))
+    tiny_families.tokenizer().save_pretrained(str(model))
+    folder = env.tmp()
+    (folder / "dsocr_i18n_refusing_collate.py").write_text(REFUSING_COLLATOR)
+    data = write_pages(folder / "train", ["one", "two"])
+    lora = {"r": 2, "target_modules": ["q_proj"], "task_type": "CAUSAL_LM"}
+
+    def build(training=None, data_section=None, lora_section=lora, rows=True):
+        path = _config(folder, model={"name": str(model)}, lora=lora_section, data=data_section or {},
+                       training={"report_to": "none", **(training or {})})
+        return train_lora.build(train_lora.parse_args(["--config", str(path), "--device", "cpu",
+                                                       *(["--data", str(data)] if rows else [])]))
+
+    yield refused(build, rows=False)
+    yield refused(build, {"optim": "dsocr_no_such_optimizer"})
+    yield refused(build, data_section={"collator": "dsocr_i18n_refusing_collate:Collate"})
+    yield refused(build, data_section={"collator": "dsocr_i18n_refusing_collate:collate"}, lora_section={"r": 0})
+    run = build(data_section={"collator": "dsocr_i18n_refusing_collate:collate"})
+    yield step_training.trainer_init(run, str(env.tmp()))
 
 
 # ---------------------------------------------------------------- hostile inputs
@@ -1101,13 +1218,17 @@ def test_every_finding_is_worded_in_both_languages(findings):
 
 @scenario
 def remote_code_off_path(env):
-    """eval only in an inference method (one call); the v1 stand-in (seven evals, a guarded torch.load)."""
+    """eval only in a function nothing calls (once, twice); the v1 stand-in (seven evals, a guarded torch.load); a
+    torch.load loading reaches only under a guard no caller sets (once, twice)."""
     infer_only = MODELING + "\n\ndef unused(s):\n    return eval(s)\n"
     yield from remote(toy(env.tmp() / "m", infer_only))
     yield from remote(env.v1_model, trust_remote_code=True, allow_unpinned=True)
     builder = "import torch\n\ndef build(checkpoint=None):\n    if checkpoint is not None:\n        torch.load(checkpoint)\n"
     guarded_only = MODELING.replace("    def forward", "    def __init__(self, config):\n        build()\n\n    def forward")
     yield from remote(toy(env.tmp() / "m", guarded_only + builder))
+    yield from remote(toy(env.tmp() / "m", MODELING + "\n\ndef unused(s):\n    eval(s)\n    return eval(s)\n"))
+    twice = builder.replace("torch.load(checkpoint)", "torch.load(checkpoint)\n        torch.load(checkpoint + '.bak')")
+    yield from remote(toy(env.tmp() / "m", guarded_only + twice))
 
 
 # ---------------------------------------------------------------- pinned means verifiable
@@ -1129,15 +1250,27 @@ def git_commit_all(folder: Path) -> str:
 @scenario
 def remote_code_pins(env):
     """Every reason a revision does not pin: none, a branch, a commit on a plain folder, another digest, a git
-    checkout at another commit or with changed files."""
+    checkout at another commit or with changed files; and every way it does: a git commit, the content digest, a
+    hub snapshot's commit, the built-in demo."""
     folder = toy(env.tmp() / "m")
     for revision in (None, "main", COMMIT, "sha256:" + "0" * 64):
         yield from remote(folder, trust_remote_code=True, revision=revision)
     repo = toy(env.tmp() / "g")
     head = git_commit_all(repo)
     yield from remote(repo, trust_remote_code=True, revision="c" * 40)
+    yield from remote(repo, trust_remote_code=True, revision=head)  # pinned by its commit
     (repo / "modeling_toy.py").write_text((repo / "modeling_toy.py").read_text() + "\n# edited\n")
     yield from remote(repo, trust_remote_code=True, revision=head)
+    from dsocr_probe.inputs import pinning
+
+    yield from remote(folder, trust_remote_code=True, revision=pinning.content_digest(folder))  # pinned by content
+    snapshot = toy(env.tmp() / "snapshots" / COMMIT)  # a hub-cache snapshot, named by its commit
+    yield from remote(snapshot, trust_remote_code=True, revision=COMMIT)
+    yield from remote(snapshot, trust_remote_code=True, allow_unpinned=True)  # no revision: allowed, commit known
+    from dsocr_probe.demo import target as demo
+
+    env.mp.setattr(demo, "demo_family", lambda: demo.V1)  # the demo of a stack without OCR-2: our remote code
+    yield from probe("remote_code", context(installed())).findings
 
 
 # ---------------------------------------------------------------- target folders
@@ -1214,6 +1347,10 @@ def environment_extension_imports(env):
          {"torchvision": "ImportError: libcudart.so.13: cannot open shared object file",
           "flash-attn": "ImportError: flash_attn_2_cuda.so: undefined symbol: _ZN3c10"}),
         ({"torch": "2.13.0", "flash-attn": "2.7.3"}, {"flash-attn": "ModuleNotFoundError: No module named 'einops'"}),
+        # A torch whose version does not parse (a local build): no torchvision release can be named.
+        ({"torch": "custom-build", "torchvision": "0.28.0+cu130"},
+         {"torchvision": "RuntimeError: operator torchvision::nms does not exist"}),
+        ({"torch": "custom-build", "torchvision": "0.28.0"}, {"torchvision": "ImportError: libc10.so: cannot open"}),
     ):
         facts = linux_cpu(**versions)
         facts.import_errors = errors
