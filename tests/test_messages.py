@@ -103,3 +103,15 @@ def test_plurals_follow_the_count_in_russian():
                          "... and %(num)d more rows, all in the JSON report", n) % {"num": n} for n in (1, 3, 5, 21)]
     assert forms == ["... и ещё 1 строка, все есть в JSON-отчёте", "... и ещё 3 строки, все есть в JSON-отчёте",
                      "... и ещё 5 строк, все есть в JSON-отчёте", "... и ещё 21 строка, все есть в JSON-отчёте"]
+
+
+def test_a_probe_that_raised_is_worded_in_both_languages():
+    from dsocr_probe.findings import probe_error
+
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError as exc:
+        f = probe_error("batch", exc)
+    assert f.title == "The batch probe raised RuntimeError: boom" and "test_messages.py" in f.detail
+    assert f.text("ru").title == "Проверка batch упала с RuntimeError: boom"
+    assert f.text("ru").detail == f.detail  # the traceback is data
