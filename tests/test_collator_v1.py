@@ -339,7 +339,7 @@ def good_batch(tokenizer):
         ("one slot short", "leaves the last 1 unused"),
         ("one slot too many", "Number of elements of source < number of ones in mask"),
         ("int mask", "boolean masks"),
-        ("labels on image slots", "label(s) on image slots"),
+        ("labels on image slots", "labels on image slots"),
         ("no bos", "do not start with bos"),
         ("first without image", "skips the vision path"),
         ("images not pairs", "not a (patches"),

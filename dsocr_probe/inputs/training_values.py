@@ -24,31 +24,23 @@ from ..messages import M, N_
 # Bounds training needs, beyond what the arguments class checks itself: (lowest, lowest allowed?,
 # highest, highest allowed?). Each was seen to fail later in the run (DataLoader, optimizer,
 # scheduler, the Trainer's step arithmetic) or to make the run learn nothing.
-BOUNDS: dict[str, tuple[float | None, bool, float | None, bool]] = {
-    "per_device_train_batch_size": (1, True, None, False),
-    "per_device_eval_batch_size": (1, True, None, False),
-    "gradient_accumulation_steps": (1, True, None, False),
-    "num_train_epochs": (0, False, None, False),
-    "learning_rate": (0, False, None, False),
-    "weight_decay": (0, True, None, False),
+Bound = tuple[float | None, bool, float | None, bool]
+AT_LEAST_ONE: Bound = (1, True, None, False)
+POSITIVE: Bound = (0, False, None, False)
+NOT_NEGATIVE: Bound = (0, True, None, False)
+BOUNDS: dict[str, Bound] = {
+    **dict.fromkeys(("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"),
+                    AT_LEAST_ONE),
+    **dict.fromkeys(("num_train_epochs", "learning_rate", "logging_steps", "save_steps", "eval_steps"), POSITIVE),
+    **dict.fromkeys(("weight_decay", "warmup_steps", "max_grad_norm", "dataloader_num_workers", "adam_epsilon"),
+                    NOT_NEGATIVE),
     "warmup_ratio": (0, True, 1, True),
-    "warmup_steps": (0, True, None, False),
-    "max_grad_norm": (0, True, None, False),
-    "dataloader_num_workers": (0, True, None, False),
-    "logging_steps": (0, False, None, False),
-    "save_steps": (0, False, None, False),
-    "eval_steps": (0, False, None, False),
     "adam_beta1": (0, True, 1, False),
     "adam_beta2": (0, True, 1, False),
-    "adam_epsilon": (0, True, None, False),
     "seed": (0, True, 2**32 - 1, True),
 }
 # The LoRA section: a rank of 0 or an alpha of 0 gives adapters that never change the output.
-LORA_BOUNDS: dict[str, tuple[float | None, bool, float | None, bool]] = {
-    "r": (1, True, None, False),
-    "lora_alpha": (0, False, None, False),
-    "lora_dropout": (0, True, 1, False),
-}
+LORA_BOUNDS: dict[str, Bound] = {"r": AT_LEAST_ONE, "lora_alpha": POSITIVE, "lora_dropout": (0, True, 1, False)}
 LORA_NUMBERS = ("lora_alpha",)  # typed int by peft, but any positive number scales the adapters
 # With max_steps > 0 the epoch count is not used.
 UNUSED_WITH_MAX_STEPS = ("num_train_epochs",)

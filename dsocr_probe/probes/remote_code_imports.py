@@ -64,23 +64,11 @@ def transformers_findings(ctx, target, code: RemoteCode, weigh) -> Iterable[Find
                     "advice": advice},
         )
     if optional:
-        names = [_qualified(m, n) for m, n in optional]
-        yield Finding(
-            weigh(Status.WARN),
-            "remote_code.optional-symbol",
-            table=_symbol_rows(optional),
-            source=symbols.REFERENCE,
-            params={"symbols": names, "transformers": judged, "short": _short(names), "advice": advice},
-        )
+        yield _symbols_finding(weigh(Status.WARN), "remote_code.optional-symbol", optional, judged,
+                               source=symbols.REFERENCE, advice=advice)
     if broken:
-        names = [_qualified(m, n) for m, n in broken]
-        yield Finding(
-            weigh(Status.FAIL),
-            "remote_code.transformers-broken",
-            table=_symbol_rows(broken),
-            params={"symbols": names, "transformers": installed, "short": _short(names),
-                    "module": next(iter(broken))[0], "reason": next(iter(broken.values()))[0].reason},
-        )
+        yield _symbols_finding(weigh(Status.FAIL), "remote_code.transformers-broken", broken, installed,
+                               module=next(iter(broken))[0], reason=next(iter(broken.values()))[0].reason)
     if not missing and not broken:
         variant = "all" if not unchecked else "some-unchecked"
         evidence = {N_("checked against"): where, N_("names"): ", ".join(sorted(_qualified(m, n) for m, n in uses))}
@@ -105,6 +93,14 @@ def _qualified(module: str, name: str | None) -> str:
 
 def _short(names: list[str]) -> str:
     return ", ".join(n.split(".")[-1] for n in names)
+
+
+def _symbols_finding(status: Status, code: str, found: Found, transformers: str, source: str = "",
+                     **params) -> Finding:
+    """One finding over a group of imported transformers names, with a row per name."""
+    names = [_qualified(m, n) for m, n in found]
+    return Finding(status, code, table=_symbol_rows(found), source=source,
+                   params={"symbols": names, "transformers": transformers, "short": _short(names), **params})
 
 
 def _symbol_rows(found: Found) -> list[dict]:
