@@ -5,6 +5,8 @@ shorter batch."""
 from __future__ import annotations
 
 import io
+import pickle
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,6 +18,9 @@ from PIL import Image
 
 from badfiles import MODES, bomb_png, image_bytes, truncated
 from dsocr_probe import BadExample
+from dsocr_probe.messages import render_text, word
+
+_CYRILLIC = re.compile("[А-Яа-яЁё]")
 
 GOOD_KINDS = ("file", "pil")
 BAD_KINDS = ("zero-byte", "truncated", "not-image", "bomb", "missing-file", "no-image-key", "text-not-string",
@@ -85,6 +90,7 @@ def _check(builder, specs, refuses=lambda spec: False, may_refuse=lambda spec: F
             assert allowed, f"a good batch was refused: {exc}"
             assert exc.index in allowed, (exc.index, allowed, str(exc))
             assert f"example {exc.index}" in str(exc) and exc.reason
+            assert word(exc.message, "en") == str(exc) and _CYRILLIC.search(word(exc.message, "ru"))
             if specs[exc.index]["kind"] in ("zero-byte", "truncated", "not-image", "bomb", "missing-file"):
                 assert exc.path and Path(exc.path).name == Path(batch_in[exc.index]["image"]).name
             return
@@ -93,6 +99,28 @@ def _check(builder, specs, refuses=lambda spec: False, may_refuse=lambda spec: F
         assert builder.validate(batch) == []
     finally:
         shutil.rmtree(folder)
+
+
+def test_bad_example_is_worded_in_the_report_language():
+    from dsocr_probe.collators.base import example_text
+    from dsocr_probe.model import loading
+
+    path = "scans/page 7.png"
+    with pytest.raises(BadExample) as err:
+        example_text({"image": path, "text": "  "}, 1, path)
+    exc = err.value
+    assert str(exc) == "example 1 (scans/page 7.png): 'text' is empty: nothing to learn from this example"
+    ru = word(exc.message, "ru")
+    assert _CYRILLIC.search(ru) and path in ru and re.search(r"\b1\b", ru) and "'text'" in ru
+    assert word(exc.message, "en") == str(exc)
+    assert pickle.loads(pickle.dumps(exc)).message == exc.message
+    # A finding that quotes the builder's refusal words it in the report's language.
+    error = loading.error_words(exc, whole=True)
+    assert word(error, "en") == f"BadExample: {exc}"
+    title = render_text("batch.builder-raised", "row", {"count": 2, "error": error}, "ru").title
+    assert ru in title and "nothing to learn" not in title
+    # Any other error is quoted as before.
+    assert loading.error_words(ValueError("bad\nmore")) == "ValueError: bad"
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..messages import render_text
+from ..messages import M, N_, render_text, word
 
 IGNORE_INDEX = -100
 
@@ -42,14 +42,41 @@ def problem(code: str, variant: str = "", **params: Any) -> Problem:
 
 
 class BadExample(ValueError):
-    """One example a builder cannot turn into tensors; names it so it can be fixed, never dropped."""
+    """One example a builder cannot turn into tensors; names it so it can be fixed, never dropped.
 
-    def __init__(self, index: int, reason: str, path: str | None = None):
-        where = f"example {index}" + (f" ({path})" if path else "")
-        super().__init__(f"{where}: {reason}")
+    ``reason`` is a msgid (marked with ``N_``) that ``params`` fill; a param may itself be a message (``M``).
+    ``str()`` and the ``reason`` attribute are the English words (what a training script prints);
+    ``message`` is the whole message as a catalog message, which a finding carries so that the report
+    words it in its own language."""
+
+    def __init__(self, index: int, reason: str, path: str | None = None, **params: Any):
         self.index = index
         self.path = path
-        self.reason = reason
+        self.msgid = reason
+        self.params = params
+        self.reason = word(M(reason, **params), "en") if params else reason
+        where = f"example {index}" + (f" ({path})" if path else "")
+        super().__init__(f"{where}: {self.reason}")
+
+    @property
+    def reason_message(self) -> dict[str, Any]:
+        """Why the example is refused, as a catalog message."""
+        return M(self.msgid, **self.params)
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The whole message (which example, and why) as a catalog message."""
+        if self.path:
+            return M(N_("example %(index)d (%(path)s): %(reason)s"), index=self.index, path=self.path,
+                     reason=self.reason_message)
+        return M(N_("example %(index)d: %(reason)s"), index=self.index, reason=self.reason_message)
+
+    def __reduce__(self):  # pickled whole: the default would call BadExample(str(self)), which fails
+        return _bad_example, (self.index, self.msgid, self.path, self.params)
+
+
+def _bad_example(index: int, reason: str, path: str | None, params: Mapping[str, Any]) -> BadExample:
+    return BadExample(index, reason, path, **params)
 
 
 class BatchBuilder:
@@ -78,19 +105,19 @@ class BatchBuilder:
 def example_image(example: Mapping[str, Any], index: int) -> Any:
     """The example's image (path or PIL image), or a BadExample naming what is wrong."""
     if not isinstance(example, Mapping):
-        raise BadExample(index, f"expected a mapping with 'image' and 'text', got {type(example).__name__}")
+        raise BadExample(index, N_("expected a mapping with 'image' and 'text', got %(type)s"), type=type(example).__name__)
     image = example.get("image", example.get("image_path"))
     if image is None:
-        raise BadExample(index, "no 'image' (or 'image_path') key")
+        raise BadExample(index, N_("no 'image' (or 'image_path') key"))
     return image
 
 
 def example_text(example: Mapping[str, Any], index: int, path: str | None = None) -> str:
     text = example.get("text")
     if not isinstance(text, str):
-        raise BadExample(index, f"'text' must be a string, got {type(text).__name__}", path)
+        raise BadExample(index, N_("'text' must be a string, got %(type)s"), path, type=type(text).__name__)
     if not text.strip():
-        raise BadExample(index, "'text' is empty: nothing to learn from this example", path)
+        raise BadExample(index, N_("'text' is empty: nothing to learn from this example"), path)
     return text
 
 
@@ -118,8 +145,9 @@ def open_rgb(image: Any, index: int):
         if isinstance(image, Image.Image):
             return _to_rgb(image)
     except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning, SyntaxError, EOFError) as exc:
-        raise BadExample(index, f"cannot decode image: {type(exc).__name__}: {exc}", path) from exc
-    raise BadExample(index, f"'image' must be a path or a PIL image, got {type(image).__name__}")
+        raise BadExample(index, N_("cannot decode image: %(type)s: %(error)s"), path, type=type(exc).__name__,
+                         error=str(exc)) from exc
+    raise BadExample(index, N_("'image' must be a path or a PIL image, got %(type)s"), type=type(image).__name__)
 
 
 def _to_rgb(im):

@@ -24,7 +24,7 @@ import math
 from typing import Any, Mapping
 
 from .base import BadExample, Problem, problem
-from .deepseek_ocr2_images import PageViews, Unsupported, ViewSettings, effective_setting
+from .deepseek_ocr2_images import PageTooThin, PageViews, Unsupported, ViewSettings, effective_setting
 from .processor import ProcessorCollator, Row, attention_mask, real_ids
 
 DEFAULT_PROMPT = "<image>\nFree OCR. "
@@ -154,8 +154,8 @@ class DeepseekOCR2Collator(ProcessorCollator):
     def _plan(self, row: Row):
         try:
             return self.views.plan(*row.image.size)
-        except ValueError as exc:
-            raise BadExample(row.index, str(exc), row.path) from exc
+        except PageTooThin as exc:
+            raise BadExample(row.index, exc.msgid, row.path, **exc.params) from exc
 
     def tokens_before_target(self, width: int, height: int, prompt: str | None = None) -> int | None:
         if self.views is None:

@@ -23,12 +23,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, NamedTuple, Sequence
 
+from ..messages import N_
 from .tiling import closest_grid
 
 PIL_BACKEND_CLASS = "DeepseekOcr2ImageProcessorPil"
 BILINEAR = 2  # what Pillow-based resizing uses when no filter is set
 # Integer types of the same width as each float dtype: the table and the tensor are filled as raw bits.
 _BITS = {2: "int16", 4: "int32", 8: "int64"}
+
+
+class PageTooThin(ValueError):
+    """A page too thin to make a global view of: ``msgid`` and ``params`` say why (``str()`` in English)."""
+
+    def __init__(self, msgid: str, **params: Any):
+        super().__init__(msgid % params)
+        self.msgid = msgid
+        self.params = params
 
 
 class Unsupported(Exception):
@@ -120,7 +130,7 @@ class PageViews:
         return s.global_size if s.crop_to_patches else s.tile_size
 
     def plan(self, width: int, height: int) -> PagePlan:
-        """The page's views; ValueError when the page is too thin to make a global view of."""
+        """The page's views; PageTooThin (a ValueError) when the page is too thin to make a global view of."""
         s = self.settings
         cols = rows = 0
         if s.crop_to_patches and max(width, height) > s.tile_size:
@@ -128,9 +138,10 @@ class PageViews:
         scale = self.global_side / max(width, height)
         inner = (round(width * scale), round(height * scale))
         if min(inner) < 1:
-            raise ValueError(
-                f"a {width}x{height} px page is too thin: scaled to a {self.global_side} px global view its short "
-                f"side becomes {min(inner)} px, and the image processor cannot resize to that; crop or pad the page"
+            raise PageTooThin(
+                N_("a %(width)dx%(height)d px page is too thin: scaled to a %(side)d px global view its short "
+                   "side becomes %(short)d px, and the image processor cannot resize to that; crop or pad the page"),
+                width=width, height=height, side=self.global_side, short=min(inner),
             )
         return PagePlan(cols, rows, *inner)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping, Sequence
 
+from ..messages import N_
 from .base import IGNORE_INDEX, BadExample, BatchBuilder, Problem, check_labels, example_text, open_rgb, problem
 from .deepseek_ocr_v1_checks import expected_slots, validate_layout
 from .deepseek_ocr_v1_images import empty_pair, image_pair
@@ -91,8 +92,8 @@ class DeepseekOCRCollator(BatchBuilder):
             raise ValueError("no examples: a batch needs at least one")
         samples = [self._sample(i, ex) for i, ex in enumerate(examples)]
         if samples[0]["pair"] is None and any(s["pair"] is not None for s in samples):
-            raise BadExample(0, "has no image, but the model decides from the first sample alone whether to run the "
-                                "vision path: put an example with an image first in every batch")
+            raise BadExample(0, N_("has no image, but the model decides from the first sample alone whether to run the "
+                                   "vision path: put an example with an image first in every batch"))
         length = max(len(s["ids"]) for s in samples)
         b = len(samples)
         input_ids = torch.full((b, length), self.pad_token_id, dtype=torch.long)
@@ -120,28 +121,31 @@ class DeepseekOCRCollator(BatchBuilder):
 
     def _sample(self, index: int, example: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(example, Mapping):
-            raise BadExample(index, f"expected a mapping with 'image' and 'text', got {type(example).__name__}")
+            raise BadExample(index, N_("expected a mapping with 'image' and 'text', got %(type)s"),
+                             type=type(example).__name__)
         if "image" not in example and "image_path" not in example:
-            raise BadExample(index, "no 'image' (or 'image_path') key; give image=None for a text-only example")
+            raise BadExample(index, N_("no 'image' (or 'image_path') key; give image=None for a text-only example"))
         source = example.get("image", example.get("image_path"))
         path = str(source) if isinstance(source, (str, os.PathLike)) else None
         text = example_text(example, index, path)
         if self.image_token in text:
-            raise BadExample(index, f"the target text contains {self.image_token!r}, which the tokenizer turns into "
-                                    "the image token: remove it from the text", path)
+            raise BadExample(index, N_("the target text contains %(token)s, which the tokenizer turns into the image "
+                                       "token: remove it from the text"), path, token=repr(self.image_token))
         prompt = example.get("prompt", self.prompt)
         if not isinstance(prompt, str):
-            raise BadExample(index, f"'prompt' must be a string, got {type(prompt).__name__}", path)
+            raise BadExample(index, N_("'prompt' must be a string, got %(type)s"), path, type=type(prompt).__name__)
         prompt = inference_prompt(prompt)
         pair, slots = self._image(index, source, prompt, path)
         sample = self._tokens(prompt, slots, text)
         if self.max_length is not None and len(sample["ids"]) > self.max_length:
             raise BadExample(
                 index,
-                f"needs {len(sample['ids'])} tokens ({sample['prompt_len']} for bos, prompt and {slots} image slots + "
-                f"{len(sample['ids']) - sample['prompt_len']} for the target and eos) but max_length={self.max_length}; "
-                "raise max_length or use a mode with fewer image slots — the builder never truncates a target",
+                N_("needs %(total)d tokens (%(prompt_tokens)d for bos, prompt and %(slots)d image slots + "
+                   "%(target_tokens)d for the target and eos) but max_length=%(max_length)d; "
+                   "raise max_length or use a mode with fewer image slots — the builder never truncates a target"),
                 path,
+                total=len(sample["ids"]), prompt_tokens=sample["prompt_len"], slots=slots,
+                target_tokens=len(sample["ids"]) - sample["prompt_len"], max_length=self.max_length,
             )
         return {**sample, "pair": pair}
 
@@ -150,12 +154,14 @@ class DeepseekOCRCollator(BatchBuilder):
         placeholders = prompt.count(self.image_token)
         if source is None:
             if placeholders:
-                raise BadExample(index, f"has no image but its prompt {prompt!r} has {self.image_token!r}: "
-                                        "give it a 'prompt' without the placeholder, or an image")
+                raise BadExample(index, N_("has no image but its prompt %(prompt)s has %(token)s: "
+                                           "give it a 'prompt' without the placeholder, or an image"),
+                                 prompt=repr(prompt), token=repr(self.image_token))
             return None, 0
         if placeholders != 1:
-            raise BadExample(index, f"its prompt {prompt!r} has {placeholders} {self.image_token!r} placeholders; "
-                                    "this model takes exactly one image per sample, so use exactly one", path)
+            raise BadExample(index, N_("its prompt %(prompt)s has %(count)d %(token)s placeholders; "
+                                       "this model takes exactly one image per sample, so use exactly one"), path,
+                             prompt=repr(prompt), count=placeholders, token=repr(self.image_token))
         image = open_rgb(source, index)
         return image_pair(image, self.mode, self.dtype), image_token_count(image.width, image.height, self.mode)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping, NamedTuple, Sequence
 
+from ..messages import M, N_, word
 from .base import (IGNORE_INDEX, BadExample, BatchBuilder, Problem, check_labels, example_image, example_text, open_rgb,
                    problem)
 
@@ -129,15 +130,16 @@ class ProcessorCollator(BatchBuilder):
         if prompt is None:
             prompt = self.prompt
         else:
-            problem = prompt_problem(prompt, self.image_token)
+            problem = prompt_problem_message(prompt, self.image_token)
             if problem:
-                raise BadExample(index, f"'prompt': {problem}", path)
+                raise BadExample(index, N_("'prompt': %(problem)s"), path, problem=problem)
         if self.image_token in text:
             raise BadExample(
                 index,
-                f"'text' contains the image token {self.image_token!r}, which the processor would expand into image slots; "
-                "remove it from the target",
+                N_("'text' contains the image token %(token)s, which the processor would expand into image slots; "
+                   "remove it from the target"),
                 path,
+                token=repr(self.image_token),
             )
         return Row(index, path, open_rgb(image, index), prompt, text)
 
@@ -175,7 +177,8 @@ class ProcessorCollator(BatchBuilder):
             try:
                 self.processor(images=self.images_argument([row.image]), text=[text], return_tensors="pt", **_channels_last())
             except Exception as own:
-                return BadExample(row.index, f"the processor rejects it: {type(own).__name__}: {own}", row.path)
+                return BadExample(row.index, N_("the processor rejects it: %(type)s: %(error)s"), row.path,
+                                  type=type(own).__name__, error=str(own))
         return exc
 
     def encode(self, rows: list[Row]) -> tuple[dict[str, Any], list[int]]:
@@ -194,10 +197,12 @@ class ProcessorCollator(BatchBuilder):
                 slots = sum(1 for t in ids if t == self.image_token_id)
                 raise BadExample(
                     row.index,
-                    f"{len(ids)} tokens ({slots} image slots, {prompt_lengths[i]} prompt tokens in all, "
-                    f"{len(ids) - prompt_lengths[i]} target tokens with eos) exceed max_length {self.max_length}; "
-                    "raise max_length or split this page",
+                    N_("%(total)d tokens (%(slots)d image slots, %(prompt_tokens)d prompt tokens in all, "
+                       "%(target_tokens)d target tokens with eos) exceed max_length %(max_length)d; "
+                       "raise max_length or split this page"),
                     row.path,
+                    total=len(ids), slots=slots, prompt_tokens=prompt_lengths[i],
+                    target_tokens=len(ids) - prompt_lengths[i], max_length=self.max_length,
                 )
 
     def _labels(self, batch: Mapping[str, Any], prompt_lengths: list[int]):
@@ -309,11 +314,19 @@ def end_of_turn(processor: Any, tokenizer: Any) -> str | None:
 
 
 def prompt_problem(prompt: Any, image_token: str) -> str | None:
+    """What is wrong with a prompt, in English (None when nothing is)."""
+    problem = prompt_problem_message(prompt, image_token)
+    return None if problem is None else word(problem, "en")
+
+
+def prompt_problem_message(prompt: Any, image_token: str) -> dict[str, Any] | None:
+    """What is wrong with a prompt, as a catalog message (None when nothing is)."""
     if not isinstance(prompt, str):
-        return f"must be a string, got {type(prompt).__name__}"
+        return M(N_("must be a string, got %(type)s"), type=type(prompt).__name__)
     n = prompt.count(image_token)
     if n != 1:
-        return f"must hold the image token {image_token!r} exactly once (one image per example), found {n}"
+        return M(N_("must hold the image token %(token)s exactly once (one image per example), found %(count)d"),
+                 token=repr(image_token), count=n)
     return None
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping, Sequence
 
+from ..messages import N_
 from .base import (IGNORE_INDEX, BadExample, BatchBuilder, Problem, check_labels, example_image, example_text, open_rgb,
                    problem)
 from .processor import PIXEL_PREFIX, _positive_int, processor_tokenizer, torch_dtype
@@ -57,7 +58,8 @@ class Seq2SeqCollator(BatchBuilder):
         try:
             batch = dict(self.processor(images=images, text=[self.prompt] * len(images), padding=True, return_tensors="pt"))
         except Exception as exc:
-            raise BadExample(0, f"the processor rejects the task prompt {self.prompt!r}: {type(exc).__name__}: {exc}") from exc
+            raise BadExample(0, N_("the processor rejects the task prompt %(prompt)s: %(type)s: %(error)s"),
+                             prompt=repr(self.prompt), type=type(exc).__name__, error=str(exc)) from exc
         target = self.tokenizer(texts, padding=True, return_tensors="pt")
         ids, mask = target["input_ids"], target["attention_mask"]
         if self.tokenizer.eos_token_id not in ids[0][mask[0].bool()].tolist()[-1:]:  # the tokenizer adds no eos
@@ -65,8 +67,8 @@ class Seq2SeqCollator(BatchBuilder):
             ids, mask = target["input_ids"], target["attention_mask"]
         for i, n in enumerate(mask.sum(dim=-1).tolist()):
             if self.max_length is not None and n > self.max_length:
-                raise BadExample(i, f"{n} target tokens with eos exceed max_length {self.max_length}; raise max_length "
-                                 "or split this page")
+                raise BadExample(i, N_("%(count)d target tokens with eos exceed max_length %(max_length)d; "
+                                       "raise max_length or split this page"), count=n, max_length=self.max_length)
         batch["labels"] = ids.masked_fill(mask == 0, IGNORE_INDEX)
         for key, value in batch.items():
             if key.startswith(PIXEL_PREFIX) and isinstance(value, torch.Tensor) and value.is_floating_point():

@@ -14,6 +14,7 @@ from ..knowledge import families
 from ..inputs import trust
 from ..findings import InputError, ProbeStop, Status
 from ..messages import M, N_, ref
+from ..messages.catalog import is_message
 
 # Model types whose batches dsocr_probe builds itself; anything else goes through its processor.
 V1_MODEL_TYPES = families.family_of("DeepseekOCR").model_types
@@ -339,3 +340,31 @@ def first_line(exc: BaseException) -> str:
 def error_line(exc: BaseException) -> str:
     """``Type: first line of the message``, as findings quote an error."""
     return f"{type(exc).__name__}: {first_line(exc)}"
+
+
+def error_words(exc: BaseException, *, whole: bool = False) -> Any:
+    """The error as a finding quotes it: ``error_line(exc)``, except that a batch builder's
+    :class:`~dsocr_probe.collators.base.BadExample` is a catalog message (``Type: its message``), worded in
+    the report's language. ``whole``: the complete message, not its first line."""
+    message = message_words(exc, whole=whole)
+    if isinstance(message, str):
+        return f"{type(exc).__name__}: {message}"
+    return M(N_("%(type)s: %(message)s"), type=type(exc).__name__, message=message)
+
+
+def message_words(exc: BaseException, *, whole: bool = False) -> Any:
+    """The error's message without its type: ``first_line(exc)`` (``str(exc)`` when ``whole``), or for a
+    BadExample its catalog message, the values it quotes cut to their first line unless ``whole``."""
+    from ..collators.base import BadExample
+
+    if isinstance(exc, BadExample):
+        return exc.message if whole else _first_lines(exc.message)
+    return str(exc) if whole else first_line(exc)
+
+
+def _first_lines(value: Any) -> Any:
+    if is_message(value):
+        return M(value["msgid"], **{name: _first_lines(v) for name, v in value["params"].items()})
+    if isinstance(value, str) and "\n" in value.strip():
+        return value.strip().splitlines()[0]
+    return value

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 from ..collators import batch_view
 from ..knowledge import families
-from ..model import model_facts
+from ..model import loading, model_facts
 from ..collators.base import labels_on_image_tokens, labels_on_prompt
 from ..findings import Finding, ProbeStop, fail, passed, skip, warn
 from ..messages import M, N_
@@ -53,7 +53,7 @@ def run(ctx) -> Iterable[Finding]:
     except Exception as exc:
         variant = "tokenizer-processor" if "unexpected keyword argument 'images'" in str(exc) else "row"
         raise ProbeStop(fail("batch.builder-raised", variant, evidence={N_("collator"): origin},
-                             params={"count": len(examples), "error": f"{type(exc).__name__}: {exc}"})) from exc
+                             params={"count": len(examples), "error": loading.error_words(exc, whole=True)})) from exc
     shapes = {k: _describe(v) for k, v in batch.items()}
     described = builder.describe() if callable(getattr(builder, "describe", None)) else {}
     if "prompt as written" in described:  # stripped as the official infer() strips it

@@ -144,7 +144,7 @@ def _forecast(model, builder, rows: list, plan: mf.RunPlan, worst) -> mf.StepFor
     try:
         batch = builder([r.example() for r in rows])
     except Exception as exc:  # the batch probe names the row and the reason
-        raise ProbeStop(skip("memory.batch-refused", params={"error": loading.error_line(exc)})) from exc
+        raise ProbeStop(skip("memory.batch-refused", params={"error": loading.error_words(exc)})) from exc
     length = int(batch["input_ids"].shape[-1]) if "input_ids" in batch else (worst.tokens or 0)
     return mf.forecast(model, batch, plan, length=length, slots=worst.slots or 0)
 

@@ -90,7 +90,7 @@ def causality_findings(training_run, chosen: list, device: str, amp: Callable[[]
         yield skip("step.causality-unchecked", params={"why": M(exc.why, **exc.params)})
         return
     except Exception as exc:  # the training run itself reports a forward that fails
-        why = M(N_("the forward fails: %(error)s"), error=loading.error_line(exc))
+        why = M(N_("the forward fails: %(error)s"), error=loading.error_words(exc))
         yield skip("step.causality-unchecked", params={"why": why})
         return
     evidence = {N_("collator"): training_run.collator_source, **result.describe()}

@@ -112,7 +112,7 @@ def train_failed(training_run, exc: BaseException) -> ProbeStop:
         variant = "other"
     return ProbeStop(fail(
         "step.forward-fails", variant, evidence=described,
-        params={"error": message, "exception": type(exc).__name__, "trainer": described[N_("trainer")],
+        params={"error": loading.message_words(exc), "exception": type(exc).__name__, "trainer": described[N_("trainer")],
                 "trainer_from": described[N_("trainer from")], "collator": described[N_("collator")],
                 "collator_from": described[N_("collator from")]},
     ))
