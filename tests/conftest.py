@@ -22,6 +22,24 @@ from pages import write_pages
 from dsocr_probe.demo.target import CACHE_ENV
 
 
+def _import_the_package() -> None:
+    """Every module of the package, loaded before any in-process run: one that a run imported first
+    would be dropped after it and imported anew by the next, and a test holding the old module (or an
+    object of one of its classes) would no longer see what the probes use."""
+    import importlib
+    import pkgutil
+
+    import dsocr_probe
+
+    for info in pkgutil.walk_packages(dsocr_probe.__path__, "dsocr_probe."):
+        if info.name.endswith("__main__") or ".standin.files" in info.name:
+            continue
+        importlib.import_module(info.name)
+
+
+_import_the_package()
+
+
 def pytest_configure(config):
     # The tests build the demo target into a cache of their own, removed at the end, never into the
     # user's ~/.cache (CI sets its own). `pytest --dsocr-probe` run here keeps the usual cache.

@@ -49,7 +49,9 @@ def test_the_detector_finds_english_and_leaves_russian_code_and_quotes():
 
 
 def _russian_run(pytester, *args):
-    result = pytester.runpytest("--dsocr-probe", "--dsocr-lang", "ru", "--dsocr-report-dir", "reports", *args)
+    # In a process of its own: an in-process run would leave modules imported anew beside the ones other
+    # tests hold (pytester restores sys.modules after each run).
+    result = pytester.runpytest_subprocess("--dsocr-probe", "--dsocr-lang", "ru", "--dsocr-report-dir", "reports", *args)
     (md,) = (pytester.path / "reports").glob("*.md")
     return result, md.read_text(encoding="utf-8")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from .. import codescan
-from ..codescan import RemoteCode
+from ..codescan import AutoMapEntry, RemoteCode
 from ..findings import Finding, Status, fail, passed, warn
 from ..inputs import pinning
 from ..inputs.target import download_command
@@ -73,8 +73,7 @@ def _yes_no(value: bool) -> dict:
 
 def _loader(by) -> str | dict:
     """What makes transformers load a module: the auto_map entry as written, or the import naming it."""
-    # By its fields, not its class: a pytest run in a process that ran one before may hold both copies.
-    return str(by) if hasattr(by, "auto_class") else M(N_("import at %(where)s"), where=by.where)
+    return str(by) if isinstance(by, AutoMapEntry) else M(N_("import at %(where)s"), where=by.where)
 
 
 def _revision(target) -> str | dict:
