@@ -27,3 +27,22 @@ def test_the_import_contracts_are_kept():
 def test_every_probe_is_in_the_independence_contract():
     (independence,) = [c for c in contracts() if c["type"] == "independence"]
     assert independence["modules"] == [f"dsocr_probe.probes.{spec.module}" for spec in PROBES]
+
+
+SERVICES = ("inputs", "model", "collators", "codescan", "knowledge", "demo")
+FINDING_MAKERS = {"Finding", "passed", "warn", "fail", "skip", "ProbeStop", "probe_error", "finding_of"}
+
+
+def test_services_never_make_findings():
+    """Below the probes, a bad input is an InputError (code and params); only the probe layer makes findings."""
+    import ast
+
+    made = []
+    for package in SERVICES:
+        for path in sorted((ROOT / "dsocr_probe" / package).rglob("*.py")):
+            if "standin/files" in path.as_posix():
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) in FINDING_MAKERS:
+                    made.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not made, "findings made below the probes:\n" + "\n".join(made)
