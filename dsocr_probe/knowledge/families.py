@@ -80,13 +80,13 @@ class Family:
 
 
 QWEN_MERGE = (
-    Agreement("merge_size", "vision_config.spatial_merge_size", "patches merged per side"),
-    Agreement("patch_size", "vision_config.patch_size", "patch size"),
-    Agreement("temporal_patch_size", "vision_config.temporal_patch_size", "temporal patch size"),
+    Agreement("merge_size", "vision_config.spatial_merge_size", N_("patches merged per side")),
+    Agreement("patch_size", "vision_config.patch_size", N_("patch size")),
+    Agreement("temporal_patch_size", "vision_config.temporal_patch_size", N_("temporal patch size")),
 )
-GEMMA_SEQ = (Agreement("image_seq_length", "mm_tokens_per_image", "image tokens per image"),)
-PALIGEMMA_SEQ = (Agreement("image_seq_length", "text_config.num_image_tokens", "image tokens per image"),)
-LLAVA_PATCH = (Agreement("patch_size", "vision_config.patch_size", "patch size"),)
+GEMMA_SEQ = (Agreement("image_seq_length", "mm_tokens_per_image", N_("image tokens per image")),)
+PALIGEMMA_SEQ = (Agreement("image_seq_length", "text_config.num_image_tokens", N_("image tokens per image")),)
+LLAVA_PATCH = (Agreement("patch_size", "vision_config.patch_size", N_("patch size")),)
 
 FAMILIES: tuple[Family, ...] = (
     Family("deepseek-ocr-v1", ("DeepseekOCR",), V1_BUILDER, placeholder="<image>",

@@ -84,7 +84,7 @@ def _image_token(target, processor, tokenizer, takes_images: bool) -> Iterable[F
         N_("vocabulary"): len(tokenizer),
     }
     if family.guessed:
-        evidence[N_("guessed rules")] = "; ".join(family.guessed)
+        evidence[N_("guessed rules")] = [M(rule) for rule in family.guessed]
     if token_id is None or (unk is not None and token_id == unk):
         yield fail("processor.no-image-token", evidence=evidence, params={"token": token})
         return
@@ -155,5 +155,5 @@ def _agreements(target, config, processor) -> Iterable[Finding]:
         yield fail(
             "processor.model-mismatch",
             params={"setting": rule.processor, "processor_value": theirs, "config_path": rule.config,
-                    "model_value": ours, "what": rule.what, "file": saved},
+                    "model_value": ours, "what": M(rule.what), "file": saved},
         )
