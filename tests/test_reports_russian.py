@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import re
-import textwrap
 
 import pytest
 from pages import write_pages
-from test_seed_replay import REPLAY_CONFTEST, TEAM_COLLATOR, TEAM_CONFIG
+from test_seed_replay import team_project  # noqa: F401  (the seed team's project, a fixture)
 
 # What is not prose: code spans and fenced code, quoted text (an error message as the library prints it),
 # links and paths.
@@ -72,16 +71,7 @@ def test_the_demo_report_in_russian(pytester):
     _assert_russian(result, markdown)
 
 
-def test_the_seed_replay_in_russian(pytester, v1_model):
-    root = pytester.path
-    write_pages(root / "data" / "processed" / "train", ["Привет мир", "рукописный текст", "третья строка"])
-    write_pages(root / "data" / "processed" / "val", ["проверка"])
-    pytester.makeconftest(REPLAY_CONFTEST)
-    (root / "utils").mkdir()
-    (root / "utils" / "__init__.py").write_text("")
-    (root / "utils" / "collate.py").write_text(TEAM_COLLATOR)
-    (root / "configs").mkdir()
-    (root / "configs" / "training_config.yaml").write_text(textwrap.dedent(TEAM_CONFIG))
+def test_the_seed_replay_in_russian(pytester, team_project, v1_model):
     result, markdown = _russian_run(pytester, "--dsocr-model", str(v1_model),
                                     "--dsocr-train-config", "configs/training_config.yaml")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
