@@ -11,9 +11,10 @@ import pytest
 from pages import write_pages
 from test_seed_replay import team_project  # noqa: F401  (the seed team's project, a fixture)
 
-# What is not prose: code spans and fenced code, quoted text (an error message as the library prints it),
+# What is not prose: code spans, quoted text and an exception with its message (as the library prints them),
 # links and paths.
 NOT_PROSE = [
+    re.compile(r"\b[A-Z]\w*(?:Error|Exception)\b: .*"),
     re.compile(r"`[^`\n]*`"),
     re.compile(r"(?<![\w])'[^'\n]*'(?![\w])"),
     re.compile(r'"[^"\n]*"'),
@@ -45,6 +46,7 @@ def test_the_detector_finds_english_and_leaves_russian_code_and_quotes():
     assert english_sentences("The run can start; read the warnings first") != []
     assert english_sentences("Проверьте `pip install 'peft==0.17.1'` и 'No module named transformers.x'") == []
     assert english_sentences("| torch | 2.13.0+cpu | не установлен | DeepseekOCRForCausalLM |") == []
+    assert english_sentences("processor(...) → TypeError: f() got an unexpected keyword argument 'images'") == []
 
 
 def _russian_run(pytester, *args):
