@@ -15,7 +15,6 @@ from .catalog import (
     Text,
     UnknownMessage,
     all_texts,
-    gettext_,
     has,
     lookup,
     ref,
@@ -25,6 +24,6 @@ from .catalog import (
 )
 
 __all__ = [
-    "LANGUAGES", "NP_", "M", "N_", "Plural", "Rendered", "Text", "UnknownMessage", "all_texts", "gettext_", "has",
+    "LANGUAGES", "NP_", "M", "N_", "Plural", "Rendered", "Text", "UnknownMessage", "all_texts", "has",
     "lookup", "ref", "render_text", "translations", "word",
 ]

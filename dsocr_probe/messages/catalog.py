@@ -194,10 +194,6 @@ def is_ref(value: Any) -> bool:
     return isinstance(value, dict) and {"code", "variant", "params"} <= set(value)
 
 
-def gettext_(msgid: str, lang: str) -> str:
-    return translations(lang).gettext(msgid) if msgid else ""
-
-
 def word(value: Any, lang: str) -> Any:
     """A param, evidence or table value in ``lang``: messages worded, anything else as it is."""
     if is_message(value):
